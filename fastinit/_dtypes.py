@@ -1,0 +1,71 @@
+"""Output dtypes: which are supported, and which of their values bound a range."""
+
+import numpy as np
+
+SUPPORTED = ("float16", "bfloat16", "float32", "float64")
+
+
+def bfloat16():
+    """The bfloat16 dtype from ml_dtypes (imported on first use)."""
+    try:
+        import ml_dtypes
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise TypeError("dtype bfloat16 needs the ml_dtypes package "
+                        "(pip install ml_dtypes)") from exc
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def resolve(dtype):
+    """A supported output dtype as ``np.dtype``; TypeError naming anything else."""
+    if isinstance(dtype, str) and dtype == "bfloat16":
+        return bfloat16()
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError:
+        resolved = None
+    if resolved is None or resolved.name not in SUPPORTED:
+        raise TypeError(f"Unsupported dtype: expected one of {', '.join(SUPPORTED)}. "
+                        f"Received: dtype={dtype!r}")
+    return resolved
+
+
+def is_wide(dtype):
+    """True when values are computed in float64 (the f64 family of the stream)."""
+    return np.dtype(dtype) == np.float64
+
+
+def working_type(dtype):
+    return np.float64 if is_wide(dtype) else np.float32
+
+
+def _neighbour(dtype, value, upward):
+    """The next representable ``dtype`` value after ``value`` (itself a ``dtype`` value)."""
+    v = np.asarray(value, dtype=dtype)
+    if dtype.itemsize == 2 and dtype.name == "bfloat16":
+        if np.isinf(v) and (v > 0) == upward:
+            return float(v)
+        if v == 0:
+            bits = np.uint16(1) if upward else np.uint16(0x8001)
+        else:
+            step = 1 if (v > 0) == upward else -1
+            bits = np.uint16(int(v.view(np.uint16)) + step)
+        return float(np.asarray(bits).view(dtype))
+    return float(np.nextafter(v, np.asarray(np.inf if upward else -np.inf, dtype=dtype)))
+
+
+def ceil(dtype, x):
+    """Smallest ``dtype`` value >= ``x``, as a Python float (may be +-inf)."""
+    v = float(np.asarray(x, dtype=np.float64).astype(dtype))
+    return _neighbour(dtype, v, True) if v < x else v
+
+
+def floor(dtype, x):
+    """Largest ``dtype`` value <= ``x``, as a Python float (may be +-inf)."""
+    v = float(np.asarray(x, dtype=np.float64).astype(dtype))
+    return _neighbour(dtype, v, False) if v > x else v
+
+
+def below(dtype, x):
+    """Largest ``dtype`` value < ``x``."""
+    v = floor(dtype, x)
+    return _neighbour(dtype, v, False) if v == x else v

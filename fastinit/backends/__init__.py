@@ -1,0 +1,64 @@
+"""Backends: one narrow contract, several implementations.
+
+A backend is a module with a ``fill(dist, key, out, run_starts, run_length)``
+function that writes ``out`` (1-D, C-contiguous, the output dtype), which
+holds ``len(run_starts)`` runs of ``run_length`` consecutive elements of the
+global tensor, run ``r`` starting at flat index ``run_starts[r]``. It follows
+:mod:`fastinit.stream` and nothing else: no validation, no regions, no dtype
+resolution happen here.
+"""
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+
+import numpy as np
+
+NAMES = ("numpy", "numba")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What to draw, as the stream's output stage sees it (see ``fastinit.stream``).
+
+    ``kind`` is ``stream.UNIFORM``, ``NORMAL`` or ``TRUNCATED_NORMAL``; ``wide``
+    selects the f64 family. ``x = loc + scale * (sign * z)`` is clamped to
+    ``[lo, hi]``. The truncated-normal fields come from
+    ``stream.truncated_normal_plan``.
+    """
+
+    kind: int
+    wide: bool
+    loc: float
+    scale: float
+    lo: float
+    hi: float
+    proposal: int = 0
+    alpha: float = 0.0
+    beta: float = 0.0
+    rate: float = 1.0
+    m2: float = 0.0
+    sign: float = 1.0
+
+    def params(self):
+        """The float parameters as one array in the working precision, kernel order."""
+        return np.array([self.loc, self.scale, self.lo, self.hi, self.alpha, self.beta,
+                         self.rate, self.m2, self.sign],
+                        dtype=np.float64 if self.wide else np.float32)
+
+
+def numba_available():
+    return importlib.util.find_spec("numba") is not None
+
+
+def get(name="auto"):
+    """The backend module called ``name`` ("auto": numba if installed, else numpy)."""
+    if name == "auto":
+        name = "numba" if numba_available() else "numpy"
+    if name not in NAMES:
+        raise ValueError(f"Unknown backend: expected 'auto' or one of {', '.join(NAMES)}. "
+                         f"Received: backend={name!r}")
+    if name == "numba" and not numba_available():
+        raise ValueError("backend='numba' needs the numba package (pip install numba). "
+                         "Received: backend='numba'")
+    return importlib.import_module(f"fastinit.backends.{name}_backend")

@@ -1,0 +1,114 @@
+"""The NumPy backend: the stream, vectorised over blocks, in bounded chunks.
+
+It needs nothing but NumPy and serves as the fallback when Numba is absent.
+Work is cut into pieces of at most ``PIECE_BLOCKS`` Philox blocks, so its
+temporary memory is a few MiB whatever the size of the output.
+"""
+
+import numpy as np
+
+from .. import stream
+
+PIECE_BLOCKS = 1 << 14
+
+
+def fill(dist, key, out, run_starts, run_length):
+    """Fill ``out`` with runs of the stream (see ``fastinit.backends``)."""
+    keys = stream.key_schedule(*key)
+    lanes = stream.LANES_F64 if dist.wide else stream.LANES_F32
+    run_starts = np.asarray(run_starts, dtype=np.int64)
+    piece = PIECE_BLOCKS * lanes
+    if run_length >= piece:
+        for r, start in enumerate(run_starts.tolist()):
+            for c in range(0, run_length, piece):
+                n = min(piece, run_length - c)
+                base = r * run_length + c
+                _fill_runs(dist, keys, lanes, out[base:base + n],
+                           np.array([start + c], dtype=np.int64), n)
+        return
+    group = max(1, piece // max(run_length, 1))
+    for g in range(0, len(run_starts), group):
+        starts = run_starts[g:g + group]
+        _fill_runs(dist, keys, lanes, out[g * run_length:(g + len(starts)) * run_length],
+                   starts, run_length)
+
+
+def _words(blocks, round_, keys):
+    """The four words of round ``round_`` of each block (uint64 block indices)."""
+    return stream.philox_block(
+        (blocks & np.uint64(0xFFFFFFFF)).astype(np.uint32),
+        (blocks >> np.uint64(32)).astype(np.uint32),
+        np.uint32(round_), np.uint32(0), keys)
+
+
+def _lanes(fn, words):
+    """Values of all lanes, shape (blocks, lanes)."""
+    return np.stack(fn(*words), axis=-1)
+
+
+def _log_lanes(wide):
+    if wide:
+        return lambda w0, w1, w2, w3: (stream.log_of_uniform_f64(w0, w1),
+                                       stream.log_of_uniform_f64(w2, w3))
+    return lambda *ws: tuple(stream.log_of_uniform_f32(w) for w in ws)
+
+
+def _candidates(dist, blocks, attempt, keys, ftype):
+    """Standardized values (and acceptance) of every lane of ``blocks``; shape (n, lanes)."""
+    wide = dist.wide
+    if dist.kind == stream.UNIFORM:
+        fn = stream.uniform_lanes_f64 if wide else stream.uniform_lanes_f32
+        return _lanes(fn, _words(blocks, 0, keys)), None
+    normal = stream.normal_lanes_f64 if wide else stream.normal_lanes_f32
+    if dist.kind == stream.NORMAL:
+        return _lanes(normal, _words(blocks, 0, keys)), None
+    first = _words(blocks, 2 * attempt, keys)
+    if dist.proposal == stream.PROPOSAL_NORMAL:
+        z_normal, u1, log_u1, log_u2 = _lanes(normal, first), None, None, None
+    else:
+        uniform = stream.uniform_lanes_f64 if wide else stream.uniform_lanes_f32
+        z_normal = None
+        u1 = _lanes(uniform, first)
+        log_u1 = _lanes(_log_lanes(wide), first)
+        log_u2 = _lanes(_log_lanes(wide), _words(blocks, 2 * attempt + 1, keys))
+    return stream.truncated_normal_candidate(
+        dist.proposal, z_normal, u1, log_u1, log_u2, ftype(dist.alpha), ftype(dist.beta),
+        ftype(dist.rate), ftype(dist.m2), ftype(0.0), ftype(2.0))
+
+
+def _fill_runs(dist, keys, lanes, out, starts, run_length):
+    ftype = np.float64 if dist.wide else np.float32
+    n_runs = len(starts)
+    n_blocks = (run_length + lanes - 2) // lanes + 1  # enough for any alignment
+    first = starts // lanes
+    blocks = (first[:, None] + np.arange(n_blocks, dtype=np.int64)).astype(np.uint64)
+    z, ok = _candidates(dist, blocks.reshape(-1), 0, keys, ftype)
+    cols = (starts % lanes)[:, None] + np.arange(run_length, dtype=np.int64)
+    z = np.take_along_axis(z.reshape(n_runs, -1), cols, axis=1)
+    if ok is not None:
+        ok = np.take_along_axis(ok.reshape(n_runs, -1), cols, axis=1)
+        rows, columns = np.nonzero(~ok)
+        if rows.size:
+            z[rows, columns] = _resample(dist, keys, lanes, starts[rows] + columns, ftype)
+    x = ftype(dist.loc) + ftype(dist.scale) * (ftype(dist.sign) * z)
+    np.clip(x, ftype(dist.lo), ftype(dist.hi), out=x)
+    np.copyto(out, x.reshape(-1), casting="unsafe")
+
+
+def _resample(dist, keys, lanes, index, ftype):
+    """Attempts 1, 2, ... for the rejected elements at global ``index``."""
+    result = np.empty(index.size, dtype=ftype)
+    pending = np.arange(index.size)
+    blocks = (index // lanes).astype(np.uint64)
+    lane = (index % lanes)[:, None]
+    for attempt in range(1, stream.MAX_ATTEMPTS):
+        z, ok = _candidates(dist, blocks[pending], attempt, keys, ftype)
+        z = np.take_along_axis(z, lane[pending], axis=1)[:, 0]
+        ok = np.take_along_axis(ok, lane[pending], axis=1)[:, 0]
+        last = attempt == stream.MAX_ATTEMPTS - 1
+        done = np.ones_like(ok) if last else ok
+        result[pending[done]] = z[done]
+        pending = pending[~done]
+        if not pending.size:
+            break
+    return result
