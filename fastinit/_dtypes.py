@@ -53,15 +53,21 @@ def _neighbour(dtype, value, upward):
     return float(np.nextafter(v, np.asarray(np.inf if upward else -np.inf, dtype=dtype)))
 
 
+def _nearest(dtype, x):
+    """``x`` rounded to ``dtype`` (inf beyond its range, without an overflow warning)."""
+    with np.errstate(over="ignore"):
+        return float(np.asarray(x, dtype=np.float64).astype(dtype))
+
+
 def ceil(dtype, x):
     """Smallest ``dtype`` value >= ``x``, as a Python float (may be +-inf)."""
-    v = float(np.asarray(x, dtype=np.float64).astype(dtype))
+    v = _nearest(dtype, x)
     return _neighbour(dtype, v, True) if v < x else v
 
 
 def floor(dtype, x):
     """Largest ``dtype`` value <= ``x``, as a Python float (may be +-inf)."""
-    v = float(np.asarray(x, dtype=np.float64).astype(dtype))
+    v = _nearest(dtype, x)
     return _neighbour(dtype, v, False) if v > x else v
 
 

@@ -95,7 +95,7 @@ def normalize_shape(shape):
             raise ValueError(f"shape must not contain negative dimensions. "
                              f"Received: shape={tuple(shape)!r}")
         dims.append(d)
-    if math.prod(dims) >= MAX_ELEMENTS:
+    if math.prod(dims) >= MAX_ELEMENTS or any(d >= MAX_ELEMENTS for d in dims):
         raise ValueError(f"shape has too many elements ({math.prod(dims)}, the limit is "
                          f"2**62). Received: shape={tuple(dims)!r}")
     return tuple(dims)

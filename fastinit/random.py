@@ -278,7 +278,8 @@ class _Target:
         self.out = out
 
     def fill(self, dist):
-        params = dist.params()
+        with np.errstate(over="ignore"):  # reported just below, as a ValueError
+            params = dist.params()
         if not np.all(np.isfinite(params[:2])):
             raise ValueError(f"parameters overflow {self.dtype.name}'s working precision. "
                              f"Received: loc={dist.loc}, scale={dist.scale}")

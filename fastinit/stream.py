@@ -42,7 +42,7 @@ Bits to floats (only + - * / sqrt, in the order written, no FMA)
 
 Normal (Box-Muller)
     f32: lanes (0, 1) come from words (w0, w1), lanes (2, 3) from (w2, w3):
-    ``r = sqrt(max(-2 * ln_u(w_even), 0))``, ``(cos t, sin t) = angle(w_odd)``,
+    ``r = sqrt(v if v > 0 else +0.0)`` with ``v = -2 * ln_u(w_even)``, ``(cos t, sin t) = angle(w_odd)``,
     even lane ``r * cos t``, odd lane ``r * sin t``. f64: lane 0 and lane 1
     are ``r * cos t`` and ``r * sin t`` with the radius from words (w0, w1)
     and the angle from (w2, w3).
@@ -52,7 +52,9 @@ Output
     family, float64 for f64), then clamped to ``[lo, hi]``, two values
     exactly representable in the output dtype, then rounded once to the output
     dtype (round to nearest even). Uniform: ``loc = low``,
-    ``scale = high - low``, ``hi`` is the largest output value below ``high``.
+    ``scale = high - low``, ``lo`` the smallest output value >= ``low``, ``hi``
+    the largest output value below ``high`` (``low == high``: both are
+    ``low`` rounded to the output dtype).
     Normal: ``loc = mean``, ``scale = std``, no clamp. Truncated normal:
     ``loc = mean``, ``scale = std``, ``[lo, hi]`` the output values inside
     ``[a, b]``.
@@ -78,9 +80,12 @@ Truncated normal (rejection, per element)
     Attempt ``k`` (0, 1, ...) of element ``i`` takes ``u1`` (or its log) from
     its lane in round ``2k`` and ``ln u2`` from its lane in round ``2k + 1``:
     a rejection never shifts another element. Every proposal accepts at
-    least about 30% of draws, so after :data:`MAX_ATTEMPTS` attempts (failure
-    probability below 1e-39) the last candidate is clamped into the bounds
-    instead of looping on. The accepted ``z`` is multiplied by ``sign``.
+    least about 45% of draws, so after :data:`MAX_ATTEMPTS` attempts (failure
+    probability below 1e-66) the last candidate is kept (and the output clamp
+    keeps it inside the bounds) instead of looping on. The accepted ``z`` is
+    multiplied by ``sign``. ``std == 0`` uses ``alpha = -inf, beta = inf``;
+    bounds more than 1e15 std away on the open side count as infinite
+    (``fastinit.random``).
 
 Compatibility guarantee
 -----------------------
@@ -128,12 +133,13 @@ _U32_LOW31 = np.uint32(0x7FFFFFFF)
 _U32_11, _U32_6 = np.uint32(11), np.uint32(6)
 _U64_1, _U64_21, _U64_26, _U64_52 = (np.uint64(v) for v in (1, 21, 26, 52))
 _U64_MANT52 = np.uint64(0x000FFFFFFFFFFFFF)
+_U64_FRAC50 = np.uint64((1 << 50) - 1)
+_U64_61 = np.uint64(61)
+_U32_ALL, _U64_ALL = np.uint32(0xFFFFFFFF), np.uint64(0xFFFFFFFFFFFFFFFF)
 _U64_ONE_F64 = np.uint64(0x3FF0000000000000)
 _I32_BIAS_PLUS_32 = np.int32(127 + 32)  # exponent bias, plus 32 for the 2**-32 scale
 _I64_BIAS_PLUS_63 = np.int64(1023 + 63)
 _I32_1, _I64_1 = np.int32(1), np.int64(1)
-_I32_2_24 = np.int32(1 << 24)
-_I64_2_50 = np.int64(1 << 50)
 
 _F32_2M24 = _F32(2.0**-24)
 _F64_2M50 = _F64(2.0**-50)
@@ -143,6 +149,8 @@ _F32_ONE, _F64_ONE = _F32(1.0), _F64(1.0)
 _F32_TWO, _F64_TWO = _F32(2.0), _F64(2.0)
 _F32_ZERO, _F64_ZERO = _F32(0.0), _F64(0.0)
 _F32_SQRT2, _F64_SQRT2 = _F32(math.sqrt(2.0)), _F64(math.sqrt(2.0))
+_U32_SQRT2_BITS = _F32_SQRT2.view(np.uint32)  # positive floats order like their bits
+_U64_SQRT2_BITS = _F64_SQRT2.view(np.uint64)
 _F32_PIO4, _F64_PIO4 = _F32(math.pi / 4), _F64(math.pi / 4)
 
 # ln 2 split so that q * LN2_HI is exact (fdlibm / musl).
@@ -172,12 +180,8 @@ _F64_COS = tuple(_F64(v) for v in (-1.13585365213876817300e-11, 2.08757008419747
 # The element functions below are written once and run unchanged on NumPy
 # arrays (the NumPy backend), on NumPy scalars (the reference) and, compiled by
 # Numba, on machine scalars (kernels.numba_kernels registers them and gives
-# these primitives scalar implementations).
-
-
-def where(cond, a, b):
-    """Elementwise select (NumPy: ``np.where``; Numba: a conditional)."""
-    return np.where(cond, a, b)
+# these primitives scalar implementations). Selections are done with bit
+# masks and arithmetic, not branches: exact, and fast on both.
 
 
 def f32_bits(x):
@@ -239,13 +243,12 @@ def uniform_f32(w):
 
 
 def log_of_uniform_f32(w):
-    """``ln(u)`` for ``u = float32(w | 1) * 2**-32`` in ``(0, 1]``."""
+    """``ln(u)`` for ``u = float32(w | 1) * 2**-32`` in ``(0, 1]``; never positive."""
     bits = f32_bits(np.float32(w | _U32_1))
-    e = np.int32(bits >> _U32_23) - _I32_BIAS_PLUS_32
-    f = bits_f32(np.uint32((bits & _U32_MANT23) | _U32_ONE_F32))
-    big = f > _F32_SQRT2
-    f = where(big, f * _F32_HALF, f)
-    e = where(big, e + _I32_1, e)
+    mantissa = (bits & _U32_MANT23) | _U32_ONE_F32  # f in [1, 2) ...
+    big = np.uint32(mantissa > _U32_SQRT2_BITS)     # ... halved above sqrt(2), exactly
+    f = bits_f32(np.uint32(mantissa - (big << _U32_23)))
+    e = np.int32(bits >> _U32_23) - _I32_BIAS_PLUS_32 + np.int32(big)
     t = f - _F32_ONE
     s = t / (_F32_TWO + t)
     z = s * s
@@ -266,30 +269,33 @@ def _sin_cos_poly_f32(x):
     return sin, cos
 
 
-def _octant_cos_sin(octant, sin, cos):
-    """Map (sin, cos) of the reduced angle to (cos, sin) of the full angle."""
-    swap = ((octant + _U32_1) >> _U32_1) & _U32_1
-    c = where(swap == _U32_1, sin, cos)
-    s = where(swap == _U32_1, cos, sin)
-    # cos < 0 in octants 2..5, sin < 0 in octants 4..7
-    c = where(((octant + _U32_2) & _U32_7) >= _U32_4, -c, c)
-    s = where(octant >= _U32_4, -s, s)
-    return c, s
+def _octant_cos_sin_f32(octant, sin, cos):
+    """Map (sin, cos) of the reduced angle to (cos, sin) of the full angle.
 
+    Octants 1, 2, 5, 6 swap the two; cos is negative in octants 2..5, sin in
+    4..7. Done on the bits (select by mask, flip the sign bit): exact, and no
+    branches.
+    """
+    swap = np.uint32((((octant + _U32_1) >> _U32_1) & _U32_1) * _U32_ALL)  # all ones: swap
+    sb, cb = f32_bits(sin), f32_bits(cos)
+    c = np.uint32((sb & swap) | (cb & ~swap)) ^ np.uint32(((octant + _U32_2) & _U32_4) << _U32_29)
+    s = np.uint32((cb & swap) | (sb & ~swap)) ^ np.uint32((octant & _U32_4) << _U32_29)
+    return bits_f32(c), bits_f32(s)
 
 
 def cos_sin_f32(w):
     """``(cos t, sin t)`` for ``t = 2*pi * w / 2**32`` (low 5 bits dropped)."""
     octant = w >> _U32_29
-    frac = np.int32((w >> _U32_5) & _U32_FRAC24)
-    odd = (octant & _U32_1) == _U32_1
-    frac = where(odd, _I32_2_24 - frac, frac)
+    odd = octant & _U32_1
+    # fraction of the octant, complemented (2**24 - frac) in odd octants
+    frac = (((w >> _U32_5) & _U32_FRAC24) ^ np.uint32(odd * _U32_FRAC24)) + odd
     sin, cos = _sin_cos_poly_f32(np.float32(frac) * _F32_2M24 * _F32_PIO4)
-    return _octant_cos_sin(octant, sin, cos)
+    return _octant_cos_sin_f32(octant, sin, cos)
 
 
 def box_muller_f32(w_radius, w_angle):
-    r = np.sqrt(np.maximum(_F32(-2.0) * log_of_uniform_f32(w_radius), _F32_ZERO))
+    # ln u <= 0, so 0 - 2 ln u >= 0, and +0.0 (not -0.0) when u == 1
+    r = np.sqrt(_F32_ZERO - _F32_TWO * log_of_uniform_f32(w_radius))
     c, s = cos_sin_f32(w_angle)
     return r * c, r * s
 
@@ -303,14 +309,13 @@ def uniform_f64(hi, lo):
 
 
 def log_of_uniform_f64(hi, lo):
-    """``ln(u)`` for ``u = float64(((hi & 0x7fffffff) << 32 | lo) | 1) * 2**-63``."""
+    """``ln(u)`` for ``u = float64(((hi & 0x7fffffff) << 32 | lo) | 1) * 2**-63``; never positive."""
     m = (np.uint64(hi & _U32_LOW31) << _U64_32) | np.uint64(lo) | _U64_1
     bits = f64_bits(np.float64(np.int64(m)))
-    e = np.int64(bits >> _U64_52) - _I64_BIAS_PLUS_63
-    f = bits_f64(np.uint64((bits & _U64_MANT52) | _U64_ONE_F64))
-    big = f > _F64_SQRT2
-    f = where(big, f * _F64_HALF, f)
-    e = where(big, e + _I64_1, e)
+    mantissa = (bits & _U64_MANT52) | _U64_ONE_F64
+    big = np.uint64(mantissa > _U64_SQRT2_BITS)
+    f = bits_f64(np.uint64(mantissa - (big << _U64_52)))
+    e = np.int64(bits >> _U64_52) - _I64_BIAS_PLUS_63 + np.int64(big)
     t = f - _F64_ONE
     s = t / (_F64_TWO + t)
     z = s * s
@@ -332,18 +337,27 @@ def _sin_cos_poly_f64(x):
     return sin, cos
 
 
+def _octant_cos_sin_f64(octant, sin, cos):
+    """:func:`_octant_cos_sin_f32` on float64 bits."""
+    swap = np.uint64(((octant + _U32_1) >> _U32_1) & _U32_1) * _U64_ALL
+    sb, cb = f64_bits(sin), f64_bits(cos)
+    c = np.uint64((sb & swap) | (cb & ~swap)) ^ (np.uint64((octant + _U32_2) & _U32_4) << _U64_61)
+    s = np.uint64((cb & swap) | (sb & ~swap)) ^ (np.uint64(octant & _U32_4) << _U64_61)
+    return bits_f64(c), bits_f64(s)
+
+
 def cos_sin_f64(hi, lo):
     """``(cos t, sin t)`` for ``t = 2*pi * (hi:lo) / 2**64`` (low 11 bits dropped)."""
     octant = hi >> _U32_29
-    frac = np.int64((np.uint64(hi & _U32_FRAC29) << _U64_21) | np.uint64(lo >> _U32_11))
-    odd = (octant & _U32_1) == _U32_1
-    frac = where(odd, _I64_2_50 - frac, frac)
-    sin, cos = _sin_cos_poly_f64(np.float64(frac) * _F64_2M50 * _F64_PIO4)
-    return _octant_cos_sin(octant, sin, cos)
+    odd = np.uint64(octant & _U32_1)
+    frac = (np.uint64(hi & _U32_FRAC29) << _U64_21) | np.uint64(lo >> _U32_11)
+    frac = (frac ^ (odd * _U64_FRAC50)) + odd  # 2**50 - frac in odd octants
+    sin, cos = _sin_cos_poly_f64(np.float64(np.int64(frac)) * _F64_2M50 * _F64_PIO4)
+    return _octant_cos_sin_f64(octant, sin, cos)
 
 
 def box_muller_f64(r_hi, r_lo, a_hi, a_lo):
-    r = np.sqrt(np.maximum(_F64(-2.0) * log_of_uniform_f64(r_hi, r_lo), _F64_ZERO))
+    r = np.sqrt(_F64_ZERO - _F64_TWO * log_of_uniform_f64(r_hi, r_lo))
     c, s = cos_sin_f64(a_hi, a_lo)
     return r * c, r * s
 

@@ -33,12 +33,35 @@ def fill(dist, key, out, run_starts, run_length):
                    starts, run_length)
 
 
+_MASK32 = np.uint64(0xFFFFFFFF)
+_SHIFT32 = np.uint64(32)
+
+
 def _words(blocks, round_, keys):
-    """The four words of round ``round_`` of each block (uint64 block indices)."""
-    return stream.philox_block(
-        (blocks & np.uint64(0xFFFFFFFF)).astype(np.uint32),
-        (blocks >> np.uint64(32)).astype(np.uint32),
-        np.uint32(round_), np.uint32(0), keys)
+    """The four words of round ``round_`` of each block (uint64 block indices).
+
+    ``stream.philox_block`` computed on uint64 arrays holding 32-bit values,
+    in place: the same rounds without a cast per operation.
+    """
+    c0 = blocks & _MASK32
+    c1 = blocks >> _SHIFT32
+    c2 = np.full_like(c0, round_)
+    c3 = np.zeros_like(c0)
+    p0 = np.empty_like(c0)
+    p1 = np.empty_like(c0)
+    for r in range(stream.PHILOX_ROUNDS):
+        np.multiply(c0, stream.PHILOX_M0, out=p0)
+        np.multiply(c2, stream.PHILOX_M1, out=p1)
+        # (c0, c1, c2, c3) <- (hi(p1) ^ c1 ^ k0, lo(p1), hi(p0) ^ c3 ^ k1, lo(p0))
+        np.right_shift(p1, _SHIFT32, out=c0)
+        np.bitwise_xor(c0, c1, out=c0)
+        np.bitwise_xor(c0, np.uint64(keys[2 * r]), out=c0)
+        np.bitwise_and(p1, _MASK32, out=c1)
+        np.right_shift(p0, _SHIFT32, out=c2)
+        np.bitwise_xor(c2, c3, out=c2)
+        np.bitwise_xor(c2, np.uint64(keys[2 * r + 1]), out=c2)
+        np.bitwise_and(p0, _MASK32, out=c3)
+    return tuple(c.astype(np.uint32) for c in (c0, c1, c2, c3))
 
 
 def _lanes(fn, words):
@@ -83,16 +106,25 @@ def _fill_runs(dist, keys, lanes, out, starts, run_length):
     first = starts // lanes
     blocks = (first[:, None] + np.arange(n_blocks, dtype=np.int64)).astype(np.uint64)
     z, ok = _candidates(dist, blocks.reshape(-1), 0, keys, ftype)
-    cols = (starts % lanes)[:, None] + np.arange(run_length, dtype=np.int64)
-    z = np.take_along_axis(z.reshape(n_runs, -1), cols, axis=1)
+    z = z.reshape(n_runs, -1)
+    if n_runs == 1:  # one run: a slice, no gather
+        head = int(starts[0] % lanes)
+        z = z[:, head:head + run_length]
+        ok = None if ok is None else ok.reshape(1, -1)[:, head:head + run_length]
+    else:
+        cols = (starts % lanes)[:, None] + np.arange(run_length, dtype=np.int64)
+        z = np.take_along_axis(z, cols, axis=1)
+        ok = None if ok is None else np.take_along_axis(ok.reshape(n_runs, -1), cols, axis=1)
     if ok is not None:
-        ok = np.take_along_axis(ok.reshape(n_runs, -1), cols, axis=1)
         rows, columns = np.nonzero(~ok)
         if rows.size:
             z[rows, columns] = _resample(dist, keys, lanes, starts[rows] + columns, ftype)
-    x = ftype(dist.loc) + ftype(dist.scale) * (ftype(dist.sign) * z)
-    np.clip(x, ftype(dist.lo), ftype(dist.hi), out=x)
-    np.copyto(out, x.reshape(-1), casting="unsafe")
+    # x = loc + scale * (sign * z), clamped: the stream's output stage, in place.
+    np.multiply(z, ftype(dist.sign), out=z)
+    np.multiply(z, ftype(dist.scale), out=z)
+    np.add(z, ftype(dist.loc), out=z)
+    np.clip(z, ftype(dist.lo), ftype(dist.hi), out=z)
+    np.copyto(out.reshape(z.shape), z, casting="unsafe")
 
 
 def _resample(dist, keys, lanes, index, ftype):
