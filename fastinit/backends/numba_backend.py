@@ -15,13 +15,10 @@ def fill(dist, key, out, run_starts, run_length):
     """Fill ``out`` with runs of the stream (see ``fastinit.backends``)."""
     run_starts = np.ascontiguousarray(run_starts, dtype=np.int64)
     keys = stream.key_schedule(*key)
-    if dist.wide:
-        kernel, target, out_kind = kernels.fill_f64, out, kernels.OUT_NATIVE
-    elif out.dtype == np.float32:
-        kernel, target, out_kind = kernels.fill_f32, out, kernels.OUT_NATIVE
+    if out.dtype.itemsize != 2:
+        target, out_kind = out, kernels.OUT_NATIVE
     else:
         target = out.view(np.uint16)
         out_kind = kernels.OUT_FLOAT16 if out.dtype == np.float16 else kernels.OUT_BFLOAT16
-        kernel = kernels.fill_f32
-    kernel(target, out_kind, run_starts, run_length, keys, dist.kind, dist.proposal,
-           dist.params(), numba.get_num_threads())
+    kernels.fill(target, out_kind, run_starts, run_length, keys, dist.kind, dist.proposal,
+                 dist.params(), numba.get_num_threads())

@@ -322,49 +322,52 @@ def _task_bounds(run_starts, run_length, task, tasks_per_run, lanes):
     return run, c, n, first, first // lanes, (first + n + lanes - 1) // lanes
 
 
+def _lanes(x):
+    """Lanes per block for the precision of ``x`` (``stream.LANES_F32`` / ``_F64``)."""
+
+
+@overload(_lanes, jit_options={"forceinline": True})
+def _lanes_by_precision(x):
+    lanes = stream.LANES_F64 if x == types.float64 else stream.LANES_F32
+    return lambda x: lanes
+
+
+def _fill_blocks(buf, b0, b1, keys, kind, proposal, alpha, beta, rate, m2):
+    """``_fill_blocks_f32`` or ``_f64``, chosen by the precision of ``buf``."""
+
+
+@overload(_fill_blocks, jit_options={"forceinline": True, "error_model": "numpy"})
+def _fill_blocks_by_precision(buf, b0, b1, keys, kind, proposal, alpha, beta, rate, m2):
+    chosen = _fill_blocks_f64 if buf.dtype == types.float64 else _fill_blocks_f32
+    return lambda buf, b0, b1, keys, kind, proposal, alpha, beta, rate, m2: chosen(
+        buf, b0, b1, keys, kind, proposal, alpha, beta, rate, m2)
+
+
 @njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def fill_f32(out, out_kind, run_starts, run_length, keys, kind, proposal, params, n_threads):
-    """Fill ``out`` (float32, or uint16 bits of float16/bfloat16) with runs of the stream."""
+def fill(out, out_kind, run_starts, run_length, keys, kind, proposal, params, n_threads):
+    """Fill ``out`` with runs of the stream (the backend contract, compiled).
+
+    ``params`` (kernel order, see ``backends.Distribution.params``) is float32
+    for the f32 family, float64 for f64; ``out`` is float32 or float64, or the
+    uint16 bits of float16/bfloat16 (``out_kind``).
+    """
     loc, scale, lo, hi = params[0], params[1], params[2], params[3]
     alpha, beta, rate, m2, sign = params[4], params[5], params[6], params[7], params[8]
+    lanes = _lanes(loc)
     tasks_per_run = (run_length + TASK - 1) // TASK
     n_tasks = run_starts.size * tasks_per_run
     n_workers = min(n_threads, n_tasks)
     for worker in prange(n_workers):
-        buf = np.empty(TASK + 2 * stream.LANES_F32, dtype=np.float32)
+        buf = np.empty(TASK + 2 * lanes, dtype=params.dtype)
         pending = np.empty(TASK, dtype=np.int64)
-        zs = np.empty(TASK, dtype=np.float32)
+        zs = np.empty(TASK, dtype=params.dtype)
         oks = np.empty(TASK, dtype=np.bool_)
         for task in range(worker, n_tasks, n_workers):
             run, c, n, first, b0, b1 = _task_bounds(run_starts, run_length, task,
-                                                    tasks_per_run, stream.LANES_F32)
-            _fill_blocks_f32(buf, b0, b1, keys, kind, proposal, alpha, beta, rate, m2)
-            head = first - b0 * stream.LANES_F32
+                                                    tasks_per_run, lanes)
+            _fill_blocks(buf, b0, b1, keys, kind, proposal, alpha, beta, rate, m2)
+            head = first - b0 * lanes
             if kind == stream.TRUNCATED_NORMAL:
-                _resample(buf, head, n, b0 * stream.LANES_F32, keys, proposal, alpha, beta, rate, m2,
-                          pending, zs, oks)
-            _store(out, run * run_length + c, buf, head, n, out_kind, loc, scale, lo, hi, sign)
-
-
-@njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def fill_f64(out, out_kind, run_starts, run_length, keys, kind, proposal, params, n_threads):
-    """Fill float64 ``out`` with runs of the stream."""
-    loc, scale, lo, hi = params[0], params[1], params[2], params[3]
-    alpha, beta, rate, m2, sign = params[4], params[5], params[6], params[7], params[8]
-    tasks_per_run = (run_length + TASK - 1) // TASK
-    n_tasks = run_starts.size * tasks_per_run
-    n_workers = min(n_threads, n_tasks)
-    for worker in prange(n_workers):
-        buf = np.empty(TASK + 2 * stream.LANES_F64, dtype=np.float64)
-        pending = np.empty(TASK, dtype=np.int64)
-        zs = np.empty(TASK, dtype=np.float64)
-        oks = np.empty(TASK, dtype=np.bool_)
-        for task in range(worker, n_tasks, n_workers):
-            run, c, n, first, b0, b1 = _task_bounds(run_starts, run_length, task,
-                                                    tasks_per_run, stream.LANES_F64)
-            _fill_blocks_f64(buf, b0, b1, keys, kind, proposal, alpha, beta, rate, m2)
-            head = first - b0 * stream.LANES_F64
-            if kind == stream.TRUNCATED_NORMAL:
-                _resample(buf, head, n, b0 * stream.LANES_F64, keys, proposal, alpha, beta, rate, m2,
+                _resample(buf, head, n, b0 * lanes, keys, proposal, alpha, beta, rate, m2,
                           pending, zs, oks)
             _store(out, run * run_length + c, buf, head, n, out_kind, loc, scale, lo, hi, sign)
