@@ -1,0 +1,116 @@
+"""Constant initializers: zeros, ones, a constant, and a given array."""
+
+import numbers
+
+import numpy as np
+
+from .base import Initializer, check_real
+
+__all__ = ["Zeros", "Ones", "Constant", "FromArray"]
+
+
+class Zeros(Initializer):
+    """All zeros (Keras' ``Zeros``); any numeric dtype.
+
+    Examples
+    --------
+    >>> Zeros()((2, 3))
+    array([[0., 0., 0.],
+           [0., 0., 0.]], dtype=float32)
+    """
+
+    dtype_kind = "any"
+
+    def generate(self, request):
+        return request.emit(0)
+
+
+class Ones(Initializer):
+    """All ones (Keras' ``Ones``); any numeric dtype.
+
+    Examples
+    --------
+    >>> Ones()((3,), dtype="int32")
+    array([1, 1, 1], dtype=int32)
+    """
+
+    dtype_kind = "any"
+
+    def generate(self, request):
+        return request.emit(1)
+
+
+class Constant(Initializer):
+    """All ``value`` (Keras' ``Constant``): a real scalar, cast to the dtype.
+
+    Parameters
+    ----------
+    value : float, default 0.0
+
+    Examples
+    --------
+    >>> Constant(0.1)((2,))
+    array([0.1, 0.1], dtype=float32)
+    """
+
+    dtype_kind = "any"
+
+    def __init__(self, value=0.0):
+        if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+            self.value = int(value)
+        else:
+            self.value = check_real(value, "value", finite=False)
+
+    def generate(self, request):
+        return request.emit(self.value)
+
+    def get_config(self):
+        return {"value": self.value}
+
+
+class FromArray(Initializer):
+    """The values of a given array, for a call with exactly its shape.
+
+    What :func:`fastinit.initializers.get` makes of an array identifier
+    (as Keras does); the shape is checked at each call.
+
+    Parameters
+    ----------
+    value : array_like
+        Real values (a NumPy array, a nested list, or anything with ``__array__``).
+
+    Examples
+    --------
+    >>> init = FromArray([[1.0, 2.0], [3.0, 4.0]])
+    >>> init((2, 2), dtype="float64")
+    array([[1., 2.],
+           [3., 4.]])
+    >>> init((2, 3))
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected shape (2, 2) for an array used as initializer. Received: shape=(2, 3)
+    """
+
+    dtype_kind = "any"
+
+    def __init__(self, value):
+        try:
+            array = np.array(value)
+        except Exception as exc:  # noqa: BLE001 - any failure to convert
+            raise ValueError(f"value must be array-like. Received: value={value!r}") from exc
+        if array.dtype.kind not in "biuf" and array.dtype.name != "bfloat16":
+            raise ValueError("value must hold real numbers. "
+                             f"Received: value with dtype {array.dtype}")
+        self.value = array
+
+    def generate(self, request):
+        if request.shape != self.value.shape:
+            raise ValueError(f"Expected shape {self.value.shape} for an array used as "
+                             f"initializer. Received: shape={request.shape}")
+        return request.emit_whole(self.value)
+
+    def get_config(self):
+        return {"value": self.value.tolist()}
+
+    def __repr__(self):
+        return f"FromArray(<array of shape {self.value.shape}, dtype {self.value.dtype}>)"
