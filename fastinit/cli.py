@@ -1,0 +1,79 @@
+"""The ``fastinit`` command line.
+
+Subcommands:
+
+``fastinit bench [options]``
+    The side-by-side benchmark of :mod:`fastinit.bench` (fastinit's Numba and
+    NumPy backends against NumPy, and PyTorch / JAX when installed).
+``fastinit demo [options]``
+    The same benchmark with the default size (1e8 elements), introduced by a
+    line saying what it does. ``python -m fastinit`` with no arguments runs it.
+"""
+
+import argparse
+import os
+import sys
+
+__all__ = ["main"]
+
+DEMO_INTRO = ("fastinit demo: initialises {size}-element {dtype} tensors (normal, uniform, "
+              "truncated normal) with fastinit and compares with NumPy{peers}, "
+              "in this one process.")
+
+
+def _short_size(n):
+    """``100000000`` -> ``"1e8"``; other counts with thousands separators."""
+    mantissa, exponent = f"{n:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}" if float(f"{n:.0e}") == n else f"{n:,}"
+
+
+def _prog():
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if name in ("__main__.py", "-m", "-c", ""):
+        return "python -m fastinit"
+    return name if name == "fastinit" else "fastinit"
+
+
+def _peers():
+    import importlib.util
+    names = [n for n, mod in (("PyTorch", "torch"), ("JAX", "jax"))
+             if importlib.util.find_spec(mod) is not None]
+    return f" and {' and '.join(names)}" if names else " (and PyTorch / JAX if installed)"
+
+
+def build_parser(prog=None):
+    from . import __version__, bench
+    parser = argparse.ArgumentParser(
+        prog=prog or _prog(),
+        description="fastinit: fast, reproducible weight initialization.")
+    parser.add_argument("--version", action="version", version=f"fastinit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p_bench = sub.add_parser(
+        "bench", help="benchmark fastinit side by side with NumPy (and PyTorch / JAX)",
+        description=bench.__doc__.split("\n\n")[0])
+    bench.add_arguments(p_bench)
+    p_demo = sub.add_parser(
+        "demo", help="initialise 1e8-element float32 tensors and compare with NumPy "
+                     "(the default command)",
+        description="Run the side-by-side benchmark with its defaults (n = 1e8, float32).")
+    bench.add_arguments(p_demo)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``fastinit`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = _prog()
+    parser = build_parser(prog)
+    args = parser.parse_args(argv or ["demo"])
+    from . import bench
+    command = bench._command(prog, argv)
+    if args.command == "demo":
+        size = args.size or (bench.QUICK_SIZE if args.quick else args.size_default)
+        print(DEMO_INTRO.format(size=_short_size(size), dtype=args.dtype, peers=_peers()),
+              flush=True)
+    return bench.run_from_args(args, command=command, argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
