@@ -252,24 +252,27 @@ def _attempt_tail_by_precision(g, attempt, keys, proposal, alpha, beta, rate, m2
 
 
 @register_jitable(error_model="numpy")
-def _resample(buf, head, n, base, keys, proposal, alpha, beta, rate, m2, pending, zs, oks):
+def _resample(buf, head, n, base, keys, proposal, alpha, beta, rate, m2, pending, zs, oks,
+              flags):
     """Redo rejected entries of ``buf[head:head+n]``; ``buf[j]`` is element ``base + j``.
 
     Each pass runs one attempt for every pending element in a loop that
     vectorises, then keeps the still-rejected ones.
     """
-    # Branch-free compaction of the rejected positions.
-    count = 0
+    # Rejected positions: flags in a loop that vectorises, then a branch-free
+    # compaction with an unsigned count (no negative-index fix-up per store).
+    window = buf[head:head + n]
     if proposal == stream.PROPOSAL_NORMAL:
-        for j in range(head, head + n):
-            z = buf[j]
-            pending[count] = j
-            count += 1 if (z < alpha) | (z > beta) else 0
+        for j in range(n):
+            z = window[j]
+            flags[j] = (z < alpha) | (z > beta)
     else:
-        for j in range(head, head + n):
-            z = buf[j]
-            pending[count] = j
-            count += 1 if z != z else 0
+        for j in range(n):
+            flags[j] = window[j] != window[j]
+    count = np.uint64(0)
+    for j in range(n):
+        pending[count] = head + j
+        count += np.uint64(flags[j])
     attempt = 1
     while count > 0:
         # One loop per proposal: no branch inside, so each vectorises.
@@ -282,13 +285,13 @@ def _resample(buf, head, n, base, keys, proposal, alpha, beta, rate, m2, pending
                                               beta, rate, m2)
         # Branch-free (acceptance is a coin flip): every candidate is written, a
         # rejected one is overwritten by a later attempt; the last one stays.
-        retry = 0 if attempt == stream.MAX_ATTEMPTS - 1 else 1
-        kept = 0
+        retry = np.uint64(0 if attempt == stream.MAX_ATTEMPTS - 1 else 1)
+        kept = np.uint64(0)
         for p in range(count):
             j = pending[p]
             buf[j] = zs[p]
             pending[kept] = j
-            kept += retry - (retry & oks[p])
+            kept += retry - (retry & np.uint64(oks[p]))
         count = kept
         attempt += 1
 
@@ -362,6 +365,7 @@ def fill(out, out_kind, run_starts, run_length, keys, kind, proposal, params, n_
         pending = np.empty(TASK, dtype=np.int64)
         zs = np.empty(TASK, dtype=params.dtype)
         oks = np.empty(TASK, dtype=np.bool_)
+        flags = np.empty(TASK, dtype=np.uint8)
         for task in range(worker, n_tasks, n_workers):
             run, c, n, first, b0, b1 = _task_bounds(run_starts, run_length, task,
                                                     tasks_per_run, lanes)
@@ -369,5 +373,5 @@ def fill(out, out_kind, run_starts, run_length, keys, kind, proposal, params, n_
             head = first - b0 * lanes
             if kind == stream.TRUNCATED_NORMAL:
                 _resample(buf, head, n, b0 * lanes, keys, proposal, alpha, beta, rate, m2,
-                          pending, zs, oks)
+                          pending, zs, oks, flags)
             _store(out, run * run_length + c, buf, head, n, out_kind, loc, scale, lo, hi, sign)
