@@ -8,11 +8,42 @@ one scratch buffer. What a task computes depends only on the flat indices it
 covers, never on the split.
 """
 
+import hashlib
+import pathlib
+
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload, register_jitable
 
 from .. import stream
+
+
+def _drop_stale_cache():
+    """Remove cached kernels that were compiled from another ``stream.py``.
+
+    Numba's cache checks only the timestamp of this file, but the kernels also
+    compile the element math of :mod:`fastinit.stream`; an edit there alone
+    would otherwise run stale machine code. Best effort: a read-only install
+    is left alone.
+    """
+    cache = pathlib.Path(__file__).parent / "__pycache__"
+    digest = hashlib.sha256(pathlib.Path(stream.__file__).read_bytes()).hexdigest()
+    stamp = cache / "numba_kernels.stream-sha256"
+    try:
+        if stamp.read_text() == digest:
+            return
+    except OSError:
+        pass
+    try:
+        for path in cache.glob("numba_kernels.*.nb[ic]"):
+            path.unlink()
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:
+        pass
+
+
+_drop_stale_cache()
 
 TASK = 8192
 OUT_NATIVE, OUT_FLOAT16, OUT_BFLOAT16 = 0, 1, 2
