@@ -27,7 +27,7 @@ import operator
 
 import numpy as np
 
-from . import _dtypes, _region, backends, stream as _stream
+from . import _device, _dtypes, _region, backends, stream as _stream
 from .backends import Distribution
 
 __all__ = ["philox4x32_10", "uniform", "normal", "truncated_normal"]
@@ -90,7 +90,7 @@ def _as_words(value, width, name):
 
 
 def uniform(shape=None, low=0.0, high=1.0, *, dtype=None, seed, stream=0, index=None,
-            offset=0, out=None, backend="auto"):
+            offset=0, out=None, backend="auto", device=None):
     """Uniform values on ``[low, high)``.
 
     Parameters
@@ -112,10 +112,16 @@ def uniform(shape=None, low=0.0, high=1.0, *, dtype=None, seed, stream=0, index=
         of the whole tensor bit for bit.
     offset : int, default 0
         Flat stream position of the global tensor's first element.
-    out : numpy.ndarray, optional
-        Filled in place (any memory layout) and returned.
-    backend : {"auto", "numba", "numpy"}
-        "auto" uses Numba when it is installed.
+    out : numpy.ndarray or GPU array, optional
+        Filled in place (any memory layout) and returned. A CuPy array or any
+        CUDA buffer exporting DLPack or ``__cuda_array_interface__`` (a torch
+        CUDA tensor) is filled on the GPU, without a copy.
+    backend : {"auto", "numba", "numpy", "cupy"}
+        "auto" uses Numba when it is installed for NumPy outputs, and the
+        CuPy backend for GPU outputs.
+    device : {None, "cpu", "cuda", "cuda:N"}, optional
+        "cuda" returns a new CuPy array on that device (needs CuPy and a GPU;
+        a clear error says which is missing).
 
     Returns
     -------
@@ -133,7 +139,7 @@ def uniform(shape=None, low=0.0, high=1.0, *, dtype=None, seed, stream=0, index=
     high = _real(high, "high")
     if low > high:
         raise ValueError(f"low must be <= high. Received: low={low}, high={high}")
-    target = _Target(shape, dtype, seed, stream, index, offset, out, backend)
+    target = _Target(shape, dtype, seed, stream, index, offset, out, backend, device)
     dt = target.dtype
     if low == high:
         lo = hi = float(np.asarray(low).astype(dt))
@@ -147,7 +153,7 @@ def uniform(shape=None, low=0.0, high=1.0, *, dtype=None, seed, stream=0, index=
 
 
 def normal(shape=None, mean=0.0, std=1.0, *, dtype=None, seed, stream=0, index=None,
-           offset=0, out=None, backend="auto"):
+           offset=0, out=None, backend="auto", device=None):
     """Normal values by Box-Muller: ``mean + std * z``.
 
     Parameters are those of :func:`uniform`, with ``mean`` (finite) and
@@ -161,14 +167,14 @@ def normal(shape=None, mean=0.0, std=1.0, *, dtype=None, seed, stream=0, index=N
     """
     mean = _real(mean, "mean")
     std = _std(std)
-    target = _Target(shape, dtype, seed, stream, index, offset, out, backend)
+    target = _Target(shape, dtype, seed, stream, index, offset, out, backend, device)
     dist = Distribution(_stream.NORMAL, _dtypes.is_wide(target.dtype), mean, std,
                         -math.inf, math.inf)
     return target.fill(dist)
 
 
 def truncated_normal(shape=None, mean=0.0, std=1.0, a=-2.0, b=2.0, *, dtype=None, seed,
-                     stream=0, index=None, offset=0, out=None, backend="auto"):
+                     stream=0, index=None, offset=0, out=None, backend="auto", device=None):
     """Normal values conditioned on ``[a, b]`` (absolute bounds, as ``torch.nn.init.trunc_normal_``).
 
     Exact for any bounds: each element is resampled until it falls inside,
@@ -189,7 +195,7 @@ def truncated_normal(shape=None, mean=0.0, std=1.0, a=-2.0, b=2.0, *, dtype=None
     b = _real(b, "b", finite=False)
     if not a < b:
         raise ValueError(f"a must be < b. Received: a={a}, b={b}")
-    target = _Target(shape, dtype, seed, stream, index, offset, out, backend)
+    target = _Target(shape, dtype, seed, stream, index, offset, out, backend, device)
     dt = target.dtype
     lo, hi = _dtypes.ceil(dt, a), _dtypes.floor(dt, b)
     if lo > hi or math.isinf(lo) and lo > 0 or math.isinf(hi) and hi < 0:
@@ -247,34 +253,39 @@ def _seed_like(value, name):
 class _Target:
     """Where the values go: validated shape, region, dtype, output array and backend."""
 
-    def __init__(self, shape, dtype, seed, stream, index, offset, out, backend):
+    def __init__(self, shape, dtype, seed, stream, index, offset, out, backend, device=None):
         self.key = _stream.derive_key(_seed_like(seed, "seed"), _seed_like(stream, "stream"))
-        if out is not None:
+        if not isinstance(backend, str):
+            raise TypeError(f"backend must be a string. Received: backend={backend!r}")
+        self.gpu = _device.route(out, device, backend)  # None: the CPU path
+        if out is not None and self.gpu is None:
             if not isinstance(out, np.ndarray):
-                raise TypeError("out must be a numpy.ndarray (use the framework adapters "
-                                f"for other arrays). Received: out of type {type(out).__name__}")
+                raise TypeError("out must be a numpy.ndarray or a GPU array (use the framework "
+                                "adapters for other arrays). "
+                                f"Received: out of type {type(out).__name__}")
             if not out.flags.writeable:
                 raise ValueError("out is read-only. Received: out with writeable=False")
         if shape is None:
             if out is None or index is not None:
                 raise TypeError("shape is required unless out is given without index. "
                                 "Received: shape=None")
-            shape = out.shape
+            shape = tuple(out.shape)
         self.shape = _region.normalize_shape(shape)
         self.region = _region.region(self.shape, index, offset)
+        out_dtype = None if out is None else (self.gpu.dtype if self.gpu is not None
+                                              else out.dtype)
         if dtype is None:
-            dtype = out.dtype if out is not None else np.float32
+            dtype = out_dtype if out is not None else np.float32
         self.dtype = _dtypes.resolve(dtype)
         if out is not None:
-            if out.dtype != self.dtype:
-                raise TypeError(f"out has dtype {out.dtype}, expected {self.dtype}. "
-                                f"Received: out with dtype {out.dtype}, dtype={dtype!r}")
-            if out.shape != self.region.shape:
-                raise ValueError(f"out has shape {out.shape}, expected {self.region.shape}. "
-                                 f"Received: out with shape {out.shape}")
-        if not isinstance(backend, str):
-            raise TypeError(f"backend must be a string. Received: backend={backend!r}")
-        self.backend = backends.get(backend)
+            if out_dtype != self.dtype:
+                raise TypeError(f"out has dtype {out_dtype}, expected {self.dtype}. "
+                                f"Received: out with dtype {out_dtype}, dtype={dtype!r}")
+            if tuple(out.shape) != self.region.shape:
+                raise ValueError(f"out has shape {tuple(out.shape)}, expected "
+                                 f"{self.region.shape}. Received: out with shape "
+                                 f"{tuple(out.shape)}")
+        self.backend = self.gpu.backend if self.gpu is not None else backends.get(backend)
         self.out = out
 
     def fill(self, dist):
@@ -283,6 +294,8 @@ class _Target:
         if not np.all(np.isfinite(params[:2])):
             raise ValueError(f"parameters overflow {self.dtype.name}'s working precision. "
                              f"Received: loc={dist.loc}, scale={dist.scale}")
+        if self.gpu is not None:
+            return self.gpu.fill(dist, self.key, self.region, self.dtype)
         out = self.out if self.out is not None else np.empty(self.region.shape, self.dtype)
         if out.size == 0:
             return out

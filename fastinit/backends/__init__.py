@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-NAMES = ("numpy", "numba")
+NAMES = ("numpy", "numba", "cupy")  # "cupy": GPU outputs only, never chosen by "auto"
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ def numba_available():
     return importlib.util.find_spec("numba") is not None
 
 
+def cupy_available():
+    return importlib.util.find_spec("cupy") is not None
+
+
 def get(name="auto"):
     """The backend module called ``name`` ("auto": numba if installed, else numpy)."""
     if name == "auto":
@@ -61,4 +65,7 @@ def get(name="auto"):
     if name == "numba" and not numba_available():
         raise ValueError("backend='numba' needs the numba package (pip install numba). "
                          "Received: backend='numba'")
+    if name == "cupy" and not cupy_available():
+        raise ValueError("backend='cupy' needs the cupy package (pip install cupy-cuda12x or "
+                         "cupy-cuda13x) and an NVIDIA GPU. Received: backend='cupy'")
     return importlib.import_module(f"fastinit.backends.{name}_backend")

@@ -1,0 +1,333 @@
+"""The CuPy (CUDA) backend: the same tests as the CPU backends, on a GPU.
+
+KAT, bit-identity with the NumPy backend for every distribution and dtype,
+launch-geometry / region / offset invariance, statistics, bad input and
+out-of-memory, plus the GPU front door (``device=``, ``out=`` CuPy arrays and
+torch CUDA tensors, zero-copy hand-off). Skipped cleanly without CuPy or a GPU.
+
+The backend contract is exercised through the public API with a test backend
+("gpucopy") that runs the CUDA kernels into a device buffer and copies the
+result back, so every validation and region path of ``fastinit.random`` is the
+same as for the CPU backends.
+"""
+
+import inspect
+import math
+
+import numpy as np
+import pytest
+
+import fastinit.backends as backends
+from fastinit import random as fr, stream
+
+from _util import DTYPES, KAT, TRUNC_BOUNDS, assert_bits_equal, draw
+
+cupy = pytest.importorskip("cupy")
+try:
+    N_GPUS = cupy.cuda.runtime.getDeviceCount()
+except Exception:  # no driver or no device
+    N_GPUS = 0
+pytestmark = pytest.mark.skipif(N_GPUS == 0, reason="no CUDA GPU")
+
+from fastinit.backends import cupy_backend  # noqa: E402  (after the skip)
+
+HAS_DEVICE_API = "device" in inspect.signature(fr.normal).parameters
+
+
+class GpuCopyBackend:
+    """The fill contract run by the CUDA kernels, through a device buffer."""
+
+    def __init__(self):
+        self.grid = self.block = None
+
+    def fill(self, dist, key, out, run_starts, run_length):
+        name = out.dtype.name
+        device_out = cupy_backend.allocate((out.size,), name)
+        cupy_backend.fill(dist, key, device_out, run_starts, run_length, dtype=name,
+                          grid=self.grid, block=self.block)
+        out.view(np.uint8)[:] = cupy.asnumpy(device_out).view(np.uint8)
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    backend = GpuCopyBackend()
+    original = backends.get
+    monkeypatch.setattr(backends, "get", lambda name="auto": backend if name == "gpucopy"
+                        else original(name))
+    return backend
+
+
+def both(name, shape, **kw):
+    expected = draw(name, shape, backend="numpy", **kw)
+    got = draw(name, shape, backend="gpucopy", **kw)
+    assert_bits_equal(got, expected)
+    return got
+
+
+DISTS = [("uniform", {}), ("uniform", dict(low=-3.0, high=5.0)), ("normal", {}),
+         ("normal", dict(mean=0.5, std=0.02))] + [
+    ("truncated_normal", dict(alpha=a, beta=b)) for _, a, b in TRUNC_BOUNDS]
+DIST_IDS = ["uniform01", "uniform_m3_5", "normal01", "normal_small"] + [
+    f"trunc_{name}" for name, _, _ in TRUNC_BOUNDS]
+
+
+# -- Philox --------------------------------------------------------------------------------
+
+
+def test_kat():
+    counters = np.array([c for c, _, _ in KAT], dtype=np.uint32)
+    keys = np.array([k for _, k, _ in KAT], dtype=np.uint32)
+    out = cupy.asnumpy(cupy_backend.philox4x32_10(counters, keys))
+    assert [tuple(int(w) for w in row) for row in out] == [e for _, _, e in KAT]
+
+
+def test_raw_words_match_philox():
+    key = stream.derive_key(12345, 7)
+    for start, n in [(0, 64), (3, 61), (2**34 - 6, 13), (2**62 - 9, 9), (1, 100_003)]:
+        p = np.arange(start, start + n, dtype=np.uint64)
+        b = p // np.uint64(4)
+        counters = np.stack([(b & np.uint64(0xFFFFFFFF)), b >> np.uint64(32),
+                             np.full_like(b, 5), np.zeros_like(b)], axis=-1).astype(np.uint32)
+        words = fr.philox4x32_10(counters, np.array(key, dtype=np.uint32))
+        expected = words[np.arange(n), (p % np.uint64(4)).astype(np.int64)]
+        got = cupy_backend.raw_words(key, cupy.empty(n, dtype=cupy.uint32), start, 5)
+        np.testing.assert_array_equal(cupy.asnumpy(got), expected)
+
+
+# -- bit-identity with the NumPy backend -------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, params", DISTS, ids=DIST_IDS)
+def test_bit_identical_to_numpy(gpu, name, params, dtype):
+    for seed, offset in [(0, 0), (2**64 - 1, 3), (987654321, 2**34 - 1001)]:
+        both(name, (2001,), seed=seed, stream=seed % 11, offset=offset, dtype=dtype, **params)
+    both(name, (37, 41), seed=5, index=(slice(3, None, 2), slice(1, 30)), dtype=dtype, **params)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, params", [("normal", {}), ("uniform", {})] + [
+    ("truncated_normal", dict(alpha=a, beta=b)) for a, b in
+    [(-2.0, 2.0), (-1.0, 1.0), (8.0, 9.0), (0.5, 1.5), (1.0, 4.0), (-math.inf, -6.0)]])
+def test_many_values(gpu, name, params, dtype):
+    both(name, (1 << 20,), seed=2024, offset=12345, dtype=dtype, **params)
+
+
+def test_golden_worked_example(gpu):
+    x = fr.normal(4, seed=0, backend="gpucopy")
+    assert [f"{b:08X}" for b in x.view(np.uint32)] == [
+        "BFD5CEC5", "BF2B8258", "C00D4833", "3CDAC1CE"]
+
+
+# -- invariance ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_launch_geometry_invariance(gpu, dtype):
+    sms = cupy.cuda.Device().attributes["MultiProcessorCount"]
+    geometries = [(None, None), (1, 32), (3, 64), (7, 96), (sms, 1024), (sms * 64, 128),
+                  (100_000, 256)]
+    for name, params in [("uniform", {}), ("normal", {}),
+                         ("truncated_normal", dict(alpha=-1.0, beta=1.0)),
+                         ("truncated_normal", dict(alpha=2.0, beta=3.0)),
+                         ("truncated_normal", dict(alpha=0.25, beta=0.5))]:
+        results = []
+        for grid, block in geometries:
+            gpu.grid, gpu.block = grid, block
+            results.append(draw(name, (300_001,), seed=9, offset=3, dtype=dtype,
+                                backend="gpucopy", **params))
+            results.append(draw(name, (301, 999), seed=9, index=(slice(1, None, 3), slice(5, 990)),
+                                dtype=dtype, backend="gpucopy", **params))
+        for i in range(2, len(results)):  # flat and region results alternate
+            assert_bits_equal(results[i], results[i % 2])
+        assert_bits_equal(results[0], draw(name, (300_001,), seed=9, offset=3, dtype=dtype,
+                                           backend="numpy", **params))
+
+
+def test_regions_and_offsets(gpu):
+    whole = fr.truncated_normal((64, 96), a=-0.5, b=1.0, seed=4, backend="gpucopy")
+    part = fr.truncated_normal((64, 96), a=-0.5, b=1.0, seed=4, backend="gpucopy",
+                               index=(slice(5, 60, 3), slice(7, 90)))
+    assert_bits_equal(part, whole[5:60:3, 7:90])
+    flat = fr.normal(6144 + 17, seed=4, backend="gpucopy")
+    shifted = fr.normal(6144, seed=4, offset=17, backend="gpucopy")
+    assert_bits_equal(shifted, flat[17:])
+
+
+def test_unaligned_outputs():
+    """Outputs starting at any element (not 16-byte aligned) take the scalar store path."""
+    key = stream.derive_key(3, 0)
+    dist = backends.Distribution(stream.NORMAL, False, 0.0, 1.0, -math.inf, math.inf)
+    expected = np.empty(1001, np.float32)
+    backends.get("numpy").fill(dist, key, expected, np.array([5]), 1001)
+    for shift in range(4):
+        base = cupy.zeros(1001 + 4, dtype=cupy.float32)
+        view = base[shift:shift + 1001]
+        cupy_backend.fill(dist, key, view, np.array([5]), 1001)
+        assert_bits_equal(cupy.asnumpy(view), expected)
+        assert not cupy.any(base[:shift]) and not cupy.any(base[shift + 1001:])
+
+
+# -- statistics (fixed seeds) ------------------------------------------------------------------
+
+
+def test_statistics(gpu):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    x = fr.normal(1 << 20, seed=1, backend="gpucopy").astype(np.float64)
+    assert scipy_stats.kstest(x[:200_000], "norm").pvalue > 1e-3
+    u = fr.uniform(1 << 20, seed=2, backend="gpucopy").astype(np.float64)
+    assert scipy_stats.kstest(u[:200_000], "uniform").pvalue > 1e-3
+    t = fr.truncated_normal(200_000, a=2.0, b=3.0, seed=3, backend="gpucopy").astype(np.float64)
+    assert scipy_stats.kstest(t, scipy_stats.truncnorm(2.0, 3.0).cdf).pvalue > 1e-3
+    assert t.min() >= 2.0 and t.max() <= 3.0
+
+
+# -- bad input and errors --------------------------------------------------------------------
+
+
+def test_bad_outputs():
+    key = stream.derive_key(0, 0)
+    dist = backends.Distribution(stream.NORMAL, False, 0.0, 1.0, -math.inf, math.inf)
+    with pytest.raises(ValueError, match="Received"):
+        cupy_backend.fill(dist, key, np.empty(4, np.float32), np.array([0]), 4)
+    with pytest.raises(TypeError):
+        cupy_backend.fill(dist, key, cupy.empty(4, cupy.int32), np.array([0]), 4)
+    with pytest.raises(ValueError):
+        cupy_backend.fill(dist, key, cupy.empty((2, 2), cupy.float32), np.array([0]), 4)
+    with pytest.raises(ValueError):
+        cupy_backend.fill(dist, key, cupy.empty(5, cupy.float32), np.array([0]), 4)
+
+
+def test_out_of_memory_is_clear_and_leaks_nothing():
+    pool = cupy.get_default_memory_pool()
+    before = pool.used_bytes()
+    with pytest.raises(MemoryError, match="out of GPU memory"):
+        cupy_backend.allocate((1 << 48,), "float32")
+    assert pool.used_bytes() == before
+
+
+# -- the GPU front door (device= / out=) -------------------------------------------------------
+
+needs_device_api = pytest.mark.skipif(not HAS_DEVICE_API,
+                                      reason="fastinit.random has no device= argument yet")
+
+
+@needs_device_api
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_device_returns_cupy(dtype):
+    x = fr.truncated_normal((513, 77), std=0.02, a=-0.04, b=0.04, seed=0, dtype=dtype,
+                            device="cuda")
+    assert isinstance(x, cupy.ndarray) and x.device.id == cupy.cuda.Device().id
+    expected = fr.truncated_normal((513, 77), std=0.02, a=-0.04, b=0.04, seed=0, dtype=dtype,
+                                   backend="numpy")
+    assert_bits_equal(cupy.asnumpy(x), expected)
+
+
+@needs_device_api
+def test_device_index_and_errors():
+    x = fr.normal(10, seed=0, device="cuda:0")
+    assert x.device.id == 0
+    with pytest.raises((ValueError, RuntimeError)):
+        fr.normal(10, seed=0, device=f"cuda:{N_GPUS + 5}")
+    with pytest.raises(ValueError, match="Received"):
+        fr.normal(10, seed=0, device="cuda", backend="numba")
+    with pytest.raises(MemoryError, match="out of GPU memory"):
+        fr.normal(1 << 48, seed=0, device="cuda")
+
+
+@needs_device_api
+def test_out_cupy_in_place_any_layout():
+    expected = fr.uniform((300, 200), -1.0, 1.0, seed=8, backend="numpy")
+    out = cupy.empty((300, 200), cupy.float32)
+    ptr = out.data.ptr
+    assert fr.uniform(low=-1.0, high=1.0, seed=8, out=out) is out and out.data.ptr == ptr
+    assert_bits_equal(cupy.asnumpy(out), expected)
+    fortran = cupy.empty((300, 200), cupy.float32, order="F")
+    fr.uniform(low=-1.0, high=1.0, seed=8, out=fortran)
+    assert_bits_equal(cupy.asnumpy(fortran), expected)
+    strided = cupy.zeros((300, 400), cupy.float32)[:, ::2]
+    fr.uniform(low=-1.0, high=1.0, seed=8, out=strided)
+    assert_bits_equal(cupy.asnumpy(strided), expected)
+
+
+@needs_device_api
+def test_memory_peak_is_the_output():
+    pool = cupy.get_default_memory_pool()
+    peak = [0]
+
+    def malloc(size):
+        mem = pool.malloc(size)
+        peak[0] = max(peak[0], pool.used_bytes())
+        return mem
+
+    pool.free_all_blocks()
+    base = pool.used_bytes()
+    cupy.cuda.set_allocator(malloc)
+    try:
+        x = fr.truncated_normal(10_000_000, seed=0, device="cuda")
+        cupy.cuda.Device().synchronize()
+    finally:
+        cupy.cuda.set_allocator(pool.malloc)
+    assert peak[0] - base == x.nbytes
+
+
+def _torch_cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch without CUDA")
+    return torch
+
+
+@needs_device_api
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_out_torch_cuda_tensor_in_place(dtype):
+    torch = _torch_cuda()
+    t = torch.empty(257, 129, device="cuda", dtype=getattr(torch, dtype))
+    ptr = t.data_ptr()
+    s = torch.cuda.Stream()
+    with torch.cuda.stream(s):  # filled on torch's current stream
+        fr.normal(std=0.5, seed=1, out=t)
+    s.synchronize()
+    assert t.data_ptr() == ptr
+    expected = fr.normal((257, 129), std=0.5, seed=1, dtype=dtype, backend="numpy")
+    got = t.cpu()
+    got = got.view(torch.int16).numpy().view(expected.dtype) if dtype == "bfloat16" \
+        else got.numpy()
+    assert_bits_equal(got, expected)
+    tt = torch.empty(129, 257, device="cuda", dtype=getattr(torch, dtype)).t()  # strided
+    fr.normal(std=0.5, seed=1, out=tt)
+    got = tt.cpu().contiguous()
+    got = got.view(torch.int16).numpy().view(expected.dtype) if dtype == "bfloat16" \
+        else got.numpy()
+    assert_bits_equal(got, expected)
+
+
+@needs_device_api
+def test_zero_copy_hand_off():
+    from fastinit.gpu import to_jax, to_torch
+    x = fr.normal((64, 32), seed=2, device="cuda")
+    torch = _torch_cuda()
+    t = to_torch(x)
+    assert t.data_ptr() == x.data.ptr and t.is_cuda
+    b = fr.normal((64, 32), seed=2, dtype="bfloat16", device="cuda")
+    tb = to_torch(b, dtype="bfloat16")
+    assert tb.dtype == torch.bfloat16 and tb.data_ptr() == b.data.ptr
+    jax = pytest.importorskip("jax")
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("jax without GPU")
+    j = to_jax(x)
+    np.testing.assert_array_equal(np.asarray(j), cupy.asnumpy(x))
+
+
+@needs_device_api
+def test_fastinit_torch_on_cuda_tensors():
+    torch = _torch_cuda()
+    import fastinit.torch as ft
+    w = torch.empty(64, 128, device="cuda")
+    try:
+        ft.trunc_normal_(w, std=0.02, a=-0.04, b=0.04, seed=0)
+    except NotImplementedError:
+        pytest.skip("fastinit.torch does not route CUDA tensors yet")
+    expected = fr.truncated_normal((64, 128), std=0.02, a=-0.04, b=0.04, seed=0,
+                                   backend="numpy")
+    assert_bits_equal(w.cpu().numpy(), expected)
