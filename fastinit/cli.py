@@ -57,6 +57,11 @@ def build_parser(prog=None):
                      "(the default command)",
         description="Run the side-by-side benchmark with its defaults (n = 1e8, float32).")
     bench.add_arguments(p_demo)
+    from . import materialize
+    materialize.add_arguments(sub.add_parser(
+        "materialize", help="write a model spec (JSON/TOML) to safetensors files",
+        description="Write the tensors of SPEC to safetensors files in OUT_DIR, chunk by "
+                    "chunk, atomically (see fastinit.materialize)."))
     return parser
 
 
@@ -66,6 +71,9 @@ def main(argv=None):
     prog = _prog()
     parser = build_parser(prog)
     args = parser.parse_args(argv or ["demo"])
+    if args.command == "materialize":
+        from . import materialize
+        return materialize.run_from_args(args)
     from . import bench
     command = bench._command(prog, argv)
     if args.command == "demo":

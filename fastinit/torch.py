@@ -52,7 +52,7 @@ from .initializers.structured import Dirac, Identity, Orthogonal, Sparse
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
     "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-    "kaiming_normal_", "orthogonal_", "sparse_", "fill_",
+    "kaiming_normal_", "orthogonal_", "sparse_", "fill_", "init_module_",
 ]
 
 _DTYPES = ("float16", "bfloat16", "float32", "float64")
@@ -178,8 +178,8 @@ def _kaiming_std(shape, a, mode, nonlinearity):
 def parameters(name, shape, **kwargs):
     """The distribution parameters a fill computes for a tensor of ``shape`` (PyTorch layout).
 
-    ``name`` is one of "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-    "kaiming_normal_"; ``kwargs`` are that function's parameters (``gain``,
+    ``name`` is one of ``"xavier_uniform_"``, ``"xavier_normal_"``,
+    ``"kaiming_uniform_"``, ``"kaiming_normal_"``; ``kwargs`` are that function's parameters (``gain``,
     or ``a``/``mode``/``nonlinearity``). Returns ``{"bound": b}`` (uniform on
     ``[-b, b)``) or ``{"std": s}`` (normal), computed with PyTorch's formulas.
 
@@ -438,3 +438,22 @@ def fill_(tensor, initializer, *, layout="keras", stream=0, backend="auto"):
         call_initializer(initializer, view.shape, view.dtype, out=view, **kw)
 
     return _fill(tensor, fill)
+
+
+def init_module_(module, seed, rules=None, **kwargs):
+    """Fill every parameter and buffer of ``module`` in place, each from the stream of its name.
+
+    PyTorch's own ``reset_parameters`` rules by default, user ``rules`` by name
+    pattern or module type, sharded DTensors filled with the global tensor's
+    values; see :func:`fastinit.torch_module.init_module_` for the parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> _ = init_module_(model, seed=1234)
+    >>> bool(model[0].weight.detach().abs().max() <= 1 / 16 ** 0.5)
+    True
+    """
+    from . import torch_module
+    return torch_module.init_module_(module, seed, rules, **kwargs)
