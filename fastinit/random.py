@@ -23,11 +23,11 @@ stream version and is announced in the changelog.
 
 import math
 import numbers
-import operator
 
 import numpy as np
 
 from . import _device, _dtypes, _region, backends, stream as _stream
+from ._checks import check_uint64
 from .backends import Distribution
 
 __all__ = ["philox4x32_10", "uniform", "normal", "truncated_normal"]
@@ -238,23 +238,11 @@ def _std(std):
     return std
 
 
-def _seed_like(value, name):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}") from None
-    if not 0 <= value < 1 << 64:
-        raise ValueError(f"{name} must lie in [0, 2**64). Received: {name}={value}")
-    return value
-
-
 class _Target:
     """Where the values go: validated shape, region, dtype, output array and backend."""
 
     def __init__(self, shape, dtype, seed, stream, index, offset, out, backend, device=None):
-        self.key = _stream.derive_key(_seed_like(seed, "seed"), _seed_like(stream, "stream"))
+        self.key = _stream.derive_key(check_uint64(seed, "seed"), check_uint64(stream, "stream"))
         if not isinstance(backend, str):
             raise TypeError(f"backend must be a string. Received: backend={backend!r}")
         self.gpu = _device.route(out, device, backend)  # None: the CPU path

@@ -12,16 +12,15 @@ about kernels or backends.
 import inspect
 import math
 import numbers
-import operator
 import os
 
 import numpy as np
 
 from .. import _dtypes, _region, backends
+from .._checks import check_uint64
 
 __all__ = ["Initializer", "SeededInitializer", "Request", "resolve_seed", "call_initializer"]
 
-_UINT64 = 1 << 64
 
 
 # -- the seed rule ---------------------------------------------------------------
@@ -65,19 +64,6 @@ def resolve_seed(seed):
     if seed is None:
         return int.from_bytes(os.urandom(8), "little")
     return check_uint64(seed, "seed", ValueError)
-
-
-def check_uint64(value, name, error=TypeError):
-    """``value`` as an int in ``[0, 2**64)``; ``error`` (type) / ValueError (range) naming it."""
-    if isinstance(value, (bool, np.bool_)):
-        raise error(f"{name} must be an integer. Received: {name}={value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise error(f"{name} must be an integer. Received: {name}={value!r}") from None
-    if not 0 <= value < _UINT64:
-        raise ValueError(f"{name} must lie in [0, 2**64). Received: {name}={value}")
-    return value
 
 
 # -- validation helpers for configurations ----------------------------------------
