@@ -2,9 +2,10 @@
 
 These need the whole tensor (a matrix factorisation, a permutation, a
 window), so they are computed for the global shape and the region
-(``index=``) is cut out of it. Orthogonal is plain Householder QR
-(``numpy.linalg.qr``) of a float64 Gaussian matrix from
-:func:`fastinit.random.normal`: correct, not yet fast or memory-lean.
+(``index=``) is cut out of it. The orthogonal matrices come from
+:func:`fastinit._orthogonal.haar` (Stewart's method / CholeskyQR2 / plain QR,
+in place on the output buffer when it is C-contiguous and of the working
+dtype, float32 or float64; narrow dtypes are computed in float32).
 """
 
 import math
@@ -12,6 +13,7 @@ import numbers
 
 import numpy as np
 
+from .. import _orthogonal
 from .. import random as fr
 from .base import Initializer, SeededInitializer, check_choice, check_real
 
@@ -57,23 +59,6 @@ class Identity(Initializer):
         return {"gain": self.gain}
 
 
-def _orthogonal_matrix(n_rows, n_cols, *, seed, stream, offset, backend):
-    """A Haar-distributed ``(n_rows, n_cols)`` matrix with orthonormal rows or columns.
-
-    Mezzadri (2007): QR of a standard Gaussian ``(max, min)`` matrix, columns
-    of Q multiplied by the signs of R's diagonal, transposed when
-    ``n_rows < n_cols``. The Gaussian matrix is element ``i`` (C order) of the
-    fastinit stream ``(seed, stream)`` at ``offset + i``, in float64.
-    """
-    big, small = max(n_rows, n_cols), min(n_rows, n_cols)
-    z = fr.normal((big, small), dtype=np.float64, seed=seed, stream=stream, offset=offset,
-                  backend=backend)
-    q, r = np.linalg.qr(z)
-    d = np.sign(np.diag(r))
-    q *= np.where(d == 0, 1.0, d)
-    return q.T if n_rows < n_cols else q
-
-
 class Orthogonal(SeededInitializer):
     """A (semi-)orthogonal matrix times ``gain`` (Keras' ``Orthogonal``, torch's ``orthogonal_``).
 
@@ -91,6 +76,10 @@ class Orthogonal(SeededInitializer):
         See :func:`~fastinit.initializers.base.resolve_seed`.
     column_axis : int, default -1
         JAX's ``column_axis``.
+    method : {"auto", "stewart", "cholqr2", "qr"}, default "auto"
+        The algorithm (all give the Haar distribution; ``"qr"`` is plain
+        Householder QR with the sign fix, the reference); see
+        :mod:`fastinit._orthogonal`. The values depend on it.
 
     Examples
     --------
@@ -103,15 +92,17 @@ class Orthogonal(SeededInitializer):
     True
     """
 
-    def __init__(self, gain=1.0, seed=None, column_axis=-1):
+    def __init__(self, gain=1.0, seed=None, column_axis=-1, method="auto"):
         self.gain = check_real(gain, "gain")
         if not isinstance(column_axis, numbers.Integral) or isinstance(column_axis, bool):
             raise ValueError(f"column_axis must be an integer. "
                              f"Received: column_axis={column_axis!r}")
         self.column_axis = int(column_axis)
+        _orthogonal.choose_method(method, 1, 1)  # raises for an unknown method
+        self.method = method
         super().__init__(seed)
 
-    def matrix(self, shape, request):
+    def check_shape(self, shape):
         shape = tuple(shape)
         if len(shape) < 2:
             raise ValueError("The tensor to initialize must be at least two-dimensional. "
@@ -120,23 +111,48 @@ class Orthogonal(SeededInitializer):
             raise ValueError(f"column_axis {self.column_axis} is out of range for shape "
                              f"{shape}. Received: column_axis={self.column_axis}")
         if 0 in shape:
-            return np.zeros(shape)
-        n_cols = shape[self.column_axis]
-        n_rows = math.prod(shape) // n_cols
-        q = _orthogonal_matrix(n_rows, n_cols, seed=self.seed, stream=request.stream,
-                               offset=request.offset, backend=request.backend)
+            raise ValueError("An orthogonal matrix needs non-zero dimensions. "
+                             f"Received: shape={shape}")
+        return shape
+
+    def fill(self, values, request):
+        """Fill ``values`` (the whole tensor, float32 or float64) in place and return it."""
+        shape = values.shape
         axis = self.column_axis % len(shape)
-        q = q.reshape(shape[:axis] + shape[axis + 1:] + (n_cols,))
-        return self.gain * np.moveaxis(q, -1, axis)
+        n_cols = shape[axis]
+        moved = np.moveaxis(values, axis, -1)
+        matrix = moved.reshape(-1, n_cols)  # a view for C-ordered values and axis 0 or -1
+        target = matrix if np.shares_memory(matrix, values) else np.empty(matrix.shape,
+                                                                          values.dtype)
+        _orthogonal.haar(target, seed=self.seed, stream=request.stream, offset=request.offset,
+                         backend=request.backend, method=self.method, gain=self.gain)
+        if target is not matrix:
+            moved[...] = target.reshape(moved.shape)
+        return values
 
     def generate(self, request):
-        return request.emit_whole(self.matrix(request.shape, request))
+        shape = self.check_shape(request.shape)
+        values = _work_buffer(request)
+        self.fill(values, request)
+        return values if values is request.out else request.emit_whole(values)
 
     def get_config(self):
         config = {"gain": self.gain, **super().get_config()}
         if self.column_axis != -1:
             config["column_axis"] = self.column_axis
+        if self.method != "auto":
+            config["method"] = self.method
         return config
+
+
+def _work_buffer(request):
+    """The C-ordered float32/float64 array of the whole tensor to compute in: ``out`` if it is one."""
+    dtype = np.float64 if request.dtype == np.float64 else np.float32
+    out = request.out
+    if (out is not None and request.index is None and out.dtype == dtype
+            and out.flags.c_contiguous):
+        return out
+    return np.empty(request.shape, dtype)
 
 
 class DeltaOrthogonal(Orthogonal):
@@ -170,10 +186,15 @@ class DeltaOrthogonal(Orthogonal):
         if shape[-1] < shape[-2]:
             raise ValueError("`fan_in` must be less or equal than `fan_out`. "
                              f"Received: shape={shape}")
-        values = np.zeros(shape)
+        if 0 in shape:
+            raise ValueError("An orthogonal matrix needs non-zero dimensions. "
+                             f"Received: shape={shape}")
+        values = _work_buffer(request)
+        values[...] = 0
         centre = tuple((k - 1) // 2 for k in shape[:-2])
-        values[centre] = self.matrix(shape[-2:], request)
-        return request.emit_whole(values)
+        self.check_shape(shape[-2:])
+        self.fill(values[centre], request)
+        return values if values is request.out else request.emit_whole(values)
 
 
 class Dirac(Initializer):

@@ -1,0 +1,339 @@
+"""Haar-distributed (semi-)orthogonal matrices, computed in place: the algorithms.
+
+One function, :func:`haar`, fills a 2-D array (a view of the output buffer)
+with a matrix that has orthonormal columns if it has at least as many rows as
+columns, else orthonormal rows, uniformly (Haar) distributed, times ``gain``.
+Layouts of framework tensors (Keras, PyTorch, JAX ``column_axis``) are
+resolved by the callers (``fastinit.initializers.structured`` and the front
+ends); this module sees a matrix.
+
+The Gaussian matrix
+-------------------
+Let ``big = max(rows, cols)`` and ``small = min(rows, cols)``. Every method
+starts from the same standard Gaussian ``(big, small)`` matrix ``G`` of the
+fastinit stream: column ``j`` of ``G`` is stream positions
+``offset + j * big + [0, big)`` (i.e. ``G.T`` in C order), in the output's
+working dtype (float32 or float64). The result is ``Q`` (``big x small``,
+orthonormal columns) when ``rows >= cols``, else ``Q.T``.
+
+Methods (all give the Haar distribution)
+----------------------------------------
+``"qr"`` (the reference)
+    Plain Householder QR of ``G`` (LAPACK ``geqrf`` + ``orgqr``, in place),
+    columns of ``Q`` multiplied by ``sign(diag(R))`` (Mezzadri 2007). Without
+    SciPy: ``numpy.linalg.qr`` on a copy.
+``"stewart"``
+    Stewart (1980): the Householder vectors that factorising a Gaussian
+    matrix would produce are, conditionally on the earlier ones, those of
+    fresh Gaussian vectors (rotational invariance). So vector ``k`` is made by
+    LAPACK's ``larfg`` (same ``tau`` and sign rule as ``geqrf``) from
+    ``G[k:, k]`` itself, with no update of the trailing matrix, and ``orgqr``
+    forms ``Q`` in place; column ``k`` is multiplied by ``sign(beta_k)``
+    (what ``R[k, k]`` would have been). This skips ``geqrf``: about half the
+    flops of ``"qr"``. The first Householder vector (hence ``Q[:, 0] =
+    G[:, 0] / |G[:, 0]|``) is exactly that of ``"qr"``; the others differ in
+    value, not in distribution.
+``"cholqr2"``
+    CholeskyQR2 (Fukaya et al. 2014): ``R = chol(G.T G)``, ``G <- G R^-1``,
+    twice (``syrk``, ``potrf``, ``trsm``: BLAS-3 only). ``R`` has a positive
+    diagonal, so this is the sign-fixed ``Q`` of ``"qr"`` itself (equal up to
+    rounding). Only for tall matrices (a Gaussian ``G`` with ``big >= 2 small``
+    has condition number below ~6), where it is GEMM-bound; falls back to
+    ``"stewart"`` if a Cholesky factorisation fails.
+``"auto"``
+    ``"cholqr2"`` for tall matrices (``small >= 64``; ``big >= 2 small`` when
+    the vectors are rows of the buffer, LAPACK's LQ layout, where ``orglq`` is
+    about 2x slower than ``orgqr``; ``big >= 8 small`` otherwise), else
+    ``"stewart"`` (chosen by measurement, see ``benchmarks/orthogonal.py``);
+    ``"qr"`` without SciPy. A square matrix is read as ``Q`` or ``Q.T`` so
+    that the vectors are contiguous (``orgqr``). The choice depends on the
+    shape and memory layout only; the initializers always compute in a
+    C-ordered buffer, so their values do not depend on the layout of ``out``.
+
+Memory: LAPACK works in place on the output when it is C- or F-contiguous
+as a matrix (``orgqr`` on the F-ordered ``(big, small)`` matrix, ``orglq``
+when it is stored the other way round); the extra memory is ``O(small)``
+vectors, the ``(small, small)`` Gram matrix of ``"cholqr2"`` and LAPACK's
+workspace. Other strides go through a temporary copy.
+"""
+
+import ctypes
+import functools
+
+import numpy as np
+
+from . import random as fr
+
+__all__ = ["METHODS", "haar", "choose_method"]
+
+METHODS = ("auto", "stewart", "cholqr2", "qr")
+
+#: ``"auto"`` uses CholeskyQR2 when ``small >= _CHOLQR2_MIN`` and ``big >= ratio * small``,
+#: ``ratio`` depending on the layout (measured: ``benchmarks/orthogonal.py``).
+_CHOLQR2_MIN = 64
+_CHOLQR2_RATIO = 8
+_CHOLQR2_RATIO_LQ = 2
+
+
+def _scipy():
+    try:
+        import scipy.linalg.blas as blas
+        import scipy.linalg.lapack as lapack
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+    return blas, lapack
+
+
+def choose_method(method, big, small, transposed=False):
+    """The method ``"auto"`` stands for (and a check of ``method``).
+
+    ``transposed``: the vectors are rows of an F-ordered array (LAPACK's LQ
+    layout, where ``orglq`` is slower than ``orgqr`` is in the QR layout).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}. "
+                         f"Received: method={method!r}")
+    if method != "auto":
+        return method
+    if _scipy() is None:
+        return "qr"
+    if small >= _CHOLQR2_MIN and big >= (_CHOLQR2_RATIO_LQ if transposed else _CHOLQR2_RATIO) * small:
+        return "cholqr2"
+    return "stewart"
+
+
+def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gain=1.0):
+    """Fill ``matrix`` in place with a Haar (semi-)orthogonal matrix times ``gain``.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray, 2-D, float32 or float64, writable, no zero-size axis
+        Orthonormal columns if ``rows >= cols``, else orthonormal rows.
+    seed, stream, offset, backend
+        Of the Gaussian matrix (see the module docstring).
+    method : {"auto", "stewart", "cholqr2", "qr"}
+    gain : float
+
+    Returns
+    -------
+    numpy.ndarray
+        ``matrix``.
+
+    Examples
+    --------
+    >>> q = haar(np.empty((5, 3)), seed=0)
+    >>> bool(np.allclose(q.T @ q, np.eye(3)))
+    True
+    """
+    if matrix.ndim != 2 or matrix.size == 0 or matrix.dtype not in (np.float32, np.float64):
+        raise ValueError("haar needs a non-empty 2-D float32 or float64 array. "
+                         f"Received: shape={matrix.shape}, dtype={matrix.dtype}")
+    rows, cols = matrix.shape
+    big, small = max(rows, cols), min(rows, cols)
+    # The (big, small) view whose columns are the orthonormal vectors. A square matrix
+    # is read so that they are contiguous when it is C- or F-ordered (Q or Q.T).
+    if rows > cols or rows == cols and matrix.flags.f_contiguous:
+        q = matrix
+    else:
+        q = matrix.T
+    method = choose_method(method, big, small, transposed=not q.flags.f_contiguous)
+    if q.flags.f_contiguous:
+        work, transposed = q, False           # columns contiguous: QR layout
+    elif q.flags.c_contiguous:
+        work, transposed = q.T, True           # rows of q.T contiguous: LQ layout
+    else:
+        tmp = np.empty((big, small), dtype=matrix.dtype, order="F")
+        haar(tmp, seed=seed, stream=stream, offset=offset, backend=backend, method=method,
+             gain=gain)
+        q[...] = tmp
+        return matrix
+    # Column j of G = stream [offset + j*big, offset + (j+1)*big): G.T in C order.
+    fr.normal((small, big), dtype=matrix.dtype, seed=seed, stream=stream, offset=offset,
+              out=q.T, backend=backend)
+    if method == "cholqr2":
+        if _cholqr2(work, transposed, gain):
+            return matrix
+        fr.normal((small, big), dtype=matrix.dtype, seed=seed, stream=stream, offset=offset,
+                  out=q.T, backend=backend)
+        method = "stewart"
+    if method == "stewart":
+        _stewart(work, transposed, gain)
+    elif _scipy() is not None:
+        _householder(work, transposed, gain)
+    else:
+        _numpy_qr(q, gain)
+    return matrix
+
+
+# -- the methods ----------------------------------------------------------------------
+# ``work`` is F-contiguous: (big, small) with the vectors as columns (QR layout), or
+# (small, big) with the vectors as rows (LQ layout, ``transposed``).
+
+
+def _stewart(work, transposed, gain):
+    if transposed:
+        tau, sign = _reflectors_by_rows(work.T)
+    else:
+        tau, sign = _reflectors_by_columns(work)
+    _form_q(work, transposed, tau)
+    _scale(work, transposed, gain * sign)
+
+
+def _reflectors_by_columns(a):
+    """LAPACK ``larfg`` on ``a[k:, k]`` for each column ``k`` of F-ordered ``a``, in place."""
+    _, lapack = _scipy()
+    larfg = lapack.dlarfg if a.dtype == np.float64 else lapack.slarfg
+    small = a.shape[1]
+    tau = np.empty(small, dtype=a.dtype)
+    sign = np.empty(small, dtype=a.dtype)
+    for k in range(small):
+        x = a[k:, k]
+        if x.size > 1:
+            beta, v, tau[k] = larfg(x.size, x[0], x[1:], 1, overwrite_x=1)
+            if not np.shares_memory(v, x):  # pragma: no cover - f2py copied
+                x[1:] = v
+        else:  # a 1-vector: H = I and R[k, k] = x[0]
+            beta, tau[k] = x[0], 0.0
+        x[0] = beta
+        sign[k] = 1.0 if beta >= 0 else -1.0
+    return tau, sign
+
+
+_BLOCK_ELEMENTS = 1 << 18
+
+
+def _reflectors_by_rows(q):
+    """``larfg``'s rule for the columns ``q[k:, k]`` of C-ordered ``q``, in row blocks.
+
+    The same formulas as LAPACK's ``larfg`` (``beta = -sign(alpha) |x|``,
+    ``tau = (beta - alpha) / beta``, ``v = x[1:] / (alpha - beta)``), vectorised
+    over the columns: one pass over the rows for the norms (accumulated in
+    float64) and one to scale (which also scales the entries above the
+    diagonal: ``orglq`` never reads them).
+    """
+    big, small = q.shape
+    sumsq = np.zeros(small)
+    step = max(1, _BLOCK_ELEMENTS // small)
+    columns = np.arange(small)
+    for i0 in range(1, big, step):
+        block = q[i0:i0 + step].astype(np.float64)
+        block *= block
+        if i0 < small:  # keep only rows below the diagonal: row i > column k
+            rows = np.arange(i0, i0 + block.shape[0])
+            block[rows[:, None] <= columns[None, :]] = 0.0
+        sumsq += block.sum(axis=0)
+    alpha = np.diagonal(q).astype(np.float64)
+    xnorm = np.sqrt(sumsq)
+    beta = -np.copysign(np.hypot(alpha, xnorm), alpha)
+    zero = xnorm == 0.0
+    beta[zero] = alpha[zero]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tau = np.where(zero, 0.0, (beta - alpha) / beta)
+        scale = np.where(zero, 1.0, 1.0 / (alpha - beta)).astype(q.dtype)
+    for i0 in range(0, big, step):
+        q[i0:i0 + step] *= scale
+    np.fill_diagonal(q, beta)
+    sign = np.where(beta >= 0, 1.0, -1.0).astype(q.dtype)
+    return tau.astype(q.dtype), sign
+
+
+def _householder(work, transposed, gain):
+    """Plain QR (LQ in the transposed layout) in place, then the sign fix."""
+    small = work.shape[0] if transposed else work.shape[1]
+    tau = np.empty(small, dtype=work.dtype)
+    _lapack_call("gelqf" if transposed else "geqrf", work, tau)
+    diag = np.diagonal(work).copy()
+    _form_q(work, transposed, tau)
+    _scale(work, transposed, gain * np.where(diag >= 0, 1.0, -1.0).astype(work.dtype))
+
+
+def _numpy_qr(q, gain):  # pragma: no cover - used only without SciPy
+    g = np.asarray(q, dtype=np.float64)
+    qq, r = np.linalg.qr(g)
+    qq *= np.where(np.diag(r) >= 0, gain, -gain)
+    q[...] = qq
+
+
+def _cholqr2(work, transposed, gain):
+    """CholeskyQR2 in place; False (work left garbled) if a Cholesky factorisation fails."""
+    blas, lapack = _scipy()
+    f64 = work.dtype == np.float64
+    syrk = blas.dsyrk if f64 else blas.ssyrk
+    trsm = blas.dtrsm if f64 else blas.strsm
+    potrf = lapack.dpotrf if f64 else lapack.spotrf
+    for step in range(2):
+        # Gram matrix of the vectors: upper triangle of W W^T (rows) or W^T W (columns).
+        gram = syrk(1.0, work, trans=0 if transposed else 1, lower=0)
+        r, info = potrf(gram, lower=0, overwrite_a=1, clean=0)
+        if info != 0:
+            return False
+        alpha = gain if step == 1 else 1.0
+        if transposed:   # W <- alpha R^-T W
+            out = trsm(alpha, r, work, side=0, lower=0, trans_a=1, overwrite_b=1)
+        else:            # W <- alpha W R^-1
+            out = trsm(alpha, r, work, side=1, lower=0, trans_a=0, overwrite_b=1)
+        if not np.shares_memory(out, work):  # pragma: no cover - f2py copied
+            work[...] = out
+        del gram, r, out  # free the Gram matrix before the next pass
+    return True
+
+
+def _form_q(work, transposed, tau):
+    _lapack_call("orglq" if transposed else "orgqr", work, tau)
+
+
+def _scale(work, transposed, factors):
+    if transposed:
+        work *= factors[:, None]
+    else:
+        work *= factors[None, :]
+
+
+# -- LAPACK through SciPy's Cython capsules (orglq / gelqf have no f2py wrapper) --------
+
+_INT = ctypes.c_int
+
+
+@functools.lru_cache(maxsize=None)
+def _lapack_function(name):
+    import scipy.linalg.cython_lapack as cython_lapack
+
+    capsule = cython_lapack.__pyx_capi__[name]
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+    get_pointer.restype = ctypes.c_void_p
+    get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    address = get_pointer(capsule, get_name(capsule))
+    ptr = ctypes.POINTER
+    real = ctypes.c_double if name[0] == "d" else ctypes.c_float
+    if name[1:] in ("orgqr", "orglq"):      # m, n, k, a, lda, tau, work, lwork, info
+        args = [ptr(_INT)] * 3 + [ctypes.c_void_p, ptr(_INT), ctypes.c_void_p, ptr(real),
+                                  ptr(_INT), ptr(_INT)]
+    else:                                    # geqrf / gelqf: m, n, a, lda, tau, work, lwork, info
+        args = [ptr(_INT)] * 2 + [ctypes.c_void_p, ptr(_INT), ctypes.c_void_p, ptr(real),
+                                  ptr(_INT), ptr(_INT)]
+    return ctypes.CFUNCTYPE(None, *args)(address), real
+
+
+def _lapack_call(routine, a, tau):
+    """Run ``?geqrf`` / ``?gelqf`` / ``?orgqr`` / ``?orglq`` in place on F-ordered ``a``."""
+    assert a.flags.f_contiguous and tau.dtype == a.dtype
+    name = ("d" if a.dtype == np.float64 else "s") + routine
+    function, real = _lapack_function(name)
+    m, n = a.shape
+    k = tau.size
+    dims = [_INT(m), _INT(n)] + ([_INT(k)] if routine.startswith("org") else [])
+    lda, info = _INT(max(1, m)), _INT(0)
+
+    def call(work, lwork):
+        function(*[ctypes.byref(d) for d in dims], a.ctypes.data, ctypes.byref(lda),
+                 tau.ctypes.data, work, ctypes.byref(lwork), ctypes.byref(info))
+
+    query = real(0)
+    call(ctypes.byref(query), _INT(-1))
+    lwork = max(1, int(query.value), 64 * max(m, n))
+    work = np.empty(lwork, dtype=a.dtype)
+    call(work.ctypes.data_as(ctypes.POINTER(real)), _INT(lwork))
+    if info.value != 0:  # pragma: no cover - arguments are checked above
+        raise RuntimeError(f"LAPACK {name} failed with info={info.value}")
