@@ -7,16 +7,32 @@ as a table::
     python -m fastinit bench --size 1e8
     python -m fastinit bench --quick            # n = 1e6, one repeat: a few seconds
     python -m fastinit bench --cases normal --threads 1 --json bench.json
+    python -m fastinit bench --cases orthogonal --ortho-size 4096
 
-What is measured, per case (``normal``, ``uniform``, ``truncated_normal`` on
-``[-2, 2]`` std) and implementation:
+The cases:
 
-- elements/s: ``n`` divided by the best of ``--repeat`` timed calls
+- ``normal``, ``uniform``, ``truncated_normal`` (on ``[-2, 2]`` std): a flat
+  output of ``n`` elements;
+- ``variance_scaling``: a Glorot-uniform (Xavier) kernel, ``n`` elements as a
+  ``(n // 4096, 4096)`` matrix (:func:`case_shape`), against NumPy's
+  ``Generator`` (``random`` into the output, then scaled to ``[-limit, limit)``
+  in place), ``torch.nn.init.xavier_uniform_``, JAX's ``glorot_uniform`` and
+  Keras 3's ``GlorotUniform`` on its NumPy backend;
+- ``orthogonal``: one square matrix of side ``--ortho-size`` (2048; 256 with
+  ``--quick``), against ``numpy.linalg.qr`` of a Gaussian matrix with the sign
+  fix (the reference), ``scipy.linalg.qr``, ``torch.nn.init.orthogonal_`` and
+  JAX's ``orthogonal``. Its rate is still elements/s; the note column gives the
+  seconds per matrix.
+
+What is measured, per case and implementation:
+
+- elements/s: the case's element count divided by the best of ``--repeat`` timed calls
   (``time.perf_counter``), after one untimed warm-up call that fills the same
   output (so Numba compilation and JAX tracing are excluded, and the output's
   pages are already resident);
 - ``x NumPy``: that rate divided by NumPy's rate for the same case (the
-  ``numpy Generator`` row; for the truncated normal the NumPy rejection row);
+  ``numpy Generator`` row; for the truncated normal the NumPy rejection row,
+  for the orthogonal matrix the ``numpy.linalg.qr`` row);
 - peak RSS above the output: the output buffer is allocated and touched
   first; the kernel's peak-RSS counter is reset (``5`` written to
   ``/proc/self/clear_refs``), the call runs, and ``VmHWM`` minus the ``VmRSS``
@@ -25,8 +41,16 @@ What is measured, per case (``normal``, ``uniform``, ``truncated_normal`` on
   is subtracted too). The largest value over the repeats is reported; where
   the counter cannot be reset (not Linux) the column shows ``n/a``.
 
-PyTorch and JAX are imported only when installed (``importlib.util.find_spec``)
-and only when their rows run; ``import fastinit`` never imports this module.
+Numba, PyTorch and the OpenBLAS libraries of NumPy and SciPy (the orthogonal
+case's LAPACK) run with ``--threads`` threads; JAX uses XLA's own pool. On a
+machine that other work keeps busy, multi-threaded OpenBLAS can be very slow for
+small matrices (threads waiting for descheduled peers): compare with
+``--threads 1`` there.
+
+PyTorch, JAX, SciPy and Keras are imported only when installed
+(``importlib.util.find_spec``) and only when their rows run; Keras is imported
+with ``KERAS_BACKEND=numpy`` (its row is skipped when Keras was already imported
+with another backend). ``import fastinit`` never imports this module.
 """
 
 import argparse
@@ -44,19 +68,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["main", "run", "add_arguments", "parse_size", "peak_rss_above",
-           "numpy_truncated_normal", "CASES"]
+           "numpy_truncated_normal", "numpy_orthogonal", "case_shape", "CASES"]
 
-CASES = ("normal", "uniform", "truncated_normal")
+CASES = ("normal", "uniform", "truncated_normal", "variance_scaling", "orthogonal")
+_FLAT_CASES = ("normal", "uniform", "truncated_normal")  # a flat output of --size elements
 TRUNCATION = 2.0  # truncated normal on [-TRUNCATION, TRUNCATION] std, as torch's default
 SEED = 0
 DEFAULT_SIZE = 10**8
 QUICK_SIZE = 10**6
 DEFAULT_REPEAT = 3
+KERNEL_COLUMNS = 4096   # the variance-scaling kernel is (n // KERNEL_COLUMNS, KERNEL_COLUMNS)
+DEFAULT_ORTHO_SIZE = 2048
+QUICK_ORTHO_SIZE = 256
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 MiB = float(1 << 20)
 
 _NUMPY_REFERENCE = {"normal": "numpy Generator", "uniform": "numpy Generator",
-                    "truncated_normal": "numpy rejection"}
+                    "truncated_normal": "numpy rejection",
+                    "variance_scaling": "numpy Generator", "orthogonal": "numpy.linalg.qr"}
 
 
 # -- options -------------------------------------------------------------------
@@ -89,7 +118,9 @@ def parse_size(text):
 def _parse_cases(text):
     cases = [c.strip() for c in str(text).split(",") if c.strip()]
     aliases = {"trunc_normal": "truncated_normal", "truncnorm": "truncated_normal",
-               "truncated": "truncated_normal"}
+               "truncated": "truncated_normal", "glorot": "variance_scaling",
+               "glorot_uniform": "variance_scaling", "xavier": "variance_scaling",
+               "xavier_uniform": "variance_scaling", "ortho": "orthogonal"}
     cases = [aliases.get(c, c) for c in cases]
     bad = [c for c in cases if c not in CASES]
     if bad or not cases:
@@ -128,12 +159,17 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE):
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="output dtype (default float32); peers without it are skipped")
     parser.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
-                        help="threads for Numba and PyTorch (default: all cores, "
+                        help="threads for Numba, PyTorch and OpenBLAS (NumPy's and SciPy's "
+                             "QR in the orthogonal case) (default: all cores, "
                              f"{available_cores()} here)")
     parser.add_argument("--cases", type=_parse_cases, default=list(CASES), metavar="LIST",
                         help=f"comma-separated cases (default {','.join(CASES)})")
+    parser.add_argument("--ortho-size", type=_positive_int, default=None, metavar="M",
+                        help=f"side of the square matrix of the orthogonal case (default "
+                             f"{DEFAULT_ORTHO_SIZE}; {QUICK_ORTHO_SIZE} with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help=f"n = {QUICK_SIZE:.0e} and 1 repeat: finishes in a few seconds")
+                        help=f"n = {QUICK_SIZE:.0e}, a {QUICK_ORTHO_SIZE}x{QUICK_ORTHO_SIZE} "
+                             "orthogonal matrix and 1 repeat: finishes in a few seconds")
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="also write all numbers and machine information to PATH")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
@@ -308,9 +344,11 @@ def machine_info():
         "fastinit_source": source_state(),
         "numpy": np.__version__,
         "numba": _version("numba"),
+        "scipy": _version("scipy"),
         "torch": _version("torch"),
         "jax": _version("jax"),
         "jaxlib": _version("jaxlib"),
+        "keras": _version("keras"),
     }
 
 
@@ -320,8 +358,8 @@ def _machine_line(info, threads):
         parts.append(f"{info['memory_bytes'] / 2**30:.0f} GiB RAM")
     parts.append(f"{platform.system()} {platform.machine()}")
     parts.append(f"Python {info['python']}")
-    for name in ("fastinit", "numpy", "numba", "torch", "jax"):
-        if info[name]:
+    for name in ("fastinit", "numpy", "numba", "scipy", "torch", "jax", "keras"):
+        if info.get(name):
             parts.append(f"{name} {info[name]}")
             if name == "fastinit" and info.get("fastinit_source"):
                 parts[-1] += f" (git {info['fastinit_source']})"
@@ -347,6 +385,7 @@ class Result:
     implementation: str
     n: int
     dtype: str
+    shape: tuple = ()
     seconds: list = field(default_factory=list)
     peak_bytes: object = None
     error: str = ""
@@ -362,6 +401,10 @@ class Result:
     @property
     def rate(self):
         return self.n / self.best if self.best else None
+
+
+def _threads(ctx):
+    return "1 thread" if ctx["threads"] == 1 else f"{ctx['threads']} threads"
 
 
 def _fastinit(backend):
@@ -380,7 +423,7 @@ def _fastinit(backend):
             def call():
                 return fr.truncated_normal(out=out, a=-TRUNCATION, b=TRUNCATION, seed=SEED,
                                            backend=backend)
-        note = f"{ctx['threads']} threads" if backend == "numba" else "single-threaded"
+        note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
         return _Runner(call, note=note)
     return make
 
@@ -438,7 +481,7 @@ def _torch(case, out, ctx):
             return torch.nn.init.trunc_normal_(t, mean=0.0, std=1.0, a=-TRUNCATION,
                                                b=TRUNCATION)
         name = "nn.init.trunc_normal_"
-    return _Runner(call, note=f"{name}, {ctx['threads']} threads")
+    return _Runner(call, note=f"{name}, {_threads(ctx)}")
 
 
 def _jax(case, out, ctx):
@@ -460,8 +503,221 @@ def _jax(case, out, ctx):
                    finish=lambda r: r.block_until_ready(), note="jit, XLA's own threads")
 
 
+# -- variance scaling: a Glorot-uniform kernel ---------------------------------------
+
+
+def case_shape(case, size, ortho_size=DEFAULT_ORTHO_SIZE):
+    """The output shape of ``case``: ``(size,)``; ``(size // 4096, 4096)`` for the Glorot
+    kernel (``(1, size)`` below 4096 elements); ``(ortho_size, ortho_size)`` for the
+    orthogonal matrix."""
+    if case == "variance_scaling":
+        cols = min(KERNEL_COLUMNS, size)
+        return (size // cols, cols)
+    if case == "orthogonal":
+        return (ortho_size, ortho_size)
+    return (size,)
+
+
+def _glorot_limit(shape):
+    """``sqrt(6 / (fan_in + fan_out))`` of a 2-D kernel (the same in either layout)."""
+    return math.sqrt(6.0 / (shape[0] + shape[1]))
+
+
+def _fastinit_glorot(backend):
+    def make(case, out, ctx):
+        from .initializers import GlorotUniform
+        if backend == "numba":
+            import numba
+            numba.set_num_threads(ctx["threads"])
+        init = GlorotUniform(seed=SEED)
+        note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
+        return _Runner(lambda: init(out.shape, out=out, backend=backend),
+                       note=f"initializers.GlorotUniform, {note}")
+    return make
+
+
+def _numpy_glorot(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} in numpy.random.Generator"
+    gen = np.random.Generator(np.random.PCG64(SEED))
+    limit = _glorot_limit(out.shape)
+
+    def call():
+        # Generator.uniform has neither out= nor dtype=: random() into the output, then
+        # low + (high - low) * u in place (Generator.uniform's formula).
+        gen.random(dtype=out.dtype, out=out)
+        np.multiply(out, 2.0 * limit, out=out)
+        np.subtract(out, limit, out=out)
+        return out
+    return _Runner(call, note="random(out=) * 2 limit - limit, single-threaded")
+
+
+def _torch_glorot(case, out, ctx):
+    import torch
+    torch.set_num_threads(ctx["threads"])
+    torch.manual_seed(SEED)
+    # torch's (out, in) layout: the transposed shape has the same fans (and Glorot's
+    # bound is symmetric in them anyway).
+    t = torch.empty(out.shape[::-1], dtype=getattr(torch, out.dtype.name))
+    return _Runner(lambda: torch.nn.init.xavier_uniform_(t),
+                   note=f"nn.init.xavier_uniform_, {_threads(ctx)}")
+
+
+def _jax_glorot(case, out, ctx):
+    import jax
+    import jax.numpy as jnp
+    if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+        return "float64 needs jax_enable_x64"
+    dtype, shape = getattr(jnp, out.dtype.name), out.shape
+    init = jax.nn.initializers.glorot_uniform()
+    fn = jax.jit(lambda k: init(k, shape, dtype))
+    key = jax.random.PRNGKey(SEED)
+    return _Runner(lambda: fn(key), allocates_output=True,
+                   finish=lambda r: r.block_until_ready(),
+                   note="nn.initializers.glorot_uniform, jit, XLA's own threads")
+
+
+def _import_keras_numpy():
+    """Keras 3 on its NumPy backend, or a reason to skip (a str).
+
+    ``KERAS_BACKEND=numpy`` is set only for the import (Keras reads it then) and only
+    when Keras is not imported yet; a Keras already running another backend is left alone.
+    """
+    if "keras" not in sys.modules:
+        saved = os.environ.get("KERAS_BACKEND")
+        os.environ["KERAS_BACKEND"] = "numpy"
+        try:
+            importlib.import_module("keras")
+        finally:
+            if saved is None:
+                os.environ.pop("KERAS_BACKEND", None)
+            else:
+                os.environ["KERAS_BACKEND"] = saved
+    keras = sys.modules["keras"]
+    backend = keras.backend.backend()
+    if backend != "numpy":
+        return f"keras already imported with the {backend} backend"
+    return keras
+
+
+def _keras_glorot(case, out, ctx):
+    keras = _import_keras_numpy()
+    if isinstance(keras, str):
+        return keras
+    init = keras.initializers.GlorotUniform(seed=SEED)
+    shape, dtype = out.shape, out.dtype.name
+    return _Runner(lambda: init(shape, dtype=dtype), allocates_output=True,
+                   note="GlorotUniform, numpy backend: float64 uniform + astype")
+
+
+# -- orthogonal -------------------------------------------------------------------------
+
+
+def _blas_note(ctx):
+    """Limit the loaded OpenBLAS libraries to the run's threads; the note saying so."""
+    if ctx["blas"].limit(ctx["threads"]):
+        return f"{_threads(ctx)}"
+    return "BLAS's own threads"
+
+
+def _fastinit_orthogonal(case, out, ctx):
+    from .initializers import Orthogonal
+    if importlib.util.find_spec("numba") is not None:
+        import numba
+        numba.set_num_threads(ctx["threads"])
+    init = Orthogonal(seed=SEED)
+    init((2, 2))  # loads SciPy's LAPACK (if any), so that its threads can be limited
+    return _Runner(lambda: init(out.shape, out=out),
+                   note=f"initializers.Orthogonal, {_blas_note(ctx)}")
+
+
+def numpy_orthogonal(gen, out):
+    """A Haar orthogonal matrix into the square ``out``: ``numpy.linalg.qr`` of a Gaussian.
+
+    The plain reference (what Keras, PyTorch and JAX compute): the Gaussian matrix is
+    drawn into ``out``, factorised by ``numpy.linalg.qr`` (``Q`` and ``R`` are new
+    arrays), and ``Q`` times ``sign(diag(R))`` (Mezzadri's sign fix) is written back.
+    """
+    gen.standard_normal(dtype=out.dtype, out=out)
+    q, r = np.linalg.qr(out)
+    np.multiply(q, np.sign(np.diagonal(r)), out=out)
+    return out
+
+
+def _numpy_orthogonal(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} in numpy.linalg.qr"
+    gen = np.random.Generator(np.random.PCG64(SEED))
+    return _Runner(lambda: numpy_orthogonal(gen, out),
+                   note=f"Generator + linalg.qr + sign fix, {_blas_note(ctx)}")
+
+
+def _scipy_orthogonal(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} in scipy.linalg.qr"
+    import scipy.linalg
+    gen = np.random.Generator(np.random.PCG64(SEED))
+
+    def call():
+        gen.standard_normal(dtype=out.dtype, out=out)
+        # out.T is Fortran-ordered: LAPACK factorises it in place (overwrite_a).
+        q, r = scipy.linalg.qr(out.T, overwrite_a=True, mode="economic", check_finite=False)
+        np.multiply(q, np.sign(np.diagonal(r)), out=out)
+        return out
+    return _Runner(call, note=f"qr(overwrite_a, economic) + sign fix, {_blas_note(ctx)}")
+
+
+def _torch_orthogonal(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} QR in torch.linalg (CPU)"
+    import torch
+    torch.set_num_threads(ctx["threads"])
+    torch.manual_seed(SEED)
+    t = torch.empty(out.shape, dtype=getattr(torch, out.dtype.name))
+    return _Runner(lambda: torch.nn.init.orthogonal_(t),
+                   note=f"nn.init.orthogonal_, {_threads(ctx)}")
+
+
+def _jax_orthogonal(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} QR in jax.numpy.linalg"
+    import jax
+    import jax.numpy as jnp
+    if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+        return "float64 needs jax_enable_x64"
+    dtype, shape = getattr(jnp, out.dtype.name), out.shape
+    init = jax.nn.initializers.orthogonal()
+    fn = jax.jit(lambda k: init(k, shape, dtype))
+    key = jax.random.PRNGKey(SEED)
+    return _Runner(lambda: fn(key), allocates_output=True,
+                   finish=lambda r: r.block_until_ready(),
+                   note="nn.initializers.orthogonal, jit, XLA's own threads")
+
+
+def _installed(module):
+    return importlib.util.find_spec(module) is not None
+
+
 def implementations(case):
     """``(name, factory)`` for the rows of ``case``; optional peers only when installed."""
+    if case == "variance_scaling":
+        rows = [("fastinit numba", _fastinit_glorot("numba")),
+                ("fastinit numpy", _fastinit_glorot("numpy")),
+                ("numpy Generator", _numpy_glorot)]
+        for module, name, factory in (("torch", "torch", _torch_glorot),
+                                      ("jax", "jax", _jax_glorot),
+                                      ("keras", "keras (numpy)", _keras_glorot)):
+            if _installed(module):
+                rows.append((name, factory))
+        return rows
+    if case == "orthogonal":
+        rows = [("fastinit", _fastinit_orthogonal), ("numpy.linalg.qr", _numpy_orthogonal)]
+        for module, name, factory in (("scipy", "scipy.linalg.qr", _scipy_orthogonal),
+                                      ("torch", "torch", _torch_orthogonal),
+                                      ("jax", "jax", _jax_orthogonal)):
+            if _installed(module):
+                rows.append((name, factory))
+        return rows
     rows = [("fastinit numba", _fastinit("numba")), ("fastinit numpy", _fastinit("numpy"))]
     if case == "truncated_normal":
         rows.append(("numpy rejection", _numpy_rejection))
@@ -538,8 +794,61 @@ class _Progress:
             self.bar.close()
 
 
-def _thread_settings():
-    """A function restoring Numba's and (if loaded) PyTorch's thread counts as they are now."""
+class _BlasThreads:
+    """The thread counts of the OpenBLAS libraries loaded in this process (NumPy's and
+    SciPy's wheels each bring one), set through their own ``*_set_num_threads``.
+
+    What ``threadpoolctl`` does, for OpenBLAS only and without the dependency; a library
+    is found in ``/proc/self/maps`` once it is loaded, so :meth:`limit` is called again
+    after each import. Elsewhere (no ``/proc``, another BLAS) it does nothing.
+    """
+
+    _SYMBOLS = [(f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}")
+                for prefix in ("openblas", "scipy_openblas") for suffix in ("", "64_")]
+
+    def __init__(self):
+        self._saved = {}   # path -> (setter, original count)
+
+    @staticmethod
+    def _loaded():
+        try:
+            with open("/proc/self/maps") as f:
+                paths = {line.split(None, 5)[5].strip() for line in f
+                         if line.count(" ") >= 5 and "openblas" in line.rsplit("/", 1)[-1]}
+        except OSError:
+            return []
+        return sorted(p for p in paths if p.startswith("/") and ".so" in p)
+
+    def limit(self, threads):
+        """Set every loaded OpenBLAS to ``threads``; how many libraries were set."""
+        import ctypes
+        done = 0
+        for path in self._loaded():
+            if path not in self._saved:
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                for get_name, set_name in self._SYMBOLS:
+                    getter, setter = getattr(lib, get_name, None), getattr(lib, set_name, None)
+                    if getter is not None and setter is not None:
+                        getter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+                        self._saved[path] = (setter, getter())
+                        break
+                else:
+                    continue
+            self._saved[path][0](threads)
+            done += 1
+        return done
+
+    def restore(self):
+        for setter, value in self._saved.values():
+            setter(value)
+
+
+def _thread_settings(blas=None):
+    """A function restoring Numba's, (if loaded) PyTorch's and the BLAS thread counts as
+    they are now (``blas``: the :class:`_BlasThreads` that :func:`run` limits)."""
     saved = []
     if importlib.util.find_spec("numba") is not None:
         import numba
@@ -551,6 +860,8 @@ def _thread_settings():
     def restore():
         for setter, value in saved:
             setter(value)
+        if blas is not None:
+            blas.restore()
     return restore
 
 
@@ -562,22 +873,29 @@ def _make_output(n, dtype):
 
 
 def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=None,
-        cases=CASES, progress=False):
-    """Run the benchmark; a list of :class:`Result`, one per (case, implementation)."""
+        cases=CASES, progress=False, ortho_size=DEFAULT_ORTHO_SIZE):
+    """Run the benchmark; a list of :class:`Result`, one per (case, implementation).
+
+    ``size`` is the element count of the flat cases and of the Glorot kernel,
+    ``ortho_size`` the side of the orthogonal matrix (see :func:`case_shape`).
+    """
     threads = threads or available_cores()
-    ctx = {"threads": threads}
+    blas = _BlasThreads()
+    ctx = {"threads": threads, "blas": blas}
     meter = _PeakMeter()
     plan = [(case, name, factory) for case in cases for name, factory in implementations(case)]
     bar = _Progress(len(plan), progress)
     results = []
-    restore = _thread_settings()
+    restore = _thread_settings(blas)
     try:
         for case in cases:
-            out = _make_output(size, dtype)
+            shape = case_shape(case, size, ortho_size)
+            n = math.prod(shape)
+            out = _make_output(n, dtype).reshape(shape)
             for name, factory in implementations(case):
                 gc.collect()  # garbage of the previous row must not count against this one
                 bar.begin(case, name)
-                result = Result(case, name, size, np.dtype(out.dtype).name)
+                result = Result(case, name, n, np.dtype(out.dtype).name, shape=shape)
                 try:
                     runner = factory(case, out, ctx)
                     if isinstance(runner, str):
@@ -585,7 +903,10 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
                     else:
                         result.note = runner.note
                         result.seconds, result.peak_bytes = _measure(
-                            runner, size, repeat, out.dtype.itemsize, meter)
+                            runner, n, repeat, out.dtype.itemsize, meter)
+                        if case == "orthogonal":
+                            result.note = (f"{_format_seconds(result.best)}/matrix, "
+                                           f"{result.note}")
                 except Exception as exc:  # noqa: BLE001 - one failing peer must not stop the table
                     result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
                 runner = None
@@ -612,7 +933,44 @@ def _add_ratios(results):
 # -- output --------------------------------------------------------------------
 
 _CASE_LABEL = {"normal": "normal", "uniform": "uniform",
-               "truncated_normal": f"trunc normal +-{TRUNCATION:g}"}
+               "truncated_normal": f"trunc normal +-{TRUNCATION:g}",
+               "variance_scaling": "glorot uniform", "orthogonal": "orthogonal"}
+
+
+def _case_label(result):
+    if result.case == "orthogonal" and len(result.shape) == 2:
+        return f"orthogonal {result.shape[0]}x{result.shape[1]}"
+    return _CASE_LABEL[result.case]
+
+
+def _format_seconds(seconds):
+    if seconds is None:
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} us"
+
+
+def _shape_lines(results, dtype):
+    """What the cases with their own shapes measure (their n differs from --size)."""
+    shapes = {}
+    for r in results:
+        shapes.setdefault(r.case, (r.shape, r.n))
+    lines = []
+    if "variance_scaling" in shapes:
+        shape, n = shapes["variance_scaling"]
+        lines.append(f"glorot uniform: a {shape[0]:,} x {shape[1]:,} {dtype} kernel "
+                     f"({n:,} elements, {n * _itemsize(dtype) / MiB:,.1f} MiB), "
+                     f"limit sqrt(6 / (fan_in + fan_out)); torch fills the transposed "
+                     f"(out, in) shape")
+    if "orthogonal" in shapes:
+        shape, n = shapes["orthogonal"]
+        lines.append(f"orthogonal: one {shape[0]:,} x {shape[1]:,} {dtype} matrix "
+                     f"({n:,} elements, {n * _itemsize(dtype) / MiB:,.1f} MiB); rate in "
+                     f"elements/s, the time per matrix in the note")
+    return lines
 
 
 def format_table(results, *, info, command, size, dtype, repeat, threads, peak_ok):
@@ -620,8 +978,10 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
         "fastinit side-by-side benchmark",
         f"machine: {_machine_line(info, threads)}",
         f"command: {command}",
-        f"n = {size:,} {dtype} elements ({size * _itemsize(dtype) / MiB:,.1f} MiB output), "
-        f"best of {repeat}, threads = {threads}",
+        (f"n = {size:,} {dtype} elements ({size * _itemsize(dtype) / MiB:,.1f} MiB output), "
+         if any(r.case in _FLAT_CASES for r in results) else f"{dtype}, ")
+        + f"best of {repeat}, threads = {threads}",
+        *_shape_lines(results, dtype),
         "",
     ]
     header = ("case", "implementation", "G elem/s", "x NumPy", "peak MiB", "note")
@@ -635,7 +995,7 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
         else:
             rate = ratio = peak = "-"
             note = f"skipped: {r.skipped}" if r.skipped else f"error: {r.error}"
-        rows.append((_CASE_LABEL[r.case], r.implementation, rate, ratio, peak, note))
+        rows.append((_case_label(r), r.implementation, rate, ratio, peak, note))
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
               for i, h in enumerate(header)]
     right = (False, False, True, True, True, False)
@@ -657,7 +1017,7 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
         "G elem/s: elements per second (1e9) from the best timed call after one warm-up "
         "(Numba compile excluded).",
         "x NumPy: rate / NumPy's rate for the same case (numpy Generator; numpy rejection for "
-        "the truncated normal).",
+        "the truncated normal; numpy.linalg.qr for the orthogonal matrix).",
         ("peak MiB: peak RSS during the call above the RSS before it, the (resident) output "
          "excluded." if peak_ok else
          "peak MiB: n/a (the peak-RSS counter cannot be reset on this system)."),
@@ -674,7 +1034,8 @@ def _itemsize(dtype):
     return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
-def to_json(results, *, info, command, argv, size, dtype, repeat, threads, peak_ok):
+def to_json(results, *, info, command, argv, size, dtype, repeat, threads, peak_ok,
+            ortho_size=DEFAULT_ORTHO_SIZE):
     return {
         "benchmark": "fastinit.bench",
         "command": command,
@@ -682,12 +1043,13 @@ def to_json(results, *, info, command, argv, size, dtype, repeat, threads, peak_
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": info,
         "settings": {"size": size, "dtype": dtype, "repeat": repeat, "threads": threads,
-                     "seed": SEED, "truncation_std": TRUNCATION,
-                     "peak_rss_measured": peak_ok},
+                     "seed": SEED, "truncation_std": TRUNCATION, "ortho_size": ortho_size,
+                     "kernel_columns": KERNEL_COLUMNS, "peak_rss_measured": peak_ok},
         "results": [{
             "case": r.case,
             "implementation": r.implementation,
             "n": r.n,
+            "shape": list(r.shape),
             "dtype": r.dtype,
             "seconds_best": r.best,
             "seconds_all": r.seconds,
@@ -708,6 +1070,7 @@ def run_from_args(args, *, command, argv=()):
     """Run with parsed options (see :func:`add_arguments`), print the table; exit status."""
     size = args.size or (QUICK_SIZE if args.quick else args.size_default)
     repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
+    ortho_size = args.ortho_size or (QUICK_ORTHO_SIZE if args.quick else DEFAULT_ORTHO_SIZE)
     threads = args.threads or available_cores()
     if importlib.util.find_spec("numba") is not None:
         import numba
@@ -724,7 +1087,7 @@ def run_from_args(args, *, command, argv=()):
     peak_ok = _PeakMeter().enabled
     load_before = _loadavg()
     results = run(size=size, repeat=repeat, dtype=args.dtype, threads=threads,
-                  cases=args.cases, progress=progress)
+                  cases=args.cases, progress=progress, ortho_size=ortho_size)
     info = machine_info()
     info["loadavg_before"], info["loadavg_after"] = load_before, _loadavg()
     common = dict(info=info, command=command, size=size, dtype=args.dtype, repeat=repeat,
@@ -735,7 +1098,8 @@ def run_from_args(args, *, command, argv=()):
         sys.stderr.close()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(to_json(results, argv=argv, **common), f, indent=2)
+            json.dump(to_json(results, argv=argv, ortho_size=ortho_size, **common), f,
+                      indent=2)
             f.write("\n")
     return 0
 

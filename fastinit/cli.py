@@ -17,8 +17,8 @@ import sys
 __all__ = ["main"]
 
 DEMO_INTRO = ("fastinit demo: initialises {size}-element {dtype} tensors (normal, uniform, "
-              "truncated normal) with fastinit and compares with NumPy{peers}, "
-              "in this one process.")
+              "truncated normal, a Glorot-uniform kernel) and an orthogonal matrix with "
+              "fastinit and compares with NumPy{peers}, in this one process.")
 
 
 def _short_size(n):

@@ -26,7 +26,7 @@ def test_cli_bench_quick_prints_table(capsys, tmp_path):
     assert status == 0
     for name in ("fastinit numba", "fastinit numpy", "numpy Generator", "numpy rejection"):
         assert name in out
-    for case in ("normal", "uniform", "trunc normal"):
+    for case in ("normal", "uniform", "trunc normal", "glorot uniform", "orthogonal 256x256"):
         assert case in out
     assert "machine:" in out and "command:" in out and "G elem/s" in out
     data = json.loads(path.read_text())
@@ -34,6 +34,71 @@ def test_cli_bench_quick_prints_table(capsys, tmp_path):
     rows = {(r["case"], r["implementation"]) for r in data["results"]}
     assert ("truncated_normal", "fastinit numba") in rows
     assert all(r["error"] is None for r in data["results"])
+
+
+def _installed(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def test_cli_bench_quick_variance_scaling_and_orthogonal(capsys, tmp_path):
+    path = tmp_path / "bench.json"
+    status = cli.main(["bench", "--quick", "--cases", "variance_scaling,orthogonal",
+                       "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "glorot uniform" in out and "orthogonal 256x256" in out
+    assert "/matrix" in out  # the orthogonal rows give the seconds per matrix
+    data = json.loads(path.read_text())
+    assert data["settings"]["ortho_size"] == bench.QUICK_ORTHO_SIZE
+    results = {(r["case"], r["implementation"]): r for r in data["results"]}
+    assert [r["case"] for r in data["results"]].count("variance_scaling") >= 3
+    expected = {("variance_scaling", "fastinit numba"), ("variance_scaling", "fastinit numpy"),
+                ("variance_scaling", "numpy Generator"), ("orthogonal", "fastinit"),
+                ("orthogonal", "numpy.linalg.qr")}
+    optional = {"torch": [("variance_scaling", "torch"), ("orthogonal", "torch")],
+                "jax": [("variance_scaling", "jax"), ("orthogonal", "jax")],
+                "scipy": [("orthogonal", "scipy.linalg.qr")],
+                "keras": [("variance_scaling", "keras (numpy)")]}
+    for module, rows in optional.items():
+        if _installed(module):
+            expected.update(rows)
+    assert expected <= set(results)
+    for key in expected:
+        r = results[key]
+        assert r["error"] is None, (key, r["error"])
+        if r["skipped"]:  # only Keras may be skipped (already imported on another backend)
+            assert key == ("variance_scaling", "keras (numpy)"), key
+            continue
+        assert r["elements_per_second"] > 0
+    kernel = results[("variance_scaling", "fastinit numba")]
+    assert kernel["shape"] == [bench.QUICK_SIZE // 4096, 4096]
+    assert kernel["n"] == (bench.QUICK_SIZE // 4096) * 4096
+    ortho = results[("orthogonal", "numpy.linalg.qr")]
+    assert ortho["shape"] == [256, 256] and ortho["n"] == 256 * 256
+    assert ortho["x_numpy"] == pytest.approx(1.0)
+
+
+def test_bench_cases_select_and_ortho_size(capsys):
+    status = cli.main(["bench", "--size", "5000", "--repeat", "1", "--cases", "ortho",
+                       "--ortho-size", "48", "--no-progress"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "orthogonal 48x48" in out and "glorot" not in out and "uniform  " not in out
+
+
+def test_numpy_references_are_correct():
+    import numpy as np
+    out = np.empty((64, 64), dtype=np.float32)
+    q = bench.numpy_orthogonal(np.random.default_rng(0), out)
+    assert q is out
+    np.testing.assert_allclose(out.T @ out, np.eye(64), atol=1e-5)
+    assert bench.case_shape("variance_scaling", 10**6) == (244, 4096)
+    assert bench.case_shape("variance_scaling", 1000) == (1, 1000)
+    assert bench.case_shape("orthogonal", 10**6, 300) == (300, 300)
+    assert bench.case_shape("normal", 10**6) == (10**6,)
+    results = bench.run(size=4096 * 4, repeat=1, cases=["variance_scaling"])
+    assert {r.implementation for r in results} >= {"fastinit numba", "numpy Generator"}
+    assert all(not r.error for r in results), [r.error for r in results]
 
 
 def test_cli_demo_prints_intro(capsys):
@@ -49,6 +114,8 @@ def test_cli_rejects_bad_options(capsys):
         cli.main(["bench", "--size", "1.5"])
     with pytest.raises(SystemExit):
         cli.main(["bench", "--cases", "gamma"])
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--ortho-size", "0"])
     capsys.readouterr()
 
 
