@@ -106,3 +106,12 @@ def regions(draw_, shape):
         else:
             index.append(slice(None))
     return tuple(index)
+
+
+# Distributions (name, keywords for draw) run by the backend-parametrised suites
+# (the host-compiled CUDA header, the GPU); the truncated ones cover every proposal.
+DISTS = [("uniform", {}), ("uniform", dict(low=-3.0, high=5.0)), ("normal", {}),
+         ("normal", dict(mean=0.5, std=0.02))] + [
+    ("truncated_normal", dict(alpha=a, beta=b)) for _, a, b in TRUNC_BOUNDS]
+DIST_IDS = ["uniform01", "uniform_m3_5", "normal01", "normal_small"] + [
+    f"trunc_{name}" for name, _, _ in TRUNC_BOUNDS]

@@ -20,7 +20,7 @@ import pytest
 import fastinit.backends as backends
 from fastinit import random as fr, stream
 
-from _util import DTYPES, KAT, TRUNC_BOUNDS, assert_bits_equal, draw
+from _util import DIST_IDS, DISTS, DTYPES, KAT, assert_bits_equal, draw
 
 cupy = pytest.importorskip("cupy")
 try:
@@ -64,11 +64,6 @@ def both(name, shape, **kw):
     return got
 
 
-DISTS = [("uniform", {}), ("uniform", dict(low=-3.0, high=5.0)), ("normal", {}),
-         ("normal", dict(mean=0.5, std=0.02))] + [
-    ("truncated_normal", dict(alpha=a, beta=b)) for _, a, b in TRUNC_BOUNDS]
-DIST_IDS = ["uniform01", "uniform_m3_5", "normal01", "normal_small"] + [
-    f"trunc_{name}" for name, _, _ in TRUNC_BOUNDS]
 
 
 # -- Philox --------------------------------------------------------------------------------
