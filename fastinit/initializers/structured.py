@@ -131,7 +131,7 @@ class Orthogonal(SeededInitializer):
         return values
 
     def generate(self, request):
-        shape = self.check_shape(request.shape)
+        self.check_shape(request.shape)
         values = _work_buffer(request)
         self.fill(values, request)
         return values if values is request.out else request.emit_whole(values)
