@@ -221,6 +221,9 @@ def _dist_worker(rank, world, port, result_dir):
                 assert torch.equal(p.full_tensor(), q.detach()), (dim, n)
         with open(os.path.join(result_dir, f"ok{rank}"), "w") as f:
             f.write("ok")
+        # Neither rank tears gloo down while the other still has collectives in
+        # flight (that aborts the process: "terminate called without an active exception").
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
