@@ -8,6 +8,7 @@ as a table::
     python -m fastinit bench --quick            # n = 1e6, one repeat: a few seconds
     python -m fastinit bench --cases normal --threads 1 --json bench.json
     python -m fastinit bench --cases orthogonal --ortho-size 4096
+    python -m fastinit bench --quick --plot bench.png   # also a bar chart (needs matplotlib)
 
 The cases:
 
@@ -47,6 +48,13 @@ machine that other work keeps busy, multi-threaded OpenBLAS can be very slow for
 small matrices (threads waiting for descheduled peers): compare with
 ``--threads 1`` there.
 
+``--plot PATH`` also writes the results as a PNG bar chart: elements/s on a log
+scale, one group of bars per case and one bar per implementation (the same
+numbers as the table; skipped and failed rows have no bar). It needs
+matplotlib (``pip install "fastinit-ml[bench]"``), imported only then and
+drawn with the Agg renderer, without ``pyplot`` (no window, no change to the
+process's matplotlib backend).
+
 PyTorch, JAX, SciPy and Keras are imported only when installed
 (``importlib.util.find_spec``) and only when their rows run; Keras is imported
 with ``KERAS_BACKEND=numpy`` (its row is skipped when Keras was already imported
@@ -68,7 +76,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["main", "run", "add_arguments", "parse_size", "peak_rss_above",
-           "numpy_truncated_normal", "numpy_orthogonal", "case_shape", "CASES"]
+           "numpy_truncated_normal", "numpy_orthogonal", "case_shape", "write_plot", "CASES"]
 
 CASES = ("normal", "uniform", "truncated_normal", "variance_scaling", "orthogonal")
 _FLAT_CASES = ("normal", "uniform", "truncated_normal")  # a flat output of --size elements
@@ -172,6 +180,9 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE):
                              "orthogonal matrix and 1 repeat: finishes in a few seconds")
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="also write all numbers and machine information to PATH")
+    parser.add_argument("--plot", metavar="PATH", default=None,
+                        help="also write a PNG bar chart of elements/s per case and "
+                             "implementation (log scale) to PATH; needs matplotlib")
     parser.add_argument("--progress", dest="progress", action="store_true", default=None,
                         help="show progress on stderr (default: for runs of 1e7 elements "
                              "or more)")
@@ -1066,6 +1077,64 @@ def to_json(results, *, info, command, argv, size, dtype, repeat, threads, peak_
     }
 
 
+_PLOT_MISSING = ("--plot needs matplotlib, which is not installed: pip install matplotlib "
+                 "(or pip install \"fastinit-ml[bench]\")")
+
+
+def write_plot(results, path, *, title=None):
+    """Write ``results`` (from :func:`run`) as a PNG bar chart to ``path``.
+
+    One group of bars per case, one bar per implementation (the same colour for
+    an implementation in every case), elements/s on a log scale; rows without a
+    rate (skipped or failed) have no bar. Matplotlib is imported here, and the
+    figure is drawn with the Agg renderer without ``pyplot``.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(_PLOT_MISSING) from exc
+    cases, labels, names = [], {}, []
+    for r in results:
+        if r.case not in labels:
+            cases.append(r.case)
+            labels[r.case] = _case_label(r)
+        if r.implementation not in names:
+            names.append(r.implementation)
+    rates = {(r.case, r.implementation): r.rate for r in results if r.rate}
+    groups = [[r.implementation for r in results if r.case == case and r.rate]
+              for case in cases]  # each case's rows, in the table's order
+    width = 0.8 / max([1] + [len(g) for g in groups])
+    fig = Figure(figsize=(max(6.4, 1.5 + 0.25 * len(rates)), 4.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    colour = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    labelled = set()
+    for i, (case, group) in enumerate(zip(cases, groups)):
+        for j, name in enumerate(group):  # the case's bars, centred on its tick
+            ax.bar(i + (j - (len(group) - 1) / 2) * width, rates[(case, name)], width=width,
+                   color=colour[name], label=None if name in labelled else name)
+            labelled.add(name)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(cases)), [labels[c] for c in cases])
+    ax.set_ylabel("elements / s (log scale)")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.set_axisbelow(True)
+    if title:
+        ax.set_title(title, fontsize="medium")
+    if rates:
+        ax.legend(fontsize="small", ncols=min(len(names), 4), loc="upper center",
+                  bbox_to_anchor=(0.5, -0.1))
+    fig.savefig(path, format="png", dpi=120)
+    return path
+
+
+def _plot_title(results, info, *, size, dtype, repeat, threads):
+    n = f"n = {size:,} " if any(r.case in _FLAT_CASES for r in results) else ""
+    return (f"fastinit bench: {n}{dtype}, best of {repeat}, threads = {threads}\n"
+            f"{info['cpu_model']}")
+
+
 def run_from_args(args, *, command, argv=()):
     """Run with parsed options (see :func:`add_arguments`), print the table; exit status."""
     size = args.size or (QUICK_SIZE if args.quick else args.size_default)
@@ -1082,6 +1151,10 @@ def run_from_args(args, *, command, argv=()):
     if args.dtype == "bfloat16" and importlib.util.find_spec("ml_dtypes") is None:
         print("error: --dtype bfloat16 needs the ml_dtypes package (pip install ml_dtypes)",
               file=sys.stderr)
+        return 2
+    plot = getattr(args, "plot", None)
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        print(f"error: {_PLOT_MISSING}", file=sys.stderr)  # before the run, not after it
         return 2
     progress = args.progress if args.progress is not None else size >= 10**7
     peak_ok = _PeakMeter().enabled
@@ -1101,6 +1174,9 @@ def run_from_args(args, *, command, argv=()):
             json.dump(to_json(results, argv=argv, ortho_size=ortho_size, **common), f,
                       indent=2)
             f.write("\n")
+    if plot:
+        write_plot(results, plot, title=_plot_title(results, info, size=size, dtype=args.dtype,
+                                                    repeat=repeat, threads=threads))
     return 0
 
 

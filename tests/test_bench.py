@@ -134,6 +134,28 @@ def test_import_fastinit_stays_light():
     assert out.strip() == "[]"
 
 
+def test_cli_bench_plot_writes_png(capsys, tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "tmp.png"
+    status = cli.main(["bench", "--quick", "--cases", "normal", "--plot", str(path)])
+    capsys.readouterr()
+    assert status == 0
+    data = path.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 1000
+
+
+def test_cli_bench_plot_without_matplotlib(capsys, tmp_path, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib"
+                        else real_find_spec(name, *a))
+    path = tmp_path / "tmp.png"
+    status = cli.main(["bench", "--quick", "--cases", "normal", "--plot", str(path)])
+    err = capsys.readouterr().err
+    assert status == 2 and not path.exists()  # refused before the run
+    assert "--plot needs matplotlib" in err and "pip install" in err
+
+
 def test_python_m_fastinit_bench_runs():
     proc = subprocess.run([sys.executable, "-m", "fastinit", "bench", "--size", "1000",
                            "--repeat", "1", "--cases", "uniform"],
@@ -156,6 +178,12 @@ def _asv_modules():
         spec.loader.exec_module(package)
     return [importlib.import_module(f"{name}.{path.stem}")
             for path in sorted(ASV_DIR.glob("*.py")) if path.name != "__init__.py"]
+
+
+# Benchmarks whose real work is too slow for the test suite, and what the test runs
+# instead (the same code path): bench_startup compiles the Numba kernel with a cold
+# cache (~10 s); here its subprocesses call the NumPy backend (no compilation).
+_TEST_SETTINGS = {"bench_startup": {"STATEMENT": "fr.normal(1000, seed=0, backend='numpy')"}}
 
 
 def _smallest(params):
@@ -190,11 +218,56 @@ def _cases():
 
 
 def test_asv_suite_is_not_empty():
-    assert len(_cases()) >= 5
+    cases = _cases()
+    assert len(cases) >= 5
+    modules = {c.id.split(".")[0] for c in cases}
+    assert {"bench_random", "bench_initializers", "bench_peers", "bench_gpu",
+            "bench_startup"} <= modules
+
+
+def test_asv_parameters_are_separate_axes():
+    """params is a tuple of lists with one name per axis, never one packed string."""
+    for module in _asv_modules():
+        for owner in vars(module).values():
+            if not inspect.isclass(owner) or owner.__module__ != module.__name__:
+                continue
+            params = getattr(owner, "params", None)
+            if not params:
+                continue
+            assert isinstance(params, tuple), owner
+            assert len(params) == len(owner.param_names), owner
+            for axis in params:
+                assert all(not isinstance(v, str) or not any(c in v for c in ",:|=")
+                           for v in axis), (owner, axis)
+
+
+def test_startup_benchmark_subprocess(tmp_path):
+    """The start-up subprocess runs with the given NUMBA_CACHE_DIR and reports seconds."""
+    startup = next(m for m in _asv_modules() if m.__name__.endswith(".bench_startup"))
+    assert "fr.normal(1000, seed=0)" in startup.STATEMENT
+    assert startup.ColdCache.track_first_call.unit == "s"
+    seconds = startup.first_call_seconds(tmp_path, "fr.normal(10, seed=0, backend='numpy')")
+    assert 0 < seconds < 60
+
+
+@pytest.fixture(scope="module")
+def one_blas_thread():
+    """OpenBLAS limited to one thread while the suite runs once: on a machine that other
+    work keeps busy, its threads make small QRs (the orthogonal benchmarks) take ~0.5 s
+    instead of ms (see fastinit.bench), and these runs measure nothing anyway."""
+    if _installed("scipy"):
+        import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS, so that it is limited too
+    blas = bench._BlasThreads()
+    blas.limit(1)
+    yield
+    blas.restore()
 
 
 @pytest.mark.parametrize("owner, method, combo", _cases())
-def test_asv_benchmark_runs_once(owner, method, combo):
+def test_asv_benchmark_runs_once(owner, method, combo, monkeypatch, one_blas_thread):
+    module = sys.modules[owner.__module__ if owner is not None else method.__module__]
+    for attribute, value in _TEST_SETTINGS.get(module.__name__.split(".")[-1], {}).items():
+        monkeypatch.setattr(module, attribute, value)
     if owner is None:  # a module-level benchmark function
         name, result = method.__name__, method(*combo)
     else:
