@@ -22,6 +22,15 @@ def _filler(distribution, backend, out):
     return lambda: fn(out=out, seed=SEED, backend=backend)
 
 
+def _prepare(bench_obj, distribution, backend, dtype, size):
+    """Output and warmed-up filler of a fill benchmark (Numba compile, page faults excluded)."""
+    if backend == "numba" and importlib.util.find_spec("numba") is None:
+        raise NotImplementedError("numba is not installed")
+    bench_obj.out = np.empty(size, dtype=dtype)
+    bench_obj.fill = _filler(distribution, backend, bench_obj.out)
+    bench_obj.fill()
+
+
 class Fill:
     """``fastinit.random.<distribution>(out=...)`` into a preallocated array."""
 
@@ -30,11 +39,7 @@ class Fill:
     timeout = 300
 
     def setup(self, distribution, backend, dtype, size):
-        if backend == "numba" and importlib.util.find_spec("numba") is None:
-            raise NotImplementedError("numba is not installed")
-        self.out = np.empty(size, dtype=dtype)
-        self.fill = _filler(distribution, backend, self.out)
-        self.fill()  # warm-up: Numba compile / cache load and page faults excluded
+        _prepare(self, distribution, backend, dtype, size)
 
     def time_fill(self, distribution, backend, dtype, size):
         self.fill()
@@ -52,11 +57,7 @@ class FillMemory:
 
     def setup(self, distribution, backend, dtype, size):
         from fastinit import bench
-        if backend == "numba" and importlib.util.find_spec("numba") is None:
-            raise NotImplementedError("numba is not installed")
-        self.out = np.empty(size, dtype=dtype)
-        self.fill = _filler(distribution, backend, self.out)
-        self.fill()
+        _prepare(self, distribution, backend, dtype, size)
         if bench.peak_rss_above(lambda: None) is None:
             raise NotImplementedError("peak RSS cannot be reset on this system")
 
