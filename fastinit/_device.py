@@ -21,12 +21,19 @@ from . import _dtypes
 
 _GPU_NAMES = ("cuda", "gpu")
 _DLPACK_CUDA = (2, 13)  # kDLCUDA, kDLCUDAManaged
+_SCRATCH_ELEMENTS = 1 << 24  # bound of the scratch buffer for strided GPU outputs
 _TYPESTR = {"<f2": "float16", "<f4": "float32", "<f8": "float64", "<u2": "uint16",
             "<i2": "int16"}
 
 
-def device_index(device):
-    """None for the CPU (``None``, "cpu"), else the CUDA device index; ValueError otherwise."""
+_CURRENT = -1  # device_index(..., resolve=False) for "cuda" without an index
+
+
+def device_index(device, resolve=True):
+    """None for the CPU (``None``, "cpu"), else the CUDA device index; ValueError otherwise.
+
+    ``resolve=False`` returns ``_CURRENT`` for the current device instead of asking CUDA.
+    """
     if device is None:
         return None
     if not isinstance(device, str):
@@ -45,7 +52,7 @@ def device_index(device):
         raise ValueError(f"device must be None, 'cpu', 'cuda' or 'cuda:N'. "
                          f"Received: device={device!r}")
     if not index:
-        return _current_device()
+        return _current_device() if resolve else _CURRENT
     if not index.isdigit():
         raise ValueError(f"device index must be a non-negative integer. Received: device={device!r}")
     return int(index)
@@ -78,7 +85,7 @@ def _is_torch_cuda(obj):
 def route(out, device, backend):
     """A :class:`GpuTarget` when the output lives on a GPU, else None (the CPU path)."""
     gpu_out = is_gpu_array(out)
-    index = device_index(device)
+    index = device_index(device, resolve=False)
     if not gpu_out and index is None:
         return None
     if backend not in ("auto", "cupy"):
@@ -94,6 +101,8 @@ def route(out, device, backend):
     cupy = cupy_backend.import_cupy(f"device={device!r}" if out is None else
                                     f"out of type {type(out).__module__}.{type(out).__name__}")
     count = cupy.cuda.runtime.getDeviceCount()
+    if index == _CURRENT:
+        index = _current_device()
     if index is not None and index >= count:
         raise ValueError(f"device cuda:{index} does not exist ({count} CUDA device(s)). "
                          f"Received: device={device!r}")
@@ -206,7 +215,9 @@ class GpuTarget:
     @property
     def dtype(self):
         """The output dtype of an ``out=`` buffer (``np.dtype``; bfloat16 via ml_dtypes)."""
-        return _dtypes.resolve(self.dtype_name)
+        if self.dtype_name in _dtypes.SUPPORTED:
+            return _dtypes.resolve(self.dtype_name)
+        return np.dtype(self.dtype_name)
 
     @property
     def shape(self):
@@ -217,26 +228,72 @@ class GpuTarget:
         from .backends import cupy_backend
         return cupy_backend
 
+    def allocate(self, shape, name):
+        """The CuPy array to write (allocated on the device for ``device=``)."""
+        if self.array is None:
+            from .backends import cupy_backend
+            self.array = cupy_backend.allocate(shape, name, self.device)
+            self.out = self.array if name != "bfloat16" else _bfloat16_view(self.array)
+        return self.array
+
+    def context(self):
+        """Enter the output's device and the producer's stream (a ``with`` block)."""
+        return _Both(self.cupy.cuda.Device(self.device), self._stream())
+
     def fill(self, dist, key, region, dtype, max_elements=1 << 62):
         """Fill the region's values (``dtype`` the resolved output dtype) and return the output."""
         from .backends import cupy_backend
-        cupy = self.cupy
         name = np.dtype(dtype).name
-        if self.array is None:
-            self.array = cupy_backend.allocate(region.shape, name, self.device)
-            self.out = self.array if name != "bfloat16" else _bfloat16_view(self.array)
-        with cupy.cuda.Device(self.device), self._stream():
+        self.allocate(region.shape, name)
+        with self.context():
             array = self.array
             if array.size == 0:
                 return self.out
-            target = array if array.flags.c_contiguous else cupy_backend.allocate(
-                array.shape, name, self.device)
-            flat = target.reshape(-1)
-            for position, starts, length in region.batches(max_elements):
-                cupy_backend.fill(dist, key, flat[position:position + starts.size * length],
-                                  starts, length, dtype=name)
-            if target is not array:
-                array[...] = target
+            if array.flags.c_contiguous:
+                flat = array.reshape(-1)
+                for position, starts, length in region.batches(max_elements):
+                    cupy_backend.fill(dist, key, flat[position:position + starts.size * length],
+                                      starts, length, dtype=name)
+                return self.out
+            # Strided output: whole slabs along axis 0 through a bounded scratch buffer
+            # (a batch of a multiple of `row` elements covers whole slabs, see Region.batches).
+            row = array.size // array.shape[0]
+            step = max(row, min(max_elements, _SCRATCH_ELEMENTS) // row * row)
+            scratch = cupy_backend.allocate((min(step, array.size),), name, self.device)
+            for position, starts, length in region.batches(step):
+                n = starts.size * length
+                cupy_backend.fill(dist, key, scratch[:n], starts, length, dtype=name)
+                first = position // row
+                array[first:first + n // row] = scratch[:n].reshape((n // row,) + array.shape[1:])
+        return self.out
+
+    def write(self, values, shape, dtype):
+        """Copy ``values`` (a scalar, or a NumPy or CuPy array broadcastable to
+        ``shape``) into the output, converted to ``dtype``, and return the output.
+
+        Scalars are broadcast on the device; host arrays are converted on the
+        host and copied once.
+        """
+        cupy = self.cupy
+        name = np.dtype(dtype).name
+        with self.context():
+            array = self.allocate(shape, name)
+            if array.size == 0:
+                return self.out
+            if isinstance(values, cupy.ndarray) and name != "bfloat16":
+                array[...] = values
+                return self.out
+            if isinstance(values, cupy.ndarray):
+                values = cupy.asnumpy(values)
+            with np.errstate(over="ignore", invalid="ignore"):
+                host = np.asarray(values).astype(_dtypes.resolve(name) if name in _dtypes.SUPPORTED
+                                                 else np.dtype(name))
+            if name == "bfloat16":
+                host = host.view(np.uint16)
+            if host.ndim == 0:
+                array.fill(host[()])
+            else:
+                array[...] = cupy.asarray(host)
         return self.out
 
     def _stream(self):
@@ -254,6 +311,22 @@ def _bfloat16_view(bits):
         return bits.view(_dtypes.bfloat16())
     except Exception:
         return bits
+
+
+class _Both:
+    """Two context managers entered as one."""
+
+    def __init__(self, first, second):
+        self.first, self.second = first, second
+
+    def __enter__(self):
+        self.first.__enter__()
+        self.second.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.second.__exit__(*exc)
+        return self.first.__exit__(*exc)
 
 
 class _Null:

@@ -10,8 +10,9 @@ The tensor is filled **in place, without a copy**: a CPU tensor is written
 through a NumPy view of its own storage (``Tensor.numpy()``; bfloat16 through
 an int16 view reinterpreted as ``ml_dtypes.bfloat16``), whatever its strides,
 and its ``data_ptr()`` is checked to be unchanged. Supported dtypes: float16,
-bfloat16, float32, float64. CUDA tensors raise ``NotImplementedError`` until
-fastinit's GPU backend lands. Writing through the view does not bump the
+bfloat16, float32, float64. A CUDA tensor is filled in place on its GPU by
+fastinit's CUDA kernels (CuPy needed), on PyTorch's current stream of that
+device, with the same bits as on the CPU (see :mod:`fastinit._device`). Writing through the view does not bump the
 tensor's autograd version counter (neither do the ``torch.no_grad()`` fills of
 ``torch.nn.init`` matter for leaf parameters, the usual use).
 
@@ -42,10 +43,10 @@ tensor([[-1.6704, -0.6700],
 
 import math
 
+import numpy as np
+
 from . import _fans, random as fr
-from .initializers.base import (
-    Initializer, call_initializer, check_real, gpu_unavailable, resolve_seed,
-)
+from .initializers.base import Initializer, call_initializer, check_real, resolve_seed
 from .initializers.random_initializers import RandomNormal, RandomUniform
 from .initializers.structured import Dirac, Identity, Orthogonal, Sparse
 
@@ -64,12 +65,15 @@ def _torch():
 
 
 def _view(tensor):
-    """A writable NumPy view of a CPU tensor's storage (no copy), with the tensor's strides."""
+    """What the fills write to, without a copy: a NumPy view of a CPU tensor's storage
+    (with the tensor's strides), or the (detached) CUDA tensor itself, which
+    fastinit fills on its GPU (see :mod:`fastinit._device`)."""
     torch = _torch()
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"Expected a torch.Tensor. Received: {type(tensor).__name__}")
-    if tensor.device.type != "cpu":
-        raise gpu_unavailable(f"a tensor on device {tensor.device}")
+    if tensor.device.type not in ("cpu", "cuda"):
+        raise ValueError(f"fastinit.torch fills CPU and CUDA tensors. "
+                         f"Received: a tensor on device {tensor.device}")
     name = str(tensor.dtype).replace("torch.", "")
     if name not in _DTYPES:
         raise TypeError(f"fastinit.torch fills {', '.join(_DTYPES)} tensors. "
@@ -78,6 +82,8 @@ def _view(tensor):
         raise ValueError("Cannot fill a tensor with a lazy conjugate or negation bit. "
                          "Received: a tensor with is_conj() or is_neg()")
     data = tensor.detach()
+    if tensor.is_cuda:
+        return data
     if name == "bfloat16":
         import ml_dtypes
         array = data.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
@@ -90,17 +96,30 @@ def _view(tensor):
 
 
 def _fill(tensor, fill):
-    """Run ``fill(view)`` on the tensor's NumPy view and check nothing moved."""
+    """Run ``fill(view)`` on the tensor's view (see :func:`_view`) and check nothing moved."""
     torch = _torch()
     if isinstance(tensor, torch.Tensor) and tensor.is_meta:
         return tensor
     view = _view(tensor)
     ptr = tensor.data_ptr()
-    if view.size:
+    if tensor.numel():
         fill(view)
     if tensor.data_ptr() != ptr:  # pragma: no cover - a fill never reallocates
         raise RuntimeError("The tensor was reallocated while filling it")
     return tensor
+
+
+def _set(view, value):
+    """Fill a view (NumPy array or CUDA tensor) with a constant."""
+    if isinstance(view, np.ndarray):
+        view.fill(value)
+    else:
+        view.fill_(value)
+
+
+def _permute(view, axes):
+    """A permuted view of a NumPy array or a tensor (no copy)."""
+    return view.transpose(axes) if isinstance(view, np.ndarray) else view.permute(axes)
 
 
 def _seed(seed, generator):
@@ -253,12 +272,12 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, s
 def constant_(tensor, val):
     """Fill ``tensor`` with ``val`` (``torch.nn.init.constant_``)."""
     val = _float(val, "val")
-    return _fill(tensor, lambda v: v.fill(val))
+    return _fill(tensor, lambda v: _set(v, val))
 
 
 def ones_(tensor):
     """Fill ``tensor`` with ones (``torch.nn.init.ones_``)."""
-    return _fill(tensor, lambda v: v.fill(1))
+    return _fill(tensor, lambda v: _set(v, 1))
 
 
 def zeros_(tensor):
@@ -271,7 +290,7 @@ def zeros_(tensor):
     tensor([[0., 0.],
             [0., 0.]])
     """
-    return _fill(tensor, lambda v: v.fill(0))
+    return _fill(tensor, lambda v: _set(v, 0))
 
 
 def eye_(tensor):
@@ -432,10 +451,10 @@ def fill_(tensor, initializer, *, layout="keras", stream=0, backend="auto"):
 
     def fill(view):
         if layout == "keras" and view.ndim >= 2:
-            view = view.transpose(tuple(range(2, view.ndim)) + (1, 0))
+            view = _permute(view, tuple(range(2, view.ndim)) + (1, 0))
         kw = {"stream": stream, "backend": backend} if isinstance(initializer, Initializer) \
             else {}
-        call_initializer(initializer, view.shape, view.dtype, out=view, **kw)
+        call_initializer(initializer, tuple(view.shape), out=view, **kw)
 
     return _fill(tensor, fill)
 

@@ -76,9 +76,10 @@ Devices
 -------
 Meta tensors cannot be filled: build on ``device="meta"``, then
 ``module.to_empty(device=...)``, then call :func:`init_module_`. CPU float
-tensors are written in place through a NumPy view (no copy); tensors on
-other devices (CUDA) and non-float buffers are produced in a CPU buffer and
-copied (``Tensor.copy_``), until fastinit's GPU backend lands.
+tensors are written in place through a NumPy view (no copy); CUDA float
+tensors in place on their GPU by fastinit's CUDA kernels (CuPy needed; the
+same values); non-float buffers and other devices are produced in a CPU
+buffer and copied (``Tensor.copy_``).
 """
 
 import fnmatch
@@ -354,6 +355,11 @@ def _fill(tensor, init, layout, global_shape, index, stream, backend, padding_ro
             _base.call_initializer(init, kshape, out.dtype, out=out, index=kindex, **kw)
         if tensor.data_ptr() != ptr:  # pragma: no cover
             raise RuntimeError("The tensor was reallocated while filling it")
+    elif tensor.device.type == "cuda" and name in ft._DTYPES:
+        if tensor.numel():
+            out = tensor.detach()
+            out = out.permute(perm) if perm is not None else out
+            _base.call_initializer(init, kshape, out=out, index=kindex, **kw)
     else:
         if name == "bfloat16":
             import ml_dtypes

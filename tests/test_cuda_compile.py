@@ -58,11 +58,12 @@ def _check(lib, rc, what):
         raise AssertionError(f"{what}: {lib.nvrtcGetErrorString(rc).decode()}")
 
 
-def compile_module(lib, options):
-    """(ok, log, ptx, cubin) of the backend's source under ``options``."""
+def compile_module(lib, options, source=None, name=cuda_sources.KERNELS):
+    """(ok, log, ptx, cubin) of the backend's source (or ``source``) under ``options``."""
+    source = cuda_sources.source() if source is None else source
     prog = ctypes.c_void_p()
-    _check(lib, lib.nvrtcCreateProgram(ctypes.byref(prog), cuda_sources.source().encode(),
-                                       cuda_sources.KERNELS.encode(), 0, None, None),
+    _check(lib, lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(),
+                                       0, None, None),
            "nvrtcCreateProgram")
     try:
         encoded = [o.encode() for o in options]
@@ -108,6 +109,17 @@ def test_compiles_under_the_bit_identity_flags(nvrtc, arch):
     assert ".local" not in code, "arrays spilled to local memory"
     for vec in ("st.v4.f32", "st.v4.u16", "st.v2.f64"):  # full-width stores
         assert vec in code
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_householder_kernels_compile(nvrtc, arch):
+    source = cuda_sources.read(cuda_sources.HOUSEHOLDER)
+    ok, log, ptx, cubin = compile_module(nvrtc, cuda_sources.OPTIONS + (f"-arch={arch}",),
+                                         source, cuda_sources.HOUSEHOLDER)
+    assert ok, f"NVRTC failed for {arch}:\n{log}"
+    assert cubin
+    assert sorted(re.findall(r"\.entry\s+(\w+)", ptx)) == sorted(cuda_sources.HOUSEHOLDER_KERNELS)
+    assert f"HOUSEHOLDER_THREADS {cuda_sources.HOUSEHOLDER_THREADS}" in source
 
 
 def test_the_ptx_check_sees_contraction(nvrtc):

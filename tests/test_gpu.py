@@ -319,10 +319,146 @@ def test_fastinit_torch_on_cuda_tensors():
     torch = _torch_cuda()
     import fastinit.torch as ft
     w = torch.empty(64, 128, device="cuda")
-    try:
-        ft.trunc_normal_(w, std=0.02, a=-0.04, b=0.04, seed=0)
-    except NotImplementedError:
-        pytest.skip("fastinit.torch does not route CUDA tensors yet")
+    ft.trunc_normal_(w, std=0.02, a=-0.04, b=0.04, seed=0)
     expected = fr.truncated_normal((64, 128), std=0.02, a=-0.04, b=0.04, seed=0,
                                    backend="numpy")
     assert_bits_equal(w.cpu().numpy(), expected)
+
+
+# -- initializers and front ends on the GPU ------------------------------------------------------
+
+def _initializers():
+    import fastinit.initializers as fi
+    return [
+        ("random_normal", fi.RandomNormal(0.1, 0.5, seed=3)),
+        ("random_uniform", fi.RandomUniform(-2.0, 1.0, seed=3)),
+        ("truncated_normal", fi.TruncatedNormal(stddev=0.3, seed=3)),
+        ("glorot_uniform", fi.GlorotUniform(seed=3)),
+        ("he_normal", fi.HeNormal(seed=3)),
+        ("variance_scaling", fi.VarianceScaling(2.0, "fan_avg", "truncated_normal", seed=3)),
+        ("zeros", fi.Zeros()),
+        ("ones", fi.Ones()),
+        ("constant", fi.Constant(0.25)),
+        ("identity", fi.Identity(gain=2.0)),
+        ("sparse", fi.Sparse(0.3, stddev=1.0, seed=3)),
+    ]
+
+
+def _to_numpy(x, dtype):
+    if isinstance(x, cupy.ndarray):
+        host = cupy.asnumpy(x)
+    else:  # torch
+        host = x.detach().cpu()
+        if dtype == "bfloat16":
+            import torch
+            host = host.view(torch.int16)
+        host = host.numpy()
+    return host.view(np.uint16) if dtype == "bfloat16" else host
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("name, init", _initializers(), ids=lambda v: v if isinstance(v, str)
+                         else "")
+def test_initializers_on_the_gpu_equal_the_cpu(name, init, dtype):
+    shape = (96, 40)
+    expected = init(shape, dtype, backend="numpy")
+    expected_bits = expected.view(np.uint16) if dtype == "bfloat16" else expected
+    got = init(shape, dtype, device="cuda")
+    assert isinstance(got, cupy.ndarray) and got.shape == shape
+    assert_bits_equal(_to_numpy(got, dtype), expected_bits)
+    region = (slice(10, 50), slice(3, 30, 2))
+    part = init(shape, dtype, device="cuda", index=region)
+    assert_bits_equal(_to_numpy(part, dtype), expected_bits[region])
+    if dtype != "bfloat16":
+        out = cupy.empty(shape, dtype, order="F")
+        assert init(shape, out=out) is out
+        assert_bits_equal(cupy.asnumpy(out), expected)
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        t = torch.empty(shape, dtype=getattr(torch, dtype), device="cuda")
+        assert init(out=t) is t
+        assert_bits_equal(_to_numpy(t, dtype), expected_bits)
+
+
+@pytest.mark.parametrize("method", ["auto", "stewart", "cholqr2", "qr"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, column_axis", [
+    ((64, 64), -1), ((300, 40), -1), ((40, 300), -1), ((3, 3, 8, 16), -1), ((16, 8, 3, 3), 0),
+    ((700, 100), -1)])
+def test_orthogonal_on_the_gpu(shape, column_axis, dtype, method):
+    import fastinit.initializers as fi
+    init = fi.Orthogonal(gain=1.5, seed=5, column_axis=column_axis, method=method)
+    got = init(shape, dtype, device="cuda")
+    assert isinstance(got, cupy.ndarray)
+    host = cupy.asnumpy(got)
+    m = np.moveaxis(host, column_axis, -1).reshape(-1, shape[column_axis]).astype(np.float64)
+    if m.shape[0] < m.shape[1]:
+        m = m.T
+    error = np.abs(m.T @ m / 1.5 ** 2 - np.eye(m.shape[1])).max()
+    assert error <= (1e-5 if dtype == "float32" else 1e-12)
+    # The same Gaussian matrix and, for every method, the same Q up to rounding.
+    expected = init(shape, dtype, backend="numpy")
+    np.testing.assert_allclose(host, expected, atol=2e-4 if dtype == "float32" else 1e-9)
+    # In place into CuPy and torch CUDA buffers.
+    out = cupy.empty(shape, dtype)
+    assert init(out=out) is out
+    np.testing.assert_array_equal(cupy.asnumpy(out), host)
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        t = torch.empty(shape, dtype=getattr(torch, dtype), device="cuda")
+        assert init(out=t) is t
+        np.testing.assert_array_equal(t.cpu().numpy(), host)
+
+
+def test_delta_orthogonal_and_dirac_on_the_gpu():
+    import fastinit.initializers as fi
+    for init, shape in [(fi.DeltaOrthogonal(seed=1), (3, 3, 4, 8)), (fi.Dirac(groups=2),
+                                                                      (8, 4, 3, 3))]:
+        got = cupy.asnumpy(init(shape, device="cuda"))
+        np.testing.assert_allclose(got, init(shape, backend="numpy"), atol=2e-5)
+
+
+def test_fastinit_torch_fills_cuda_tensors_in_place():
+    torch = _torch_cuda()
+    import fastinit.torch as ft
+    cases = [
+        (lambda t: ft.normal_(t, 0.1, 0.5, seed=1), (64, 33)),
+        (lambda t: ft.uniform_(t, -1, 1, seed=1), (64, 33)),
+        (lambda t: ft.kaiming_uniform_(t, a=5 ** 0.5, seed=1), (64, 33, 3)),
+        (lambda t: ft.xavier_normal_(t, seed=1), (64, 33)),
+        (lambda t: ft.constant_(t, 0.3), (5, 7)),
+        (lambda t: ft.zeros_(t), (5, 7)),
+        (lambda t: ft.eye_(t), (5, 7)),
+        (lambda t: ft.dirac_(t, groups=2), (4, 2, 3)),
+        (lambda t: ft.sparse_(t, 0.5, seed=1), (20, 7)),
+        (lambda t: ft.fill_(t, "glorot_uniform"), (16, 8, 3, 3)),
+    ]
+    for fill, shape in cases:
+        for dtype in (torch.float32, torch.bfloat16):
+            gpu = torch.empty(shape, dtype=dtype, device="cuda")
+            cpu = torch.empty(shape, dtype=dtype)
+            ptr = gpu.data_ptr()
+            assert fill(gpu) is gpu and gpu.data_ptr() == ptr
+            fill(cpu)
+            assert torch.equal(gpu.cpu(), cpu), (fill, shape, dtype)
+    w = torch.empty(128, 64, device="cuda")
+    ft.orthogonal_(w, seed=0)
+    gram = (w.T @ w).cpu().double().numpy()
+    assert np.abs(gram - np.eye(64)).max() <= 1e-5
+
+
+def test_init_module_on_cuda_equals_cpu():
+    torch = _torch_cuda()
+    from fastinit.torch_module import init_module_
+
+    def model():
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
+                                   torch.nn.Flatten(), torch.nn.Linear(8, 4),
+                                   torch.nn.Embedding(10, 6))
+
+    gpu, cpu = model().cuda(), model()
+    init_module_(gpu, seed=7)
+    init_module_(cpu, seed=7)
+    for (name, a), (_, b) in zip(gpu.state_dict().items(), cpu.state_dict().items()):
+        assert a.is_cuda
+        assert torch.equal(a.cpu(), b), name

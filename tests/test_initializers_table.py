@@ -233,22 +233,35 @@ def test_complex_rejected_for_uniform():
 # -- calls ---------------------------------------------------------------------------------
 
 
-def test_device_cuda_is_a_clear_error():
-    with pytest.raises(NotImplementedError, match="no GPU backend yet"):
+def _no_gpu():
+    import fastinit.gpu
+    if fastinit.gpu.is_available():
+        pytest.skip("a GPU is available: the GPU tests cover device='cuda'")
+    from fastinit.backends.cupy_backend import GpuUnavailableError
+    return GpuUnavailableError
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error():
+    error = _no_gpu()
+    with pytest.raises(error, match="device='cuda' needs (CuPy|an NVIDIA GPU)"):
         fi.GlorotUniform(seed=0)((2, 2), device="cuda")
-    with pytest.raises(NotImplementedError, match="no GPU backend yet"):
+    with pytest.raises(error, match="device='cuda:1' needs"):
         fi.Zeros()((2, 2), device="cuda:1")
     assert fi.Zeros()((2,), device="cpu").shape == (2,)
     with pytest.raises(ValueError, match="Received: device="):
         fi.Zeros()((2,), device="tpu")
+    with pytest.raises(ValueError, match="Received: backend='numba'"):
+        fi.Zeros()((2,), device="cuda", backend="numba")
 
 
-def test_gpu_out_is_a_clear_error():
+def test_gpu_out_without_a_gpu_is_a_clear_error():
+    error = _no_gpu()
+
     class FakeCupy:
         __cuda_array_interface__ = {}
         shape = (2, 2)
 
-    with pytest.raises(NotImplementedError, match="no GPU backend yet"):
+    with pytest.raises(error, match="out of type .*FakeCupy needs"):
         fi.HeNormal(seed=0)((2, 2), out=FakeCupy())
 
 

@@ -134,11 +134,25 @@ def test_errors():
         ft.eye_(torch.empty(2, 2, 2))
 
 
-def test_cuda_tensor_is_a_clear_error(monkeypatch):
+def test_other_devices_are_a_clear_error(monkeypatch):
+    t = torch.empty(2, 2)
+    monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("xla:0")))
+    with pytest.raises(ValueError, match="Received: a tensor on device xla:0"):
+        ft.normal_(t, seed=0)
+
+
+def test_cuda_tensor_without_a_gpu_is_a_clear_error(monkeypatch):
+    import fastinit.gpu
+    if fastinit.gpu.is_available():
+        pytest.skip("a GPU is available: tests/test_gpu.py fills CUDA tensors")
+    from fastinit.backends.cupy_backend import GpuUnavailableError
     t = torch.empty(2, 2)
     monkeypatch.setattr(torch.Tensor, "device", property(lambda self: torch.device("cuda:0")))
-    with pytest.raises(NotImplementedError, match="no GPU backend yet"):
-        ft.normal_(t, seed=0)
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    for fill in (lambda: ft.normal_(t, seed=0), lambda: ft.eye_(t),
+                 lambda: ft.orthogonal_(t, seed=0), lambda: ft.fill_(t, "glorot_uniform")):
+        with pytest.raises(GpuUnavailableError, match="needs CuPy"):
+            fill()
 
 
 def test_meta_and_empty_tensors_are_no_ops():

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .. import _dtypes, _region, backends
+from .. import _device, _dtypes, _region, backends
 from .._checks import check_uint64
 
 __all__ = ["Initializer", "SeededInitializer", "Request", "resolve_seed", "call_initializer"]
@@ -91,16 +91,8 @@ def check_choice(value, name, choices):
 
 # -- a call ------------------------------------------------------------------------
 
-_GPU_NAMES = ("cuda", "gpu", "rocm")
 _BACKENDS = ("auto",) + tuple(backends.NAMES)
 _COMPLEX = ("complex64", "complex128")
-
-
-def gpu_unavailable(what):
-    """The error for anything that would need the GPU backend (not available yet)."""
-    return NotImplementedError(
-        "fastinit has no GPU backend yet: only NumPy (CPU) outputs are supported in this "
-        f"release. Generate on the CPU and copy, or wait for the CUDA backend. Received: {what}")
 
 
 def _dtype_name(dtype):
@@ -149,14 +141,19 @@ class Request:
 
     def __init__(self, shape, dtype=None, *, kind="float", out=None, backend="auto",
                  device=None, stream=0, index=None, offset=0):
-        _check_device(device)
-        if out is not None:
+        if not isinstance(backend, str) or backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(map(repr, _BACKENDS))}. "
+                             f"Received: backend={backend!r}")
+        self.gpu = _gpu_target(out, device, backend)
+        if out is not None and self.gpu is None:
             _check_out_type(out)
+        out_shape = None if out is None else self.gpu.shape if self.gpu else out.shape
+        out_dtype = None if out is None else self.gpu.dtype if self.gpu else out.dtype
         if shape is None:
             if out is None or index is not None:
                 raise TypeError("shape is required unless out is given without index. "
                                 "Received: shape=None")
-            shape = out.shape
+            shape = out_shape
         self.shape = _region.normalize_shape(shape)
         region = _region.region(self.shape, index, offset)
         self.region_shape = region.shape
@@ -164,18 +161,15 @@ class Request:
         self.offset = offset
         self.stream = check_uint64(stream, "stream")
         if dtype is None:
-            dtype = out.dtype if out is not None else np.float32
+            dtype = out_dtype if out is not None else np.float32
         self.dtype = resolve_dtype(dtype, kind)
         if out is not None:
-            if out.dtype != self.dtype:
-                raise TypeError(f"out has dtype {out.dtype}, expected {self.dtype}. "
-                                f"Received: out with dtype {out.dtype}, dtype={dtype!r}")
-            if out.shape != self.region_shape:
-                raise ValueError(f"out has shape {out.shape}, expected {self.region_shape}. "
-                                 f"Received: out with shape {out.shape}")
-        if not isinstance(backend, str) or backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(map(repr, _BACKENDS))}. "
-                             f"Received: backend={backend!r}")
+            if out_dtype != self.dtype:
+                raise TypeError(f"out has dtype {out_dtype}, expected {self.dtype}. "
+                                f"Received: out with dtype {out_dtype}, dtype={dtype!r}")
+            if out_shape != self.region_shape:
+                raise ValueError(f"out has shape {out_shape}, expected {self.region_shape}. "
+                                 f"Received: out with shape {out_shape}")
         self.backend = backend
         self.out = out
 
@@ -187,11 +181,41 @@ class Request:
         """Keywords for a :mod:`fastinit.random` function producing this request."""
         kw = dict(dtype=self.dtype, seed=seed, stream=self.stream, index=self.index,
                   offset=self.offset, out=self.out, backend=self.backend)
+        if self.gpu is not None and self.out is None:
+            kw["device"] = f"cuda:{self.gpu.device}"
         kw.update(overrides)
         return kw
 
+    def work_array(self, dtype):
+        """A C-ordered ``dtype`` array of the whole tensor to compute in, where the output
+        lives (NumPy or CuPy): the output itself when it is one, else a new array."""
+        if self.gpu is None:
+            out = self.out
+            if (out is not None and self.index is None and out.dtype == dtype
+                    and out.flags.c_contiguous):
+                return out
+            return np.empty(self.shape, dtype)
+        array = self.gpu.array
+        if (array is not None and self.index is None and self.dtype == dtype
+                and array.flags.c_contiguous):
+            return array
+        with self.gpu.context():
+            return self.gpu.cupy.empty(self.shape, dtype)
+
+    def is_output(self, array):
+        """True when ``array`` is (the CuPy view of) the output itself."""
+        if self.out is None:
+            return False
+        return array is (self.gpu.array if self.gpu is not None else self.out)
+
+    def result(self):
+        """The output as the caller sees it (``out`` itself, or the new array)."""
+        return self.gpu.out if self.gpu is not None else self.out
+
     def emit(self, values):
         """Write ``values`` (broadcastable to the region's shape) to the output and return it."""
+        if self.gpu is not None:
+            return self.gpu.write(values, self.region_shape, self.dtype)
         out = self.out if self.out is not None else np.empty(self.region_shape, self.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             np.copyto(out, values, casting="unsafe")
@@ -200,7 +224,9 @@ class Request:
     def emit_whole(self, values):
         """Like :meth:`emit`, for ``values`` of the whole global shape: the region is cut out."""
         if self.index is not None:
-            values = np.asarray(values)[self.index]
+            if not _device.is_gpu_array(values):
+                values = np.asarray(values)
+            values = values[self.index]
         return self.emit(values)
 
 
@@ -210,23 +236,17 @@ def _full_index(index, ndim):
     return index + (slice(None),) * (ndim - len(index))
 
 
-def _check_device(device):
-    if device is None:
-        return
-    name = str(device).lower().split(":")[0]
-    if name in _GPU_NAMES:
-        raise gpu_unavailable(f"device={device!r}")
-    if name != "cpu":
-        raise ValueError(f"device must be None, 'cpu' or 'cuda'. Received: device={device!r}")
+def _gpu_target(out, device, backend):
+    """The GPU output of a call (see :mod:`fastinit._device`), or None for the CPU."""
+    if device is None and (out is None or isinstance(out, np.ndarray)):
+        return None
+    return _device.route(out, device, backend)
 
 
 def _check_out_type(out):
-    if hasattr(out, "__cuda_array_interface__"):
-        raise gpu_unavailable(f"out of type {type(out).__module__}.{type(out).__name__} "
-                              "on a GPU")
     if not isinstance(out, np.ndarray):
-        raise TypeError("out must be a numpy.ndarray (fill framework tensors with "
-                        "fastinit.torch or fastinit.jax). "
+        raise TypeError("out must be a numpy.ndarray or a GPU array (fill CPU framework "
+                        "tensors with fastinit.torch or fastinit.jax). "
                         f"Received: out of type {type(out).__name__}")
     if not out.flags.writeable:
         raise ValueError("out is read-only. Received: out with writeable=False")
@@ -255,12 +275,14 @@ class Initializer:
         float16, bfloat16, float32 and float64 (the variance-scaling family and
         ``RandomNormal`` also complex64 and complex128); constant ones any
         numeric dtype.
-    out : numpy.ndarray, optional
-        Filled in place (any memory layout) and returned.
-    backend : {"auto", "numba", "numpy"}
-    device : {None, "cpu", "cuda"}
-        ``"cuda"`` (or a GPU array as ``out``) raises ``NotImplementedError``
-        until the GPU backend lands.
+    out : numpy.ndarray or GPU array, optional
+        Filled in place (any memory layout) and returned. A CuPy array or a
+        CUDA buffer (a torch CUDA tensor, ...) is filled on its GPU, as in
+        :mod:`fastinit.random` (see :mod:`fastinit._device`).
+    backend : {"auto", "numba", "numpy", "cupy"}
+        ``"cupy"`` (or ``"auto"``) for GPU outputs.
+    device : {None, "cpu", "cuda", "cuda:N"}
+        ``"cuda"`` returns a CuPy array on that GPU (needs CuPy).
     stream : int, default 0
         Independent sequences under one seed (see :func:`resolve_seed`).
     index : tuple of slice or int, optional

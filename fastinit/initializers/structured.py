@@ -13,7 +13,7 @@ import numbers
 
 import numpy as np
 
-from .. import _orthogonal
+from .. import _orthogonal, _orthogonal_gpu
 from .. import random as fr
 from .base import Initializer, SeededInitializer, check_choice, check_real
 
@@ -116,25 +116,32 @@ class Orthogonal(SeededInitializer):
         return shape
 
     def fill(self, values, request):
-        """Fill ``values`` (the whole tensor, float32 or float64) in place and return it."""
+        """Fill ``values`` (the whole tensor, float32 or float64, a NumPy array or on the
+        GPU a CuPy array) in place and return it."""
+        xp = np if request.gpu is None else request.gpu.cupy
         shape = values.shape
         axis = self.column_axis % len(shape)
         n_cols = shape[axis]
-        moved = np.moveaxis(values, axis, -1)
+        moved = xp.moveaxis(values, axis, -1)
         matrix = moved.reshape(-1, n_cols)  # a view for C-ordered values and axis 0 or -1
-        target = matrix if np.shares_memory(matrix, values) else np.empty(matrix.shape,
-                                                                          values.dtype)
-        _orthogonal.haar(target, seed=self.seed, stream=request.stream, offset=request.offset,
-                         backend=request.backend, method=self.method, gain=self.gain)
+        in_place = xp.shares_memory(matrix, values)
+        target = matrix if in_place else xp.empty(matrix.shape, values.dtype)
+        kw = dict(seed=self.seed, stream=request.stream, offset=request.offset,
+                  method=self.method, gain=self.gain)
+        if request.gpu is None:
+            _orthogonal.haar(target, backend=request.backend, **kw)
+        else:
+            with request.gpu.context():
+                _orthogonal_gpu.haar(target, **kw)
         if target is not matrix:
             moved[...] = target.reshape(moved.shape)
         return values
 
     def generate(self, request):
         self.check_shape(request.shape)
-        values = _work_buffer(request)
+        values = request.work_array(_working_dtype(request))
         self.fill(values, request)
-        return values if values is request.out else request.emit_whole(values)
+        return request.result() if request.is_output(values) else request.emit_whole(values)
 
     def get_config(self):
         config = {"gain": self.gain, **super().get_config()}
@@ -145,14 +152,9 @@ class Orthogonal(SeededInitializer):
         return config
 
 
-def _work_buffer(request):
-    """The C-ordered float32/float64 array of the whole tensor to compute in: ``out`` if it is one."""
-    dtype = np.float64 if request.dtype == np.float64 else np.float32
-    out = request.out
-    if (out is not None and request.index is None and out.dtype == dtype
-            and out.flags.c_contiguous):
-        return out
-    return np.empty(request.shape, dtype)
+def _working_dtype(request):
+    """float64 for float64 outputs, else float32 (narrow dtypes are computed in float32)."""
+    return np.dtype(np.float64 if request.dtype == np.float64 else np.float32)
 
 
 class DeltaOrthogonal(Orthogonal):
@@ -189,12 +191,12 @@ class DeltaOrthogonal(Orthogonal):
         if 0 in shape:
             raise ValueError("An orthogonal matrix needs non-zero dimensions. "
                              f"Received: shape={shape}")
-        values = _work_buffer(request)
+        values = request.work_array(_working_dtype(request))
         values[...] = 0
         centre = tuple((k - 1) // 2 for k in shape[:-2])
         self.check_shape(shape[-2:])
         self.fill(values[centre], request)
-        return values if values is request.out else request.emit_whole(values)
+        return request.result() if request.is_output(values) else request.emit_whole(values)
 
 
 class Dirac(Initializer):
@@ -283,7 +285,7 @@ class Sparse(SeededInitializer):
         rows, cols = shape
         n = rows * cols
         kw = dict(seed=self.seed, stream=request.stream, backend=request.backend)
-        dtype = np.float64 if request.dtype == np.float64 else np.float32
+        dtype = _working_dtype(request)
         values = fr.normal(shape, 0.0, self.stddev, dtype=dtype, offset=request.offset, **kw)
         keys = fr.uniform(shape, dtype=np.float64, offset=request.offset + n, **kw)
         num_zeros = math.ceil(self.sparsity * rows)

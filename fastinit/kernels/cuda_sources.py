@@ -2,7 +2,8 @@
 
 ``fastinit_stream.cuh`` holds the per-element math (it also compiles as host
 C++, which is how CI checks it without a GPU) and ``fastinit_fill.cu`` the
-kernels. :func:`source` returns the kernel source with the header inlined, so
+kernels. ``fastinit_householder.cu`` makes the Householder vectors of the GPU
+orthogonal initializer (:mod:`fastinit._orthogonal_gpu`). :func:`source` returns the kernel source with the header inlined, so
 that a compiler cache keyed by the source text (CuPy's) sees every change.
 Nothing here needs CuPy or a GPU.
 """
@@ -22,6 +23,10 @@ FILL_KERNELS = tuple(f"fastinit_fill_{d}_{o}" for d in DISTRIBUTIONS for o in OU
 RAW_WORDS_KERNEL = "fastinit_raw_words"
 PHILOX_KERNEL = "fastinit_philox"
 KERNEL_NAMES = FILL_KERNELS + (RAW_WORDS_KERNEL, PHILOX_KERNEL)
+
+HOUSEHOLDER = "fastinit_householder.cu"
+HOUSEHOLDER_KERNELS = ("fastinit_householder_f32", "fastinit_householder_f64")
+HOUSEHOLDER_THREADS = 256  # the block size the kernel is written for
 
 
 def read(name):
