@@ -11,7 +11,11 @@ normal / uniform / truncated normal, ``torch.empty(n).normal_()``,
 timed with CUDA events (median of ``--repeat`` runs after a warm-up). Also
 reported: CuPy memory-pool peak of a fastinit ``device="cuda"`` call relative
 to the output size, and whether the GPU result equals the NumPy backend on a
-prefix. Without a GPU it exits with a message (status 2).
+prefix. A second table times orthogonal initialization (``--orthogonal``,
+default 8192 x 8192 and 8192 x 2048 float32): fastinit's ``Orthogonal`` into a
+CuPy buffer (each method) against ``torch.nn.init.orthogonal_`` on a CUDA
+tensor, with the orthogonality error. Without a GPU it exits with a message
+(status 2).
 """
 
 import argparse
@@ -36,11 +40,50 @@ def _timer(cupy, fn, repeat):
     return times[len(times) // 2]
 
 
+def _orthogonal_rows(cupy, shapes, repeat):
+    """fastinit Orthogonal (each method) and torch.nn.init.orthogonal_, on the GPU."""
+    import fastinit.initializers as fi
+    rows = []
+    for shape in shapes:
+        name = f"{shape[0]}x{shape[1]}"
+        buf = cupy.empty(shape, dtype=cupy.float32)
+        cases = [(f"fastinit {m}", lambda m=m: fi.Orthogonal(seed=0, method=m)(out=buf))
+                 for m in ("auto", "stewart", "cholqr2", "qr")]
+        try:
+            import torch
+            if torch.cuda.is_available():
+                t = torch.as_tensor(buf, device="cuda")
+                cases.append(("torch.nn.init.orthogonal_",
+                              lambda: torch.nn.init.orthogonal_(t)))
+        except ImportError:
+            pass
+        for label, fn in cases:
+            try:
+                seconds = _timer(cupy, fn, repeat)
+                q = buf.astype(cupy.float64)
+                q = q if q.shape[0] >= q.shape[1] else q.T
+                error = float(cupy.abs(q.T @ q - cupy.eye(q.shape[1])).max())
+                del q
+            except Exception as exc:  # report, keep going
+                rows.append(dict(shape=name, name=label, error=str(exc)))
+                continue
+            rows.append(dict(shape=name, name=label, seconds=seconds, max_gram_error=error))
+        torch_s = [r["seconds"] for r in rows if r["shape"] == name and "torch" in r["name"]
+                   and "seconds" in r]
+        for r in rows:
+            if r["shape"] == name and "seconds" in r and torch_s:
+                r["vs_torch"] = torch_s[0] / r["seconds"]
+        cupy.get_default_memory_pool().free_all_blocks()
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=float, default=1e9)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", default=None)
+    parser.add_argument("--orthogonal", default="8192x8192,8192x2048",
+                        help="shapes for the orthogonal table ('' to skip)")
     args = parser.parse_args(argv)
     try:
         from fastinit.backends import cupy_backend
@@ -131,11 +174,14 @@ def main(argv=None):
                                .view(np.uint32)))
     del x
 
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.orthogonal.split(",") if s]
+    orthogonal = _orthogonal_rows(cupy, shapes, args.repeat)
     report = dict(device=props["name"].decode() if isinstance(props["name"], bytes)
                   else str(props["name"]), size=n, dtype="float32",
                   fastinit=fastinit.__version__, cupy=cupy.__version__,
                   python=platform.python_version(), time=time.strftime("%Y-%m-%d %H:%M:%S"),
-                  results=results, memory=memory, bit_identical_prefix=same)
+                  results=results, memory=memory, bit_identical_prefix=same,
+                  orthogonal=orthogonal)
     print(f"{report['device']}, n = {n:.3g} float32 ({nbytes / 1e9:.1f} GB)")
     print(f"{'':32s} {'ms':>9s} {'GB/s':>8s} {'% of fill':>10s}")
     for r in results:
@@ -146,6 +192,17 @@ def main(argv=None):
                   f"{100 * r.get('fraction_of_fill_bandwidth', 0):9.1f}%")
     print(f"memory-pool peak {memory['pool_peak_bytes']} B for a {memory['output_bytes']} B "
           f"output; bit-identical to the NumPy backend on the first {prefix} values: {same}")
+    if orthogonal:
+        print(f"\northogonal, float32 ({args.repeat} runs, median)")
+        print(f"{'shape':>12s} {'implementation':28s} {'ms':>9s} {'vs torch':>9s} "
+              f"{'max|QtQ-I|':>11s}")
+        for r in orthogonal:
+            if "error" in r:
+                print(f"{r['shape']:>12s} {r['name']:28s} error: {r['error']}")
+            else:
+                ratio = f"{r['vs_torch']:.2f}x" if "vs_torch" in r else ""
+                print(f"{r['shape']:>12s} {r['name']:28s} {r['seconds'] * 1e3:9.2f} "
+                      f"{ratio:>9s} {r['max_gram_error']:11.2e}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

@@ -27,10 +27,11 @@ Methods (all give the Haar distribution)
     matrix would produce are, conditionally on the earlier ones, those of
     fresh Gaussian vectors (rotational invariance). So vector ``k`` is made by
     LAPACK's ``larfg`` (same ``tau`` and sign rule as ``geqrf``) from
-    ``G[k:, k]`` itself, with no update of the trailing matrix, and ``orgqr``
-    forms ``Q`` in place; column ``k`` is multiplied by ``sign(beta_k)``
-    (what ``R[k, k]`` would have been). This skips ``geqrf``: about half the
-    flops of ``"qr"``. The first Householder vector (hence ``Q[:, 0] =
+    ``G[k:, k]`` itself, with no update of the trailing matrix, and ``Q`` is
+    formed in place from the vectors (:func:`_form_q_blocked`: what ``orgqr``
+    computes, in large GEMM-bound blocks, in either memory order); column
+    ``k`` is multiplied by ``sign(beta_k)`` (what ``R[k, k]`` would have
+    been). This skips ``geqrf``: about half the flops of ``"qr"``. The first Householder vector (hence ``Q[:, 0] =
     G[:, 0] / |G[:, 0]|``) is exactly that of ``"qr"``; the others differ in
     value, not in distribution.
 ``"cholqr2"``
@@ -41,20 +42,20 @@ Methods (all give the Haar distribution)
     has condition number below ~6), where it is GEMM-bound; falls back to
     ``"stewart"`` if a Cholesky factorisation fails.
 ``"auto"``
-    ``"cholqr2"`` for tall matrices (``small >= 64``; ``big >= 2 small`` when
-    the vectors are rows of the buffer, LAPACK's LQ layout, where ``orglq`` is
-    about 2x slower than ``orgqr``; ``big >= 8 small`` otherwise), else
-    ``"stewart"`` (chosen by measurement, see ``benchmarks/orthogonal.py``);
-    ``"qr"`` without SciPy. A square matrix is read as ``Q`` or ``Q.T`` so
-    that the vectors are contiguous (``orgqr``). The choice depends on the
-    shape and memory layout only; the initializers always compute in a
-    C-ordered buffer, so their values do not depend on the layout of ``out``.
+    ``"cholqr2"`` for very tall matrices (``small >= 64`` and ``big >= 64
+    small``), else ``"stewart"`` (chosen by measurement, see
+    ``benchmarks/orthogonal.py``: Stewart's method is faster or equal below
+    that ratio, in both memory orders); ``"qr"`` without SciPy. A square
+    matrix is read as ``Q`` or ``Q.T`` so that the vectors are contiguous.
+    The choice depends on the shape only; the values of the initializers,
+    which always compute in a C-ordered buffer, do not depend on the layout
+    of ``out``.
 
-Memory: LAPACK works in place on the output when it is C- or F-contiguous
-as a matrix (``orgqr`` on the F-ordered ``(big, small)`` matrix, ``orglq``
-when it is stored the other way round); the extra memory is ``O(small)``
-vectors, the ``(small, small)`` Gram matrix of ``"cholqr2"`` and LAPACK's
-workspace. Other strides go through a temporary copy.
+Memory: all methods work in place on the output when it is C- or
+F-contiguous as a matrix; the extra memory is ``O(small)`` vectors, a
+``(big, 256)`` block of Householder vectors and a ``(256, small)`` product
+(``"stewart"``), the ``(small, small)`` Gram matrix (``"cholqr2"``) or
+LAPACK's workspace (``"qr"``). Other strides go through a temporary copy.
 """
 
 import ctypes
@@ -71,8 +72,7 @@ METHODS = ("auto", "stewart", "cholqr2", "qr")
 #: ``"auto"`` uses CholeskyQR2 when ``small >= _CHOLQR2_MIN`` and ``big >= ratio * small``,
 #: ``ratio`` depending on the layout (measured: ``benchmarks/orthogonal.py``).
 _CHOLQR2_MIN = 64
-_CHOLQR2_RATIO = 8
-_CHOLQR2_RATIO_LQ = 2
+_CHOLQR2_RATIO = 64
 
 
 def _scipy():
@@ -84,12 +84,8 @@ def _scipy():
     return blas, lapack
 
 
-def choose_method(method, big, small, transposed=False):
-    """The method ``"auto"`` stands for (and a check of ``method``).
-
-    ``transposed``: the vectors are rows of an F-ordered array (LAPACK's LQ
-    layout, where ``orglq`` is slower than ``orgqr`` is in the QR layout).
-    """
+def choose_method(method, big, small):
+    """The method ``"auto"`` stands for (and a check of ``method``)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}. "
                          f"Received: method={method!r}")
@@ -97,7 +93,7 @@ def choose_method(method, big, small, transposed=False):
         return method
     if _scipy() is None:
         return "qr"
-    if small >= _CHOLQR2_MIN and big >= (_CHOLQR2_RATIO_LQ if transposed else _CHOLQR2_RATIO) * small:
+    if small >= _CHOLQR2_MIN and big >= _CHOLQR2_RATIO * small:
         return "cholqr2"
     return "stewart"
 
@@ -136,7 +132,7 @@ def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gai
         q = matrix
     else:
         q = matrix.T
-    method = choose_method(method, big, small, transposed=not q.flags.f_contiguous)
+    method = choose_method(method, big, small)
     if q.flags.f_contiguous:
         work, transposed = q, False           # columns contiguous: QR layout
     elif q.flags.c_contiguous:
@@ -171,12 +167,66 @@ def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gai
 
 
 def _stewart(work, transposed, gain):
-    if transposed:
-        tau, sign = _reflectors_by_rows(work.T)
-    else:
-        tau, sign = _reflectors_by_columns(work)
-    _form_q(work, transposed, tau)
-    _scale(work, transposed, gain * sign)
+    q = work.T if transposed else work   # (big, small), the vectors as columns
+    tau, sign = _reflectors_by_rows(q) if transposed else _reflectors_by_columns(q)
+    _form_q_blocked(q, tau)
+    q *= (gain * sign)[None, :]
+
+
+#: Columns per block of :func:`_form_q_blocked`: 256 makes its GEMMs run near the
+#: BLAS peak (measured with ``benchmarks/orthogonal.py``).
+_BLOCK = 256
+
+
+def _form_q_blocked(q, tau, block=_BLOCK):
+    """``Q = H_0 H_1 ... H_{n-1}`` (its first ``n`` columns), in place, from the
+    Householder vectors stored LAPACK-style in the columns of ``q`` (``m x n``,
+    below the diagonal, unit diagonal implied; either memory order).
+
+    What LAPACK ``orgqr`` computes, but blocked with the UT transform (Joffrain
+    et al. 2006): the product of a block's reflectors is ``I - V S^-1 V^T``
+    with ``S = striu(V^T V) + diag(1 / tau)``, so each block costs a triangular
+    solve and two GEMMs of inner size ``block`` (the first also gives ``V^T V``),
+    applied to the columns already formed. Large blocks keep the GEMMs near the BLAS peak,
+    where LAPACK's 32-column blocks and level-2 ``larft`` do not, and the
+    row-major case needs no ``orglq``. Extra memory: a ``(m, block)`` copy of
+    the block's vectors and a ``(block, n)`` product.
+    """
+    blas, _ = _scipy()
+    trsm = blas.dtrsm if q.dtype == np.float64 else blas.strsm
+    m, n = q.shape
+    # Temporaries in q's memory order: the copies do not transpose and OpenBLAS runs its
+    # fastest GEMM variants (measured: 15% faster than F-ordered ones for a C-ordered q).
+    order = "F" if q.strides[0] == q.itemsize else "C"
+    for i in range(((n - 1) // block) * block, -1, -block):
+        ib = min(block, n - i)
+        block_tau = tau[i:i + ib]
+        identity = block_tau == 0      # H = I (a vector of length 1): a zero vector
+        # The block's vectors made explicit (unit lower trapezoid) in q, and copied: the
+        # last GEMM reads them while q's block columns are overwritten.
+        cols = q[i:, i:i + ib]
+        cols[:ib] = np.tril(cols[:ib], -1)
+        np.fill_diagonal(cols, 1)
+        cols[:, identity] = 0
+        v = np.empty((m - i, ib), q.dtype, order=order)
+        v[...] = cols
+        # One GEMM: V^T V from the block columns, V^T C from the columns formed so far.
+        w = np.empty((ib, n - i), q.dtype, order=order)
+        _gemm(1.0, v.T, q[i:, i:], 0.0, w)
+        s = np.triu(w[:, :ib], 1)
+        with np.errstate(divide="ignore"):
+            np.fill_diagonal(s, np.where(identity, 1, 1 / block_tau))
+        s = np.asfortranarray(s)
+        # The block columns start as the identity's: V^T E = (the top of V)^T.
+        w[:, :ib] = v[:ib].T
+        if order == "F":                                                # S^-1 V^T C
+            w = trsm(1.0, s, w, side=0, lower=0, trans_a=0, overwrite_b=1)
+        else:   # w^T <- w^T S^-T, on the F-ordered w^T
+            w = trsm(1.0, s, w.T, side=1, lower=0, trans_a=1, overwrite_b=1).T
+        q[:i, i:i + ib] = 0
+        _gemm(-1.0, v, w[:, :ib], 0.0, cols)                            # E - V S^-1 V^T E
+        np.fill_diagonal(cols, cols.diagonal() + 1)
+        _gemm(-1.0, v, w[:, ib:], 1.0, q[i:, i + ib:])                  # C - V S^-1 V^T C
 
 
 def _reflectors_by_columns(a):
@@ -209,7 +259,7 @@ def _reflectors_by_rows(q):
     ``tau = (beta - alpha) / beta``, ``v = x[1:] / (alpha - beta)``), vectorised
     over the columns: one pass over the rows for the norms (accumulated in
     float64) and one to scale (which also scales the entries above the
-    diagonal: ``orglq`` never reads them).
+    diagonal: :func:`_form_q_blocked` never reads them).
     """
     big, small = q.shape
     sumsq = np.zeros(small)
@@ -294,17 +344,66 @@ def _scale(work, transposed, factors):
 _INT = ctypes.c_int
 
 
-@functools.lru_cache(maxsize=None)
-def _lapack_function(name):
-    import scipy.linalg.cython_lapack as cython_lapack
-
-    capsule = cython_lapack.__pyx_capi__[name]
+def _capsule_address(module, name):
+    capsule = module.__pyx_capi__[name]
     get_name = ctypes.pythonapi.PyCapsule_GetName
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
     get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
     get_pointer.restype = ctypes.c_void_p
     get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
-    address = get_pointer(capsule, get_name(capsule))
+    return get_pointer(capsule, get_name(capsule))
+
+
+@functools.lru_cache(maxsize=None)
+def _gemm_function(dtype_char):
+    """BLAS ``?gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)``."""
+    import scipy.linalg.cython_blas as cython_blas
+
+    real = ctypes.c_double if dtype_char == "d" else ctypes.c_float
+    ptr = ctypes.POINTER
+    args = [ctypes.c_char_p] * 2 + [ptr(_INT)] * 3 + [ptr(real), ctypes.c_void_p, ptr(_INT),
+                                                      ctypes.c_void_p, ptr(_INT), ptr(real),
+                                                      ctypes.c_void_p, ptr(_INT)]
+    address = _capsule_address(cython_blas, dtype_char + "gemm")
+    return ctypes.CFUNCTYPE(None, *args)(address), real
+
+
+def _as_column_major(a):
+    """``(pointer, leading dimension, transposed)`` of a 2-D view with a unit stride along
+    one axis: BLAS reads it as a column-major matrix, or as one transposed."""
+    item = a.itemsize
+    rows, cols = a.shape
+    if a.strides[0] == item or rows == 1:
+        return a.ctypes.data, max(1, rows, a.strides[1] // item if cols > 1 else 1), False
+    if a.strides[1] == item or cols == 1:
+        return a.ctypes.data, max(1, cols, a.strides[0] // item if rows > 1 else 1), True
+    raise ValueError("BLAS needs a unit stride along one axis")  # pragma: no cover
+
+
+def _gemm(alpha, a, b, beta, c):
+    """``c <- alpha a @ b + beta c`` in place (BLAS ``gemm``), for 2-D views with a
+    unit stride along either axis: no copies of strided sub-blocks."""
+    if c.strides[0] != c.itemsize and c.shape[0] > 1:  # row-major c: transpose the product
+        a, b, c = b.T, a.T, c.T
+    m, n = c.shape
+    k = a.shape[1]
+    if m == 0 or n == 0:
+        return
+    function, real = _gemm_function("d" if c.dtype == np.float64 else "s")
+    pa, lda, ta = _as_column_major(a)
+    pb, ldb, tb = _as_column_major(b)
+    pc, ldc, _ = _as_column_major(c)
+    dims = [_INT(v) for v in (m, n, k, lda, ldb, ldc)]
+    function(b"T" if ta else b"N", b"T" if tb else b"N", *map(ctypes.byref, dims[:3]),
+             ctypes.byref(real(alpha)), pa, ctypes.byref(dims[3]), pb, ctypes.byref(dims[4]),
+             ctypes.byref(real(beta)), pc, ctypes.byref(dims[5]))
+
+
+@functools.lru_cache(maxsize=None)
+def _lapack_function(name):
+    import scipy.linalg.cython_lapack as cython_lapack
+
+    address = _capsule_address(cython_lapack, name)
     ptr = ctypes.POINTER
     real = ctypes.c_double if name[0] == "d" else ctypes.c_float
     if name[1:] in ("orgqr", "orglq"):      # m, n, k, a, lda, tau, work, lwork, info

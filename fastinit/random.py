@@ -293,9 +293,23 @@ class _Target:
                 self.backend.fill(dist, self.key, flat[position:position + starts.size * length],
                                   starts, length)
             return out
-        scratch = np.empty(min(out.size, _SCRATCH_ELEMENTS), dtype=self.dtype)
-        for position, starts, length in self.region.batches(_SCRATCH_ELEMENTS):
+        # Strided output: through a bounded scratch buffer, in whole slabs along axis 0
+        # where a slab fits (a batch of a multiple of `row` elements covers whole slabs,
+        # see Region.batches), else element by element.
+        row = out.size // out.shape[0]
+        step = _SCRATCH_ELEMENTS // row * row if row <= _SCRATCH_ELEMENTS else _SCRATCH_ELEMENTS
+        scratch = np.empty(min(out.size, step), dtype=self.dtype)
+        for position, starts, length in self.region.batches(step):
             n = starts.size * length
             self.backend.fill(dist, self.key, scratch[:n], starts, length)
-            out.flat[position:position + n] = scratch[:n]
+            if row <= _SCRATCH_ELEMENTS:
+                first = position // row
+                slab = scratch[:n].reshape((n // row,) + out.shape[1:])
+                copy = getattr(self.backend, "copy_2d", None)
+                if copy is not None and out.ndim == 2:
+                    copy(out[first:first + n // row], slab)
+                else:
+                    out[first:first + n // row] = slab
+            else:
+                out.flat[position:position + n] = scratch[:n]
         return out

@@ -124,10 +124,10 @@ def _outs(shape, dtype):
             "reversed": (reversed_, None), "transposed": (transposed, None)}
 
 
+@pytest.mark.parametrize("shape", [(6, 5, 7), (37, 70)], ids=["3d", "2d"])  # 2-D: tiled copy
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name, params", CASES, ids=CASE_IDS)
-def test_out_layouts(name, params, dtype, backend):
-    shape = (6, 5, 7)
+def test_out_layouts(name, params, dtype, backend, shape):
     expected = gen(name, shape, params, dtype=dtype, backend=backend)
     for layout, (out, parent) in _outs(shape, dtype).items():
         returned = gen(name, None, params, dtype=None, backend=backend, out=out)
@@ -138,7 +138,8 @@ def test_out_layouts(name, params, dtype, backend):
             mask[::2, 1::3] = False
             assert (parent[mask].astype(np.float64) == 7).all(), layout
     # out= together with index=: a non-contiguous view receives a region
-    index = (slice(1, 5), 2, slice(None, None, 2))
+    index = (slice(1, 5), 2, slice(None, None, 2)) if len(shape) == 3 else \
+        (slice(3, 30), slice(1, None, 2))
     region = expected[index]
     parent = np.full((region.shape[1], region.shape[0]), 7, expected.dtype)
     gen(name, shape, params, dtype=dtype, backend=backend, index=index, out=parent.T)

@@ -113,6 +113,40 @@ def test_stewart_reflectors_are_larfg_of_the_gaussian_columns():
     np.testing.assert_allclose(np.diag(c), np.diag(a), rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("block", [1, 5, 64, 256])
+@pytest.mark.parametrize("shape", [(300, 40), (97, 97), (1000, 700), (6, 1), (1, 1)])
+def test_blocked_q_equals_lapack_orgqr(shape, block, order, dtype):
+    # Q from Householder vectors: the blocked UT accumulation against LAPACK's orgqr (the
+    # naive reference), for every block size, both memory orders, tau = 0 included.
+    g = np.asfortranarray(_gaussian(*shape, dtype, seed=4))
+    tau, _ = fo._reflectors_by_columns(g)
+    expected = g.copy(order="F")
+    fo._lapack_call("orgqr", expected, tau)
+    q = np.array(g, order=order)
+    fo._form_q_blocked(q, tau, block)
+    np.testing.assert_allclose(q, expected, rtol=0, atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("c_order", ["C", "F"])
+@pytest.mark.parametrize("a_order", ["C", "F"])
+def test_gemm_on_strided_views(a_order, c_order):
+    # c <- alpha a b + beta c in place on sub-blocks of larger arrays (BLAS with a
+    # leading dimension, no copies), against NumPy.
+    rng = np.random.default_rng(0)
+    parent = np.asarray(rng.standard_normal((50, 40)), order=c_order)
+    c = parent[5:30, 3:20]
+    c0, before = c.copy(), parent.copy()
+    a = np.asarray(rng.standard_normal((30, 9)), order=a_order)[2:27]
+    b = np.asarray(rng.standard_normal((17, 9)), order="C").T
+    fo._gemm(-2.0, a, b, 0.5, c)
+    np.testing.assert_allclose(c, 0.5 * c0 - 2.0 * a @ b, rtol=1e-13, atol=1e-13)
+    outside = np.ones(parent.shape, bool)
+    outside[5:30, 3:20] = False
+    np.testing.assert_array_equal(parent[outside], before[outside])
+
+
 def _samples(method, n, count, stat, shape=None):
     shape = shape or (n, n)
     out = np.empty(shape)

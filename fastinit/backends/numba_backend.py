@@ -22,3 +22,10 @@ def fill(dist, key, out, run_starts, run_length):
         out_kind = kernels.OUT_FLOAT16 if out.dtype == np.float16 else kernels.OUT_BFLOAT16
     kernels.fill(target, out_kind, run_starts, run_length, keys, dist.kind, dist.proposal,
                  dist.params(), numba.get_num_threads())
+
+
+def copy_2d(dst, src):
+    """``dst[...] = src`` for 2-D arrays of the same shape and dtype, any strides, tiled."""
+    if dst.dtype.itemsize == 2:  # float16 / bfloat16: copy the bits
+        dst, src = dst.view(np.uint16), src.view(np.uint16)
+    kernels.copy_2d(dst, src)

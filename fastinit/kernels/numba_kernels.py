@@ -406,3 +406,27 @@ def fill(out, out_kind, run_starts, run_length, keys, kind, proposal, params, n_
                 _resample(buf, head, n, b0 * lanes, keys, proposal, alpha, beta, rate, m2,
                           pending, zs, oks, flags)
             _store(out, run * run_length + c, buf, head, n, out_kind, loc, scale, lo, hi, sign)
+
+
+COPY_TILE = 64
+
+
+@njit(parallel=True, cache=True, nogil=True)
+def copy_2d(dst, src):
+    """``dst[...] = src`` for 2-D arrays of any strides, in square tiles.
+
+    Writing a C-ordered scratch buffer into a transposed view (a strided
+    output) element by element misses the cache on one side; a tile of both
+    stays in cache. Threads take tiles.
+    """
+    rows, cols = src.shape
+    tiles_c = (cols + COPY_TILE - 1) // COPY_TILE
+    n_tiles = ((rows + COPY_TILE - 1) // COPY_TILE) * tiles_c
+    for tile in prange(n_tiles):
+        r0 = (tile // tiles_c) * COPY_TILE
+        c0 = (tile % tiles_c) * COPY_TILE
+        r1 = min(rows, r0 + COPY_TILE)
+        c1 = min(cols, c0 + COPY_TILE)
+        for c in range(c0, c1):
+            for r in range(r0, r1):
+                dst[r, c] = src[r, c]
