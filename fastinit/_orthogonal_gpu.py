@@ -75,11 +75,10 @@ def haar(matrix, *, seed, stream=0, offset=0, method="auto", gain=1.0):
               out=q.T)
     if method == "cholqr2":
         transposed = not q.flags.f_contiguous
-        if _cholqr2(cupy, q.T if transposed else q, transposed, gain):
-            return matrix
-        fr.normal((small, big), dtype=matrix.dtype, seed=seed, stream=stream, offset=offset,
-                  out=q.T)
-        method = "stewart"
+        if not _cholqr2(cupy, q.T if transposed else q, transposed, gain):
+            # A failed Cholesky factorisation (not seen for Gaussian matrices this tall).
+            haar(matrix, seed=seed, stream=stream, offset=offset, method="stewart", gain=gain)
+        return matrix
     if method == "stewart":
         tau, sign = _householder_vectors(cupy, q)
     else:
@@ -98,7 +97,7 @@ def _householder_vectors(cupy, q):
     big, small = q.shape
     tau = cupy.empty(small, dtype=q.dtype)
     sign = cupy.empty(small, dtype=q.dtype)
-    name = cuda_sources.HOUSEHOLDER_KERNELS[q.dtype == np.float64]
+    name = cuda_sources.HOUSEHOLDER_KERNELS[int(q.dtype == np.float64)]
     device = cupy.cuda.Device().id
     module = _modules.get(device)
     if module is None:

@@ -12,9 +12,9 @@ an int16 view reinterpreted as ``ml_dtypes.bfloat16``), whatever its strides,
 and its ``data_ptr()`` is checked to be unchanged. Supported dtypes: float16,
 bfloat16, float32, float64. A CUDA tensor is filled in place on its GPU by
 fastinit's CUDA kernels (CuPy needed), on PyTorch's current stream of that
-device, with the same bits as on the CPU (see :mod:`fastinit._device`). Writing through the view does not bump the
-tensor's autograd version counter (neither do the ``torch.no_grad()`` fills of
-``torch.nn.init`` matter for leaf parameters, the usual use).
+device, with the same bits as on the CPU (see :mod:`fastinit._device`). The
+tensor's autograd version counter is bumped, as by the in-place fills of
+``torch.nn.init``.
 
 Element ``i`` (C order over the tensor's shape) gets the value of element
 ``i`` of the fastinit stream, so a tensor filled here equals
@@ -104,9 +104,16 @@ def _fill(tensor, fill):
     ptr = tensor.data_ptr()
     if tensor.numel():
         fill(view)
+        bump_version(tensor)
     if tensor.data_ptr() != ptr:  # pragma: no cover - a fill never reallocates
         raise RuntimeError("The tensor was reallocated while filling it")
     return tensor
+
+
+def bump_version(tensor):
+    """Tell autograd the tensor was modified in place, as torch's own in-place ops do
+    (writes through a NumPy or CuPy view do not)."""
+    _torch().autograd.graph.increment_version(tensor)
 
 
 def _set(view, value):

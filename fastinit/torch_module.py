@@ -355,11 +355,13 @@ def _fill(tensor, init, layout, global_shape, index, stream, backend, padding_ro
             _base.call_initializer(init, kshape, out.dtype, out=out, index=kindex, **kw)
         if tensor.data_ptr() != ptr:  # pragma: no cover
             raise RuntimeError("The tensor was reallocated while filling it")
+        ft.bump_version(tensor)
     elif tensor.device.type == "cuda" and name in ft._DTYPES:
         if tensor.numel():
             out = tensor.detach()
             out = out.permute(perm) if perm is not None else out
             _base.call_initializer(init, kshape, out=out, index=kindex, **kw)
+            ft.bump_version(tensor)
     else:
         if name == "bfloat16":
             import ml_dtypes

@@ -183,3 +183,19 @@ def test_fill_with_any_initializer_in_keras_layout():
     assert (conv.bias == 0).all()
     ft.fill_(conv.bias, lambda shape, dtype=None: np.full(shape, 2.0), layout="torch")
     assert (conv.bias == 2).all()
+
+
+def test_fills_bump_the_autograd_version_counter():
+    # As torch's in-place fills do: autograd then sees the modification.
+    for fill in (lambda t: ft.normal_(t, seed=0), lambda t: ft.zeros_(t),
+                 lambda t: ft.orthogonal_(t, seed=0), lambda t: ft.fill_(t, "he_normal")):
+        t = torch.empty(4, 3)
+        before = t._version
+        fill(t)
+        assert t._version > before
+    w = torch.nn.Parameter(torch.ones(3))
+    y = (w * w).sum()            # saves w for backward
+    with torch.no_grad():
+        ft.uniform_(w, seed=0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()

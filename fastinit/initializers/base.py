@@ -188,24 +188,23 @@ class Request:
 
     def work_array(self, dtype):
         """A C-ordered ``dtype`` array of the whole tensor to compute in, where the output
-        lives (NumPy or CuPy): the output itself when it is one, else a new array."""
+        lives (NumPy or CuPy). When it can be the output (the whole tensor, in the
+        output's dtype), it is: ``out`` itself if C-contiguous, else the new output."""
+        dtype = np.dtype(dtype)
+        whole = self.index is None and self.dtype == dtype
         if self.gpu is None:
-            out = self.out
-            if (out is not None and self.index is None and out.dtype == dtype
-                    and out.flags.c_contiguous):
-                return out
+            if whole and (self.out is None or self.out.flags.c_contiguous):
+                if self.out is None:
+                    self.out = np.empty(self.shape, dtype)
+                return self.out
             return np.empty(self.shape, dtype)
-        array = self.gpu.array
-        if (array is not None and self.index is None and self.dtype == dtype
-                and array.flags.c_contiguous):
-            return array
+        if whole and (self.gpu.array is None or self.gpu.array.flags.c_contiguous):
+            return self.gpu.allocate(self.shape, dtype.name)
         with self.gpu.context():
             return self.gpu.cupy.empty(self.shape, dtype)
 
     def is_output(self, array):
         """True when ``array`` is (the CuPy view of) the output itself."""
-        if self.out is None:
-            return False
         return array is (self.gpu.array if self.gpu is not None else self.out)
 
     def result(self):

@@ -81,6 +81,13 @@ class Orthogonal(SeededInitializer):
         Householder QR with the sign fix, the reference); see
         :mod:`fastinit._orthogonal`. The values depend on it.
 
+    The matrix is computed in place in ``out`` when it is C-contiguous (or in
+    the new output), with a few fixed-size buffers and a ``(rows, 256)`` block
+    as extra memory; any other layout of ``out`` (or a narrow dtype) adds a
+    C-ordered float32/float64 temporary of the tensor's size: the values do
+    not depend on the layout. A GPU output (``device="cuda"`` or a GPU
+    ``out``) is computed on the GPU (:mod:`fastinit._orthogonal_gpu`).
+
     Examples
     --------
     >>> w = Orthogonal(seed=0)((3, 5))
