@@ -69,6 +69,13 @@ class Orthogonal(SeededInitializer):
     is Keras' and JAX's layout; PyTorch's ``(out, in, *k)`` with the rows along
     axis 0 is ``column_axis=0`` (what ``fastinit.torch.orthogonal_`` uses).
 
+    The matrix is computed in place in ``out`` when it is C-contiguous (or in
+    the new output), with a few fixed-size buffers and a ``(rows, 256)`` block
+    as extra memory; any other layout of ``out`` (or a narrow dtype) adds a
+    C-ordered float32/float64 temporary of the tensor's size: the values do
+    not depend on the layout. A GPU output (``device="cuda"`` or a GPU
+    ``out``) is computed on the GPU (:mod:`fastinit._orthogonal_gpu`).
+
     Parameters
     ----------
     gain : float, default 1.0
@@ -80,13 +87,6 @@ class Orthogonal(SeededInitializer):
         The algorithm (all give the Haar distribution; ``"qr"`` is plain
         Householder QR with the sign fix, the reference); see
         :mod:`fastinit._orthogonal`. The values depend on it.
-
-    The matrix is computed in place in ``out`` when it is C-contiguous (or in
-    the new output), with a few fixed-size buffers and a ``(rows, 256)`` block
-    as extra memory; any other layout of ``out`` (or a narrow dtype) adds a
-    C-ordered float32/float64 temporary of the tensor's size: the values do
-    not depend on the layout. A GPU output (``device="cuda"`` or a GPU
-    ``out``) is computed on the GPU (:mod:`fastinit._orthogonal_gpu`).
 
     Examples
     --------
