@@ -65,10 +65,12 @@ def _current_device():
 
 def is_gpu_array(obj):
     """True for CuPy arrays and CUDA buffers (``__cuda_array_interface__`` or DLPack on CUDA)."""
-    if obj is None or isinstance(obj, np.ndarray):
+    if obj is None:
         return False
     if hasattr(obj, "__cuda_array_interface__") or _is_torch_cuda(obj):
         return True
+    if isinstance(obj, np.ndarray):
+        return False
     dlpack_device = getattr(obj, "__dlpack_device__", None)
     if dlpack_device is not None:
         try:

@@ -65,7 +65,7 @@ import numpy as np
 
 from . import random as fr
 
-__all__ = ["METHODS", "haar", "choose_method"]
+__all__ = ["METHODS", "haar", "choose_method", "auto_method"]
 
 METHODS = ("auto", "stewart", "cholqr2", "qr")
 
@@ -93,9 +93,13 @@ def choose_method(method, big, small):
         return method
     if _scipy() is None:
         return "qr"
-    if small >= _CHOLQR2_MIN and big >= _CHOLQR2_RATIO * small:
-        return "cholqr2"
-    return "stewart"
+    return auto_method(big, small)
+
+
+def auto_method(big, small):
+    """What ``"auto"`` means for a ``big x small`` matrix, on every device (so that a seed
+    gives the same matrix on the CPU and the GPU, up to rounding)."""
+    return "cholqr2" if small >= _CHOLQR2_MIN and big >= _CHOLQR2_RATIO * small else "stewart"
 
 
 def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gain=1.0):

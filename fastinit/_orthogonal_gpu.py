@@ -15,15 +15,15 @@ The same Gaussian matrix (from the stream, so the same seed gives the same
 ``"qr"`` (the reference)
     cuSOLVER ``geqrf`` + ``orgqr`` in place, then the sign fix.
 ``"auto"``
-    ``"cholqr2"`` for tall matrices (``small >= 64`` and ``big >= 2 small``,
-    where ``G`` has condition number below ~6 and the work is GEMM-bound),
-    else ``"stewart"``.
+    The CPU's choice (:func:`fastinit._orthogonal.auto_method`: CholeskyQR2
+    from 64:1, else Stewart's method), so that a seed gives the same matrix
+    on both, up to rounding. Not tuned on a GPU yet.
 
 Layouts: cuSOLVER has no ``orglq``. ``"cholqr2"`` works in place in either
 layout; ``"stewart"`` and ``"qr"`` work in place when the orthonormal vectors
-are contiguous (columns of an F-ordered, or rows of a C-ordered buffer; a
-square matrix always qualifies) and otherwise in an F-ordered temporary of
-the matrix's size, copied back. Values equal the CPU's up to the rounding of
+are the columns of an F-ordered buffer (a square matrix always qualifies:
+it is read as ``Q`` or ``Q.T``) and otherwise in an F-ordered temporary of
+the matrix's size, copied back (a tall C-ordered Keras kernel, for one). Values equal the CPU's up to the rounding of
 the linear algebra (different BLAS, different summation order).
 
 Everything runs on the current CuPy device and stream; the caller enters them.
@@ -32,13 +32,11 @@ Everything runs on the current CuPy device and stream; the caller enters them.
 import numpy as np
 
 from . import random as fr
-from ._orthogonal import METHODS
+from ._orthogonal import METHODS, auto_method
 from .kernels import cuda_sources
 
 __all__ = ["haar"]
 
-_CHOLQR2_MIN = 64
-_CHOLQR2_RATIO = 2
 _modules = {}
 
 
@@ -62,8 +60,7 @@ def haar(matrix, *, seed, stream=0, offset=0, method="auto", gain=1.0):
     else:
         q = matrix.T
     if method == "auto":
-        method = ("cholqr2" if small >= _CHOLQR2_MIN and big >= _CHOLQR2_RATIO * small
-                  else "stewart")
+        method = auto_method(big, small)
     if not (q.flags.f_contiguous or q.flags.c_contiguous) or (
             method != "cholqr2" and not q.flags.f_contiguous):
         tmp = cupy.empty((big, small), dtype=matrix.dtype, order="F")

@@ -12,7 +12,7 @@ import pytest
 
 import fake_cupy
 import fastinit.initializers as fi
-from fastinit import _device, _orthogonal, _orthogonal_gpu, random as fr
+from fastinit import _device, _orthogonal_gpu, random as fr
 
 from _util import assert_bits_equal
 
@@ -22,17 +22,14 @@ INITIALIZERS = [
     fi.TruncatedNormal(stddev=0.3, seed=3), fi.GlorotUniform(seed=3), fi.HeNormal(seed=3),
     fi.VarianceScaling(2.0, "fan_avg", "truncated_normal", seed=3), fi.Zeros(), fi.Ones(),
     fi.Constant(0.25), fi.Identity(gain=2.0), fi.Sparse(0.3, stddev=1.0, seed=3),
-    fi.Orthogonal(gain=1.5, seed=3),
 ]
+TOL = {"float32": 2e-5, "float64": 1e-12}
 
 
 @pytest.fixture
 def cupy(monkeypatch):
-    fake = fake_cupy.install(monkeypatch)
-    # The GPU orthogonal algorithms need cuSOLVER: here the CPU's, on the same buffer.
-    monkeypatch.setattr(_orthogonal_gpu, "haar", lambda matrix, **kw: _orthogonal.haar(
-        np.asarray(matrix).view(np.ndarray), backend="numpy", **kw))
-    return fake
+    monkeypatch.setattr(_orthogonal_gpu, "_modules", {})  # no fake kernels left behind
+    return fake_cupy.install(monkeypatch)
 
 
 def _bits(x, dtype):
@@ -60,15 +57,35 @@ def test_initializers_on_the_gpu_path_equal_the_cpu(cupy, init, dtype):
             assert_bits_equal(_bits(out, dtype), expected)
 
 
-def test_orthogonal_layouts_on_the_gpu_path(cupy):
-    for init, shape in [(fi.Orthogonal(seed=1, column_axis=0), (16, 8, 3, 3)),
-                        (fi.Orthogonal(seed=1), (3, 3, 8, 16)),
-                        (fi.DeltaOrthogonal(seed=1), (3, 3, 4, 8))]:
-        expected = init(shape, backend="numpy")
-        assert_bits_equal(fake_cupy.asnumpy(init(shape, device="cuda")), expected)
-        out = cupy.empty(shape, np.float32)
-        assert init(out=out) is out          # computed in place in the output
-        assert_bits_equal(fake_cupy.asnumpy(out), expected)
+@pytest.mark.parametrize("method", ["auto", "stewart", "cholqr2", "qr"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, column_axis", [
+    ((64, 64), -1), ((300, 40), -1), ((40, 300), -1), ((130, 100), -1), ((100, 130), -1),
+    ((3, 3, 8, 16), -1), ((16, 8, 3, 3), 0), ((700, 100), -1)])
+def test_orthogonal_gpu_algorithms(cupy, shape, column_axis, dtype, method):
+    # fastinit._orthogonal_gpu end to end: the same Gaussian matrix, the solver calls
+    # (here LAPACK/BLAS with cuSOLVER/cuBLAS's arguments) and layouts; equal to the CPU
+    # result up to rounding, orthonormal, in place in a GPU out.
+    init = fi.Orthogonal(gain=1.5, seed=5, column_axis=column_axis, method=method)
+    got = init(shape, dtype, device="cuda")
+    assert isinstance(got, cupy.ndarray)
+    host = fake_cupy.asnumpy(got)
+    m = np.moveaxis(host, column_axis, -1).reshape(-1, shape[column_axis]).astype(np.float64)
+    m = m if m.shape[0] >= m.shape[1] else m.T
+    assert np.abs(m.T @ m / 1.5 ** 2 - np.eye(m.shape[1])).max() <= TOL[dtype]
+    np.testing.assert_allclose(host, init(shape, dtype, backend="numpy"), rtol=0,
+                               atol=10 * TOL[dtype])
+    for order in ("C", "F"):
+        out = cupy.empty(shape, dtype, order=order)
+        assert init(out=out) is out
+        np.testing.assert_array_equal(fake_cupy.asnumpy(out), host)
+
+
+def test_delta_orthogonal_on_the_gpu_path(cupy):
+    init = fi.DeltaOrthogonal(seed=1)
+    got = fake_cupy.asnumpy(init((3, 3, 4, 8), device="cuda"))
+    np.testing.assert_allclose(got, init((3, 3, 4, 8), backend="numpy"), atol=1e-5)
+    assert (got[0] == 0).all() and (got[:, 0] == 0).all()
 
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])

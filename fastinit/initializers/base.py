@@ -237,7 +237,7 @@ def _full_index(index, ndim):
 
 def _gpu_target(out, device, backend):
     """The GPU output of a call (see :mod:`fastinit._device`), or None for the CPU."""
-    if device is None and (out is None or isinstance(out, np.ndarray)):
+    if device is None and not _device.is_gpu_array(out):
         return None
     return _device.route(out, device, backend)
 
