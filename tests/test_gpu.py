@@ -420,6 +420,7 @@ def test_delta_orthogonal_and_dirac_on_the_gpu():
 
 def test_fastinit_torch_fills_cuda_tensors_in_place():
     torch = _torch_cuda()
+    import fastinit.initializers as fi
     import fastinit.torch as ft
     cases = [
         (lambda t: ft.normal_(t, 0.1, 0.5, seed=1), (64, 33)),
@@ -431,7 +432,7 @@ def test_fastinit_torch_fills_cuda_tensors_in_place():
         (lambda t: ft.eye_(t), (5, 7)),
         (lambda t: ft.dirac_(t, groups=2), (4, 2, 3)),
         (lambda t: ft.sparse_(t, 0.5, seed=1), (20, 7)),
-        (lambda t: ft.fill_(t, "glorot_uniform"), (16, 8, 3, 3)),
+        (lambda t: ft.fill_(t, fi.GlorotUniform(seed=1)), (16, 8, 3, 3)),
     ]
     for fill, shape in cases:
         for dtype in (torch.float32, torch.bfloat16):
