@@ -31,9 +31,9 @@ Methods (all give the Haar distribution)
     formed in place from the vectors (:func:`_form_q_blocked`: what ``orgqr``
     computes, in large GEMM-bound blocks, in either memory order); column
     ``k`` is multiplied by ``sign(beta_k)`` (what ``R[k, k]`` would have
-    been). This skips ``geqrf``: about half the flops of ``"qr"``. The first Householder vector (hence ``Q[:, 0] =
-    G[:, 0] / |G[:, 0]|``) is exactly that of ``"qr"``; the others differ in
-    value, not in distribution.
+    been). This skips ``geqrf``: about half the flops of ``"qr"``. The first
+    Householder vector (hence ``Q[:, 0] = G[:, 0] / |G[:, 0]|``) is exactly
+    that of ``"qr"``; the others differ in value, not in distribution.
 ``"cholqr2"``
     CholeskyQR2 (Fukaya et al. 2014): ``R = chol(G.T G)``, ``G <- G R^-1``,
     twice (``syrk``, ``potrf``, ``trsm``: BLAS-3 only). ``R`` has a positive

@@ -23,8 +23,9 @@ Layouts: cuSOLVER has no ``orglq``. ``"cholqr2"`` works in place in either
 layout; ``"stewart"`` and ``"qr"`` work in place when the orthonormal vectors
 are the columns of an F-ordered buffer (a square matrix always qualifies:
 it is read as ``Q`` or ``Q.T``) and otherwise in an F-ordered temporary of
-the matrix's size, copied back (a tall C-ordered Keras kernel, for one). Values equal the CPU's up to the rounding of
-the linear algebra (different BLAS, different summation order).
+the matrix's size, copied back (a tall C-ordered Keras kernel, for one).
+Values equal the CPU's up to the rounding of the linear algebra (different
+BLAS, different summation order).
 
 Everything runs on the current CuPy device and stream; the caller enters them.
 """

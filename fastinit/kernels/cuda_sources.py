@@ -3,8 +3,9 @@
 ``fastinit_stream.cuh`` holds the per-element math (it also compiles as host
 C++, which is how CI checks it without a GPU) and ``fastinit_fill.cu`` the
 kernels. ``fastinit_householder.cu`` makes the Householder vectors of the GPU
-orthogonal initializer (:mod:`fastinit._orthogonal_gpu`). :func:`source` returns the kernel source with the header inlined, so
-that a compiler cache keyed by the source text (CuPy's) sees every change.
+orthogonal initializer (:mod:`fastinit._orthogonal_gpu`). :func:`source`
+returns the kernel source with the header inlined, so that a compiler cache
+keyed by the source text (CuPy's) sees every change.
 Nothing here needs CuPy or a GPU.
 """
 
