@@ -15,6 +15,8 @@ functions use instead of a CPU backend:
 Nothing here imports CuPy or a framework unless a GPU output is asked for.
 """
 
+import contextlib
+
 import numpy as np
 
 from . import _dtypes
@@ -238,9 +240,11 @@ class GpuTarget:
             self.out = self.array if name != "bfloat16" else _bfloat16_view(self.array)
         return self.array
 
+    @contextlib.contextmanager
     def context(self):
         """Enter the output's device and the producer's stream (a ``with`` block)."""
-        return _Both(self.cupy.cuda.Device(self.device), self._stream())
+        with self.cupy.cuda.Device(self.device), self._stream():
+            yield
 
     def fill(self, dist, key, region, dtype, max_elements=1 << 62):
         """Fill the region's values (``dtype`` the resolved output dtype) and return the output."""
@@ -313,22 +317,6 @@ def _bfloat16_view(bits):
         return bits.view(_dtypes.bfloat16())
     except Exception:
         return bits
-
-
-class _Both:
-    """Two context managers entered as one."""
-
-    def __init__(self, first, second):
-        self.first, self.second = first, second
-
-    def __enter__(self):
-        self.first.__enter__()
-        self.second.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.second.__exit__(*exc)
-        return self.first.__exit__(*exc)
 
 
 class _Null:

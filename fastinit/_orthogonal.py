@@ -65,7 +65,7 @@ import numpy as np
 
 from . import random as fr
 
-__all__ = ["METHODS", "haar", "choose_method", "auto_method"]
+__all__ = ["METHODS", "haar", "frame", "check_method", "choose_method", "auto_method"]
 
 METHODS = ("auto", "stewart", "cholqr2", "qr")
 
@@ -84,12 +84,17 @@ def _scipy():
     return blas, lapack
 
 
-def choose_method(method, big, small):
-    """The method ``"auto"`` stands for (and a check of ``method``)."""
+def check_method(method):
+    """``method`` if it is one of :data:`METHODS`, else ValueError."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}. "
                          f"Received: method={method!r}")
-    if method != "auto":
+    return method
+
+
+def choose_method(method, big, small):
+    """The method ``"auto"`` stands for on the CPU (and a check of ``method``)."""
+    if check_method(method) != "auto":
         return method
     if _scipy() is None:
         return "qr"
@@ -100,6 +105,18 @@ def auto_method(big, small):
     """What ``"auto"`` means for a ``big x small`` matrix, on every device (so that a seed
     gives the same matrix on the CPU and the GPU, up to rounding)."""
     return "cholqr2" if small >= _CHOLQR2_MIN and big >= _CHOLQR2_RATIO * small else "stewart"
+
+
+def frame(matrix):
+    """``(q, big, small)`` for a matrix to fill (NumPy or CuPy), checked: ``q`` is the
+    ``(big, small)`` view whose columns are the orthonormal vectors. A square matrix
+    is read so that they are contiguous when it is C- or F-ordered (``Q`` or ``Q.T``)."""
+    if matrix.ndim != 2 or matrix.size == 0 or matrix.dtype not in (np.float32, np.float64):
+        raise ValueError("haar needs a non-empty 2-D float32 or float64 array. "
+                         f"Received: shape={matrix.shape}, dtype={matrix.dtype}")
+    rows, cols = matrix.shape
+    q = matrix if rows > cols or rows == cols and matrix.flags.f_contiguous else matrix.T
+    return q, max(rows, cols), min(rows, cols)
 
 
 def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gain=1.0):
@@ -125,17 +142,7 @@ def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gai
     >>> bool(np.allclose(q.T @ q, np.eye(3)))
     True
     """
-    if matrix.ndim != 2 or matrix.size == 0 or matrix.dtype not in (np.float32, np.float64):
-        raise ValueError("haar needs a non-empty 2-D float32 or float64 array. "
-                         f"Received: shape={matrix.shape}, dtype={matrix.dtype}")
-    rows, cols = matrix.shape
-    big, small = max(rows, cols), min(rows, cols)
-    # The (big, small) view whose columns are the orthonormal vectors. A square matrix
-    # is read so that they are contiguous when it is C- or F-ordered (Q or Q.T).
-    if rows > cols or rows == cols and matrix.flags.f_contiguous:
-        q = matrix
-    else:
-        q = matrix.T
+    q, big, small = frame(matrix)
     method = choose_method(method, big, small)
     if q.flags.f_contiguous:
         work, transposed = q, False           # columns contiguous: QR layout
@@ -174,7 +181,7 @@ def _stewart(work, transposed, gain):
     q = work.T if transposed else work   # (big, small), the vectors as columns
     tau, sign = _reflectors_by_rows(q) if transposed else _reflectors_by_columns(q)
     _form_q_blocked(q, tau)
-    q *= (gain * sign)[None, :]
+    _scale(work, transposed, gain * sign)
 
 
 #: Columns per block of :func:`_form_q_blocked`: 256 makes its GEMMs run near the

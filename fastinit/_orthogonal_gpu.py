@@ -33,7 +33,7 @@ Everything runs on the current CuPy device and stream; the caller enters them.
 import numpy as np
 
 from . import random as fr
-from ._orthogonal import METHODS, auto_method
+from ._orthogonal import auto_method, check_method, frame
 from .kernels import cuda_sources
 
 __all__ = ["haar"]
@@ -48,19 +48,8 @@ def haar(matrix, *, seed, stream=0, offset=0, method="auto", gain=1.0):
     same methods), for a 2-D float32 or float64 CuPy array.
     """
     import cupy
-    if matrix.ndim != 2 or matrix.size == 0 or matrix.dtype not in (np.float32, np.float64):
-        raise ValueError("haar needs a non-empty 2-D float32 or float64 array. "
-                         f"Received: shape={matrix.shape}, dtype={matrix.dtype}")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}. "
-                         f"Received: method={method!r}")
-    rows, cols = matrix.shape
-    big, small = max(rows, cols), min(rows, cols)
-    if rows > cols or rows == cols and matrix.flags.f_contiguous:
-        q = matrix
-    else:
-        q = matrix.T
-    if method == "auto":
+    q, big, small = frame(matrix)
+    if check_method(method) == "auto":
         method = auto_method(big, small)
     if not (q.flags.f_contiguous or q.flags.c_contiguous) or (
             method != "cholqr2" and not q.flags.f_contiguous):
@@ -111,7 +100,7 @@ def _householder_vectors(cupy, q):
     return tau, sign
 
 
-def _solver(cupy, routine, dtype):
+def _solver(routine, dtype):
     from cupy.cuda import cusolver
     return getattr(cusolver, _lapack_names(dtype) + routine)
 
@@ -129,9 +118,9 @@ def _geqrf(cupy, q):
     handle = device.get_cusolver_handle()
     tau = cupy.empty(small, dtype=q.dtype)
     info = cupy.empty(1, dtype=np.int32)
-    size = _solver(cupy, "geqrf_bufferSize", q.dtype)(handle, big, small, q.data.ptr, big)
+    size = _solver("geqrf_bufferSize", q.dtype)(handle, big, small, q.data.ptr, big)
     work = cupy.empty(max(1, size), dtype=q.dtype)
-    _solver(cupy, "geqrf", q.dtype)(handle, big, small, q.data.ptr, big, tau.data.ptr,
+    _solver("geqrf", q.dtype)(handle, big, small, q.data.ptr, big, tau.data.ptr,
                                     work.data.ptr, size, info.data.ptr)
     _check_info(info, "geqrf")
     sign = cupy.where(cupy.diagonal(q) >= 0, 1.0, -1.0).astype(q.dtype)
@@ -144,10 +133,10 @@ def _orgqr(cupy, q, tau):
     big, small = q.shape
     handle = device.get_cusolver_handle()
     info = cupy.empty(1, dtype=np.int32)
-    size = _solver(cupy, "orgqr_bufferSize", q.dtype)(handle, big, small, small, q.data.ptr,
+    size = _solver("orgqr_bufferSize", q.dtype)(handle, big, small, small, q.data.ptr,
                                                       big, tau.data.ptr)
     work = cupy.empty(max(1, size), dtype=q.dtype)
-    _solver(cupy, "orgqr", q.dtype)(handle, big, small, small, q.data.ptr, big, tau.data.ptr,
+    _solver("orgqr", q.dtype)(handle, big, small, small, q.data.ptr, big, tau.data.ptr,
                                     work.data.ptr, size, info.data.ptr)
     _check_info(info, "orgqr")
 
@@ -159,8 +148,8 @@ def _cholqr2(cupy, work, transposed, gain):
     from cupy.cuda import cublas, device
     small, big = work.shape if transposed else work.shape[::-1]
     dtype = work.dtype
-    potrf = _solver(cupy, "potrf", dtype)
-    potrf_size = _solver(cupy, "potrf_bufferSize", dtype)
+    potrf = _solver("potrf", dtype)
+    potrf_size = _solver("potrf_bufferSize", dtype)
     trsm = getattr(cublas, _lapack_names(dtype) + "trsm")
     upper = cublas.CUBLAS_FILL_MODE_UPPER
     for step in range(2):

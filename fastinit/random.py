@@ -299,14 +299,14 @@ class _Target:
         row = out.size // out.shape[0]
         step = _SCRATCH_ELEMENTS // row * row if row <= _SCRATCH_ELEMENTS else _SCRATCH_ELEMENTS
         scratch = np.empty(min(out.size, step), dtype=self.dtype)
+        copy = getattr(self.backend, "copy_2d", None) if out.ndim == 2 else None
         for position, starts, length in self.region.batches(step):
             n = starts.size * length
             self.backend.fill(dist, self.key, scratch[:n], starts, length)
             if row <= _SCRATCH_ELEMENTS:
                 first = position // row
                 slab = scratch[:n].reshape((n // row,) + out.shape[1:])
-                copy = getattr(self.backend, "copy_2d", None)
-                if copy is not None and out.ndim == 2:
+                if copy is not None:
                     copy(out[first:first + n // row], slab)
                 else:
                     out[first:first + n // row] = slab

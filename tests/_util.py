@@ -115,3 +115,22 @@ DISTS = [("uniform", {}), ("uniform", dict(low=-3.0, high=5.0)), ("normal", {}),
     ("truncated_normal", dict(alpha=a, beta=b)) for _, a, b in TRUNC_BOUNDS]
 DIST_IDS = ["uniform01", "uniform_m3_5", "normal01", "normal_small"] + [
     f"trunc_{name}" for name, _, _ in TRUNC_BOUNDS]
+
+
+def exact_initializers():
+    """``(name, initializer)`` pairs whose values are exact on every backend (random draws,
+    constants, identity, sparse): the table of the GPU tests."""
+    import fastinit.initializers as fi
+    return [
+        ("random_normal", fi.RandomNormal(0.1, 0.5, seed=3)),
+        ("random_uniform", fi.RandomUniform(-2.0, 1.0, seed=3)),
+        ("truncated_normal", fi.TruncatedNormal(stddev=0.3, seed=3)),
+        ("glorot_uniform", fi.GlorotUniform(seed=3)),
+        ("he_normal", fi.HeNormal(seed=3)),
+        ("variance_scaling", fi.VarianceScaling(2.0, "fan_avg", "truncated_normal", seed=3)),
+        ("zeros", fi.Zeros()),
+        ("ones", fi.Ones()),
+        ("constant", fi.Constant(0.25)),
+        ("identity", fi.Identity(gain=2.0)),
+        ("sparse", fi.Sparse(0.3, stddev=1.0, seed=3)),
+    ]

@@ -69,67 +69,42 @@ def asnumpy(array):
 
 
 # -- cuSOLVER / cuBLAS as the LAPACK / BLAS routines they mirror ----------------------------
-
-_INT = ctypes.c_int
-_P = ctypes.c_void_p
-_CHAR = ctypes.c_char_p
+# The fakes get raw pointers, as the real ones do, and run fastinit's own LAPACK caller
+# (_orthogonal._lapack_call) or SciPy's wrappers on column-major views of that memory.
 
 
-def _routine(name, argtypes):
-    import scipy.linalg.cython_blas as cython_blas
-    import scipy.linalg.cython_lapack as cython_lapack
-    module = cython_blas if name[1:] in ("trsm",) else cython_lapack
-    capsule = module.__pyx_capi__[name]
-    get_name = ctypes.pythonapi.PyCapsule_GetName
-    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
-    get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
-    get_pointer.restype, get_pointer.argtypes = ctypes.c_void_p, [ctypes.py_object,
-                                                                   ctypes.c_char_p]
-    return ctypes.CFUNCTYPE(None, *argtypes)(get_pointer(capsule, get_name(capsule)))
+def _host(pointer, shape, dtype):
+    """The column-major (F-ordered) array of ``shape`` at host address ``pointer``."""
+    count = int(np.prod(shape))
+    memory = (ctypes.c_char * (count * np.dtype(dtype).itemsize)).from_address(pointer)
+    return np.frombuffer(memory, dtype, count).reshape(shape, order="F")
 
 
-def _ints(*values):
-    return [ctypes.byref(_INT(v)) for v in values]
-
-
-def _set_info(dev_info, info):
-    ctypes.c_int.from_address(dev_info).value = info.value
+def _set_info(dev_info, value):
+    ctypes.c_int.from_address(dev_info).value = value
 
 
 def _solver_module():
+    from scipy.linalg import lapack
+    from fastinit._orthogonal import _lapack_call
     solver = types.SimpleNamespace()
-    for t in "sd":
-        def geqrf(handle, m, n, a, lda, tau, work, lwork, dev_info, t=t):
-            info = _INT(0)
-            query = (ctypes.c_double if t == "d" else ctypes.c_float)(0)
-            f = _routine(t + "geqrf", [ctypes.POINTER(_INT)] * 2 + [_P, ctypes.POINTER(_INT),
-                                                                     _P, _P, ctypes.POINTER(_INT),
-                                                                     ctypes.POINTER(_INT)])
-            f(*_ints(m, n), a, *_ints(lda), tau, ctypes.addressof(query), *_ints(-1),
-              ctypes.byref(info))
-            buffer = np.empty(max(1, int(query.value)), np.float64 if t == "d" else np.float32)
-            f(*_ints(m, n), a, *_ints(lda), tau, buffer.ctypes.data, *_ints(buffer.size),
-              ctypes.byref(info))
-            _set_info(dev_info, info)
+    for t, dtype in (("s", np.float32), ("d", np.float64)):
+        def geqrf(handle, m, n, a, lda, tau, work, lwork, dev_info, dtype=dtype):
+            assert lda == m
+            _lapack_call("geqrf", _host(a, (m, n), dtype), _host(tau, (min(m, n),), dtype))
+            _set_info(dev_info, 0)
 
-        def orgqr(handle, m, n, k, a, lda, tau, work, lwork, dev_info, t=t):
-            info = _INT(0)
-            query = (ctypes.c_double if t == "d" else ctypes.c_float)(0)
-            f = _routine(t + "orgqr", [ctypes.POINTER(_INT)] * 3 + [_P, ctypes.POINTER(_INT),
-                                                                     _P, _P, ctypes.POINTER(_INT),
-                                                                     ctypes.POINTER(_INT)])
-            f(*_ints(m, n, k), a, *_ints(lda), tau, ctypes.addressof(query), *_ints(-1),
-              ctypes.byref(info))
-            buffer = np.empty(max(1, int(query.value)), np.float64 if t == "d" else np.float32)
-            f(*_ints(m, n, k), a, *_ints(lda), tau, buffer.ctypes.data, *_ints(buffer.size),
-              ctypes.byref(info))
-            _set_info(dev_info, info)
+        def orgqr(handle, m, n, k, a, lda, tau, work, lwork, dev_info, dtype=dtype):
+            assert lda == m
+            _lapack_call("orgqr", _host(a, (m, n), dtype), _host(tau, (k,), dtype))
+            _set_info(dev_info, 0)
 
-        def potrf(handle, uplo, n, a, lda, work, lwork, dev_info, t=t):
-            info = _INT(0)
-            f = _routine(t + "potrf", [_CHAR, ctypes.POINTER(_INT), _P, ctypes.POINTER(_INT),
-                                       ctypes.POINTER(_INT)])
-            f(b"U" if uplo == 1 else b"L", *_ints(n), a, *_ints(lda), ctypes.byref(info))
+        def potrf(handle, uplo, n, a, lda, work, lwork, dev_info, t=t, dtype=dtype):
+            assert lda == n
+            matrix = _host(a, (n, n), dtype)
+            result, info = getattr(lapack, t + "potrf")(matrix, lower=uplo == 0, overwrite_a=1,
+                                                        clean=0)
+            assert np.shares_memory(result, matrix)
             _set_info(dev_info, info)
 
         setattr(solver, t + "geqrf", geqrf)
@@ -142,16 +117,21 @@ def _solver_module():
 
 
 def _blas_module():
+    from scipy.linalg import blas as scipy_blas
     blas = types.SimpleNamespace(CUBLAS_FILL_MODE_LOWER=0, CUBLAS_FILL_MODE_UPPER=1,
                                  CUBLAS_SIDE_LEFT=0, CUBLAS_SIDE_RIGHT=1, CUBLAS_OP_N=0,
                                  CUBLAS_OP_T=1, CUBLAS_OP_C=2, CUBLAS_DIAG_NON_UNIT=0,
                                  CUBLAS_DIAG_UNIT=1)
-    for t in "sd":
-        def trsm(handle, side, uplo, trans, diag, m, n, alpha, a, lda, b, ldb, t=t):
-            f = _routine(t + "trsm", [_CHAR] * 4 + [ctypes.POINTER(_INT)] * 2 +
-                         [_P, _P, ctypes.POINTER(_INT), _P, ctypes.POINTER(_INT)])
-            f(b"LR"[side:side + 1], b"LU"[uplo:uplo + 1], b"NTC"[trans:trans + 1],
-              b"NU"[diag:diag + 1], *_ints(m, n), alpha, a, *_ints(lda), b, *_ints(ldb))
+    for t, dtype in (("s", np.float32), ("d", np.float64)):
+        def trsm(handle, side, uplo, trans, diag, m, n, alpha, a, lda, b, ldb, t=t,
+                 dtype=dtype):
+            k = m if side == 0 else n
+            assert lda == k and ldb == m
+            matrix = _host(b, (m, n), dtype)
+            result = getattr(scipy_blas, t + "trsm")(
+                _host(alpha, (1,), dtype)[0], _host(a, (k, k), dtype), matrix, side=side,
+                lower=uplo == 0, trans_a=trans, diag=diag, overwrite_b=1)
+            assert np.shares_memory(result, matrix)
         setattr(blas, t + "trsm", trsm)
     return blas
 

@@ -20,7 +20,8 @@ import pytest
 import fastinit.backends as backends
 from fastinit import random as fr, stream
 
-from _util import DIST_IDS, DISTS, DTYPES, KAT, assert_bits_equal, draw
+from _util import (DIST_IDS, DISTS, DTYPES, KAT, assert_bits_equal, draw,
+                   exact_initializers)
 
 cupy = pytest.importorskip("cupy")
 try:
@@ -327,23 +328,6 @@ def test_fastinit_torch_on_cuda_tensors():
 
 # -- initializers and front ends on the GPU ------------------------------------------------------
 
-def _initializers():
-    import fastinit.initializers as fi
-    return [
-        ("random_normal", fi.RandomNormal(0.1, 0.5, seed=3)),
-        ("random_uniform", fi.RandomUniform(-2.0, 1.0, seed=3)),
-        ("truncated_normal", fi.TruncatedNormal(stddev=0.3, seed=3)),
-        ("glorot_uniform", fi.GlorotUniform(seed=3)),
-        ("he_normal", fi.HeNormal(seed=3)),
-        ("variance_scaling", fi.VarianceScaling(2.0, "fan_avg", "truncated_normal", seed=3)),
-        ("zeros", fi.Zeros()),
-        ("ones", fi.Ones()),
-        ("constant", fi.Constant(0.25)),
-        ("identity", fi.Identity(gain=2.0)),
-        ("sparse", fi.Sparse(0.3, stddev=1.0, seed=3)),
-    ]
-
-
 def _to_numpy(x, dtype):
     if isinstance(x, cupy.ndarray):
         host = cupy.asnumpy(x)
@@ -357,8 +341,8 @@ def _to_numpy(x, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
-@pytest.mark.parametrize("name, init", _initializers(), ids=lambda v: v if isinstance(v, str)
-                         else "")
+@pytest.mark.parametrize("name, init", exact_initializers(),
+                         ids=[name for name, _ in exact_initializers()])
 def test_initializers_on_the_gpu_equal_the_cpu(name, init, dtype):
     shape = (96, 40)
     expected = init(shape, dtype, backend="numpy")

@@ -14,15 +14,9 @@ import fake_cupy
 import fastinit.initializers as fi
 from fastinit import _device, _orthogonal_gpu, random as fr
 
-from _util import assert_bits_equal
+from _util import assert_bits_equal, exact_initializers
 
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
-INITIALIZERS = [
-    fi.RandomNormal(0.1, 0.5, seed=3), fi.RandomUniform(-2.0, 1.0, seed=3),
-    fi.TruncatedNormal(stddev=0.3, seed=3), fi.GlorotUniform(seed=3), fi.HeNormal(seed=3),
-    fi.VarianceScaling(2.0, "fan_avg", "truncated_normal", seed=3), fi.Zeros(), fi.Ones(),
-    fi.Constant(0.25), fi.Identity(gain=2.0), fi.Sparse(0.3, stddev=1.0, seed=3),
-]
 TOL = {"float32": 2e-5, "float64": 1e-12}
 
 
@@ -38,8 +32,9 @@ def _bits(x, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("init", INITIALIZERS, ids=lambda i: type(i).__name__)
-def test_initializers_on_the_gpu_path_equal_the_cpu(cupy, init, dtype):
+@pytest.mark.parametrize("name, init", exact_initializers(),
+                         ids=[name for name, _ in exact_initializers()])
+def test_initializers_on_the_gpu_path_equal_the_cpu(cupy, name, init, dtype):
     shape = (96, 40)
     expected = init(shape, dtype, backend="numpy")
     expected = expected.view(np.uint16) if dtype == "bfloat16" else expected

@@ -105,8 +105,7 @@ class Orthogonal(SeededInitializer):
             raise ValueError(f"column_axis must be an integer. "
                              f"Received: column_axis={column_axis!r}")
         self.column_axis = int(column_axis)
-        _orthogonal.choose_method(method, 1, 1)  # raises for an unknown method
-        self.method = method
+        self.method = _orthogonal.check_method(method)
         super().__init__(seed)
 
     def check_shape(self, shape):
