@@ -86,7 +86,7 @@ def main(argv=None):
                         help="shapes for the orthogonal table ('' to skip)")
     args = parser.parse_args(argv)
     try:
-        from fastinit.backends import cupy_backend
+        from fastinit.backends import cuda as cupy_backend
         cupy = cupy_backend.import_cupy("the GPU benchmark")
     except Exception as exc:
         print(f"GPU benchmark not run: {exc}", file=sys.stderr)

@@ -1,22 +1,129 @@
-"""Checks of arguments shared by the layers (a bad value is named in the error)."""
+"""Validators shared by every entry point: a bad value is named in the error.
 
+Messages follow Keras' form, ``"... Received: name=value"``. Each rule is
+written once here; callers choose the exception class of a wrong *type*
+(Keras raises ValueError for bad configuration values, NumPy-style APIs a
+TypeError).
+"""
+
+import math
+import numbers
 import operator
 
 import numpy as np
 
+__all__ = ["check_integer", "check_uint64", "check_real", "check_choice", "check_shape",
+           "check_output_array", "MAX_ELEMENTS"]
+
+MAX_ELEMENTS = 1 << 62  # flat indices (offset included) stay below this
+
+
+def _is_bool(value):
+    return isinstance(value, (bool, np.bool_))
+
+
+def check_integer(value, name, error=TypeError):
+    """``value`` as a Python int (``operator.index``); bools are refused."""
+    if not _is_bool(value):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise error(f"{name} must be an integer. Received: {name}={value!r}")
+
 
 def check_uint64(value, name, error=TypeError):
-    """``value`` as an int in ``[0, 2**64)`` (seeds, streams).
-
-    ``error`` is raised for a non-integer (bools included), ValueError for an
-    integer out of range; both messages end with ``Received: name=value``.
-    """
-    if isinstance(value, (bool, np.bool_)):
-        raise error(f"{name} must be an integer. Received: {name}={value!r}")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise error(f"{name} must be an integer. Received: {name}={value!r}") from None
+    """``value`` as an int in ``[0, 2**64)`` (seeds, streams); ValueError out of range."""
+    value = check_integer(value, name, error)
     if not 0 <= value < 1 << 64:
         raise ValueError(f"{name} must lie in [0, 2**64). Received: {name}={value}")
     return value
+
+
+def check_real(value, name, *, error=ValueError, finite=True, minimum=None, strict=False):
+    """``value`` as a float: a real number (not a bool), not NaN, finite unless
+    ``finite=False``, and ``>= minimum`` (``> minimum`` when ``strict``)."""
+    if _is_bool(value) or not isinstance(value, numbers.Real):
+        raise error(f"{name} must be a real number. Received: {name}={value!r}")
+    value = float(value)
+    if math.isnan(value) or finite and math.isinf(value):
+        raise ValueError(f"{name} must be {'finite' if finite else 'a number'}. "
+                         f"Received: {name}={value}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}. "
+                         f"Received: {name}={value}")
+    return value
+
+
+def check_choice(value, name, choices):
+    """``value`` if it is one of ``choices`` (strings), else ValueError."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}. "
+                         f"Received: {name}={value!r}")
+    return value
+
+
+def check_shape(shape, name="shape"):
+    """A shape as a tuple of Python ints (an int is a 1-D shape)."""
+    if _is_bool(shape) or isinstance(shape, (str, bytes)):
+        raise TypeError(f"{name} must be a tuple of integers. Received: {name}={shape!r}")
+    if not isinstance(shape, (tuple, list)):
+        try:
+            shape = (operator.index(shape),)
+        except TypeError:
+            raise TypeError(f"{name} must be a tuple of integers. "
+                            f"Received: {name}={shape!r}") from None
+    dims = []
+    for d in shape:
+        if _is_bool(d):
+            raise TypeError(f"{name} must contain integers. Received: {name}={shape!r}")
+        try:
+            d = operator.index(d)
+        except TypeError:
+            raise TypeError(f"{name} must contain integers. Received: {name}={shape!r}") from None
+        if d < 0:
+            raise ValueError(f"{name} must not contain negative dimensions. "
+                             f"Received: {name}={tuple(shape)!r}")
+        dims.append(d)
+    if math.prod(dims) >= MAX_ELEMENTS or any(d >= MAX_ELEMENTS for d in dims):
+        raise ValueError(f"{name} has too many elements ({math.prod(dims)}, the limit is "
+                         f"2**62). Received: {name}={tuple(dims)!r}")
+    return tuple(dims)
+
+
+def check_output_array(out, name="out"):
+    """A NumPy ``out`` that fastinit may write: writable, native byte order, and with
+    no two elements at the same address (an overlapping view would alias values)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray or a GPU array (fill CPU framework "
+                        "tensors with fastinit.torch or fastinit.jax). "
+                        f"Received: {name} of type {type(out).__name__}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only. Received: {name} with writeable=False")
+    if not out.dtype.isnative:
+        raise TypeError(f"{name} has a non-native byte order; fastinit writes native-endian "
+                        f"arrays. Received: {name} with dtype {out.dtype.str}")
+    if has_overlap(out.shape, out.strides, out.itemsize):
+        raise ValueError(f"{name} may have overlapping elements (a broadcast, stride-0 or "
+                         "as_strided view): fastinit writes arrays whose elements provably "
+                         "each have their own memory. "
+                         f"Received: {name} with shape {out.shape} and strides {out.strides}")
+    return out
+
+
+def has_overlap(shape, strides, itemsize):
+    """Whether a strided layout maps two different indices to overlapping bytes.
+
+    Sorted by stride, each axis must step past everything the faster axes span:
+    sufficient for no overlap, and exact for every layout slicing, transposing
+    and reshaping produce (only ``as_strided`` can interleave axes without overlap).
+    """
+    if math.prod(shape) <= 1:
+        return False
+    span = itemsize
+    for n, s in sorted(((n, abs(s)) for n, s in zip(shape, strides) if n > 1),
+                       key=lambda a: a[1]):
+        if s < span:
+            return True
+        span = s * (n - 1) + span
+    return False

@@ -15,27 +15,41 @@ def bfloat16():
     return np.dtype(ml_dtypes.bfloat16)
 
 
-def resolve(dtype):
-    """A supported output dtype as ``np.dtype``; TypeError naming anything else."""
+KINDS = ("float", "inexact", "any")
+_COMPLEX = ("complex64", "complex128")
+
+
+def resolve(dtype, kind="float"):
+    """``dtype`` as an ``np.dtype`` of ``kind``; TypeError naming anything else.
+
+    ``kind`` is "float" (the four dtypes the stream writes), "inexact" (those
+    and complex64 / complex128) or "any" (any numeric or bool dtype, bfloat16
+    included). Non-native byte orders are refused: fastinit computes in
+    native order, and silently writing another would give wrong values.
+    """
     if isinstance(dtype, str) and dtype == "bfloat16":
         return bfloat16()
     try:
         resolved = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         resolved = None
-    if resolved is None or resolved.name not in SUPPORTED:
-        raise TypeError(f"Unsupported dtype: expected one of {', '.join(SUPPORTED)}. "
-                        f"Received: dtype={dtype!r}")
-    return resolved
+    if resolved is not None and not resolved.isnative:
+        raise TypeError(f"dtype must be in native byte order ({resolved.newbyteorder('=').str!r} "
+                        f"here). Received: dtype={dtype!r}")
+    if resolved is not None:
+        name = resolved.name
+        if name in SUPPORTED or kind == "inexact" and name in _COMPLEX or (
+                kind == "any" and resolved.kind in "biufc"):
+            return resolved
+    expected = {"float": f"one of {', '.join(SUPPORTED)}",
+                "inexact": f"one of {', '.join(SUPPORTED + _COMPLEX)}",
+                "any": "a numeric or bool dtype"}[kind]
+    raise TypeError(f"Unsupported dtype: expected {expected}. Received: dtype={dtype!r}")
 
 
 def is_wide(dtype):
     """True when values are computed in float64 (the f64 family of the stream)."""
     return np.dtype(dtype) == np.float64
-
-
-def working_type(dtype):
-    return np.float64 if is_wide(dtype) else np.float32
 
 
 def _neighbour(dtype, value, upward):

@@ -2,17 +2,17 @@
 
 The stream gives element ``i`` of the global tensor (flat C-order index) the
 same value wherever it is computed, so a region is just the list of flat
-index runs it covers. Runs are produced in batches, never all at once.
+index runs it covers. Runs are produced in pieces, never all at once.
 """
 
 import math
-import operator
 from dataclasses import dataclass
 
 import numpy as np
 
-MAX_ELEMENTS = (1 << 62)  # flat indices, offset included, stay below this
-MAX_RUNS_PER_BATCH = 1 << 16
+from ._checks import MAX_ELEMENTS, check_integer
+
+MAX_RUNS_PER_PIECE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -43,62 +43,28 @@ class Region:
             starts += i * step
         return starts
 
-    def batches(self, max_elements):
-        """Yield ``(position, run_starts, run_length)`` covering the region in C order.
+    def pieces(self, position, count):
+        """Yield ``(start, run_starts, run_length)`` covering flat positions
+        ``[position, position + count)`` of the produced array (C order).
 
-        ``position`` is the flat position of the batch in the produced array;
-        a batch holds at most ``max_elements`` elements (whole runs where a run
-        fits, else pieces of one run).
+        ``start`` is a piece's first position relative to ``position``; a piece
+        is whole runs, or the part of one run at either end of the range.
         """
         length = self.run_length
-        if length == 0 or self.n_runs == 0:
+        if length == 0 or count <= 0:
             return
-        if length <= max_elements:
-            per_batch = max(1, min(MAX_RUNS_PER_BATCH, max_elements // length))
-            for first in range(0, self.n_runs, per_batch):
-                stop = min(self.n_runs, first + per_batch)
-                yield first * length, self.run_starts(first, stop), length
-            return
-        for r in range(self.n_runs):
-            start = int(self.run_starts(r, r + 1)[0])
-            for c in range(0, length, max_elements):
-                n = min(max_elements, length - c)
-                yield r * length + c, np.array([start + c], dtype=np.int64), n
-
-
-def _as_index(value, name):
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}") from None
-
-
-def normalize_shape(shape):
-    """A shape as a tuple of Python ints; TypeError/ValueError naming the bad value."""
-    if isinstance(shape, (bool, np.bool_)):
-        raise TypeError(f"shape must be a tuple of integers. Received: shape={shape!r}")
-    if not isinstance(shape, (tuple, list)):
-        try:
-            shape = (operator.index(shape),)
-        except TypeError:
-            raise TypeError("shape must be a tuple of integers. "
-                            f"Received: shape={shape!r}") from None
-    dims = []
-    for d in shape:
-        if isinstance(d, (bool, np.bool_)):
-            raise TypeError(f"shape must contain integers. Received: shape={shape!r}")
-        try:
-            d = operator.index(d)
-        except TypeError:
-            raise TypeError(f"shape must contain integers. Received: shape={shape!r}") from None
-        if d < 0:
-            raise ValueError(f"shape must not contain negative dimensions. "
-                             f"Received: shape={tuple(shape)!r}")
-        dims.append(d)
-    if math.prod(dims) >= MAX_ELEMENTS or any(d >= MAX_ELEMENTS for d in dims):
-        raise ValueError(f"shape has too many elements ({math.prod(dims)}, the limit is "
-                         f"2**62). Received: shape={tuple(dims)!r}")
-    return tuple(dims)
+        stop = position + count
+        run, column = divmod(position, length)
+        if column:  # the tail of a run
+            n = min(length - column, count)
+            yield 0, self.run_starts(run, run + 1) + column, n
+            run += 1
+        last = stop // length  # runs [run, last) are whole
+        for first in range(run, last, MAX_RUNS_PER_PIECE):
+            end = min(last, first + MAX_RUNS_PER_PIECE)
+            yield first * length - position, self.run_starts(first, end), length
+        if last >= run and stop % length:  # the head of a run
+            yield last * length - position, self.run_starts(last, last + 1), stop % length
 
 
 def region(global_shape, index=None, offset=0):
@@ -107,7 +73,7 @@ def region(global_shape, index=None, offset=0):
     ``offset`` shifts the whole tensor along the stream: its element ``i`` is
     element ``offset + i`` of the flat stream.
     """
-    offset = _as_index(offset, "offset")
+    offset = check_integer(offset, "offset")
     if offset < 0 or offset + math.prod(global_shape) >= MAX_ELEMENTS:
         raise ValueError(f"offset must be >= 0 and keep flat indices below 2**62. "
                          f"Received: offset={offset!r}")
@@ -123,13 +89,13 @@ def region(global_shape, index=None, offset=0):
     starts, steps, extents, kept = [], [], [], []
     for axis, (item, n) in enumerate(zip(index, global_shape)):
         if isinstance(item, slice):
-            if item.step is not None and _as_index(item.step, "index step") <= 0:
+            if item.step is not None and check_integer(item.step, "index step") <= 0:
                 raise ValueError(f"index steps must be positive. Received: index={index!r}")
             start, stop, step = item.indices(n)
             extent = len(range(start, stop, step))
             kept.append(extent)
         else:
-            i = _as_index(item, "index entry")
+            i = check_integer(item, "index entry")
             if not -n <= i < n:
                 raise ValueError(f"index {i} is out of bounds for axis {axis} with size "
                                  f"{n}. Received: index={index!r}")
@@ -154,3 +120,35 @@ def region(global_shape, index=None, offset=0):
                   outer_extents=tuple(extents[a] for a in outer),
                   outer_steps=tuple(steps[a] * strides[a] for a in outer),
                   base=base)
+
+
+def boxes(shape, max_elements):
+    """Yield ``(index, box_shape)`` covering ``shape`` in C order, each contiguous.
+
+    Every box holds at most ``max_elements`` elements (at least one element)
+    and the boxes are consecutive in the flat C order: whole sub-arrays along
+    the outermost axis that allows it, or pieces of one innermost row.
+
+    Examples
+    --------
+    >>> [i for i, _ in boxes((3, 4), 8)]
+    [(slice(0, 2, None),), (slice(2, 3, None),)]
+    >>> [i for i, _ in boxes((2, 5), 3)]
+    [(0, slice(0, 3, None)), (0, slice(3, 5, None)), (1, slice(0, 3, None)), (1, slice(3, 5, None))]
+    """
+    shape = tuple(shape)
+    if not shape:
+        yield (), ()
+        return
+    if 0 in shape:
+        return
+    max_elements = max(1, int(max_elements))
+    k = 0
+    while math.prod(shape[k + 1:]) > max_elements:
+        k += 1
+    inner = shape[k + 1:]
+    step = max(1, max_elements // math.prod(inner))
+    for lead in np.ndindex(*shape[:k]):
+        for s in range(0, shape[k], step):
+            e = min(s + step, shape[k])
+            yield tuple(int(i) for i in lead) + (slice(s, e),), (e - s,) + inner

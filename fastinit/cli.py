@@ -42,7 +42,8 @@ def _peers():
 
 
 def build_parser(prog=None):
-    from . import __version__, bench
+    from . import __version__
+    from .bench import cases, cli as bench
     parser = argparse.ArgumentParser(
         prog=prog or _prog(),
         description="fastinit: fast, reproducible weight initialization.")
@@ -50,15 +51,15 @@ def build_parser(prog=None):
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p_bench = sub.add_parser(
         "bench", help="benchmark fastinit side by side with NumPy (and PyTorch / JAX)",
-        description=bench.__doc__.split("\n\n")[0])
+        description=bench.DESCRIPTION)
     # bench finishes in under a minute on 2 cores by default; demo shows the 1e8 run
-    bench.add_arguments(p_bench, size_default=bench.BENCH_SIZE)
+    bench.add_arguments(p_bench, size_default=cases.BENCH_SIZE)
     p_demo = sub.add_parser(
         "demo", help="initialise 1e8-element float32 tensors and compare with NumPy "
                      "(the default command)",
         description="Run the side-by-side benchmark with its defaults (n = 1e8, float32).")
     bench.add_arguments(p_demo)
-    from . import materialize
+    from .materialize import _cli as materialize
     materialize.add_arguments(sub.add_parser(
         "materialize", help="write a model spec (JSON/TOML) to safetensors files",
         description="Write the tensors of SPEC to safetensors files in OUT_DIR, chunk by "
@@ -73,12 +74,12 @@ def main(argv=None):
     parser = build_parser(prog)
     args = parser.parse_args(argv or ["demo"])
     if args.command == "materialize":
-        from . import materialize
+        from .materialize import _cli as materialize
         return materialize.run_from_args(args)
-    from . import bench
-    command = bench._command(prog, argv)
+    from .bench import cases, cli as bench
+    command = bench.command_line(prog, argv)
     if args.command == "demo":
-        size = args.size or (bench.QUICK_SIZE if args.quick else args.size_default)
+        size = args.size or (cases.QUICK_SIZE if args.quick else args.size_default)
         print(DEMO_INTRO.format(size=_short_size(size), dtype=args.dtype, peers=_peers()),
               flush=True)
     return bench.run_from_args(args, command=command, argv=argv)

@@ -31,9 +31,10 @@ True
 
 import numpy as np
 
-from . import sharding
+from . import _dtypes, sharding
+from ._checks import check_shape, check_uint64
 
-__all__ = ["array", "store_npy", "NpyTarget"]
+__all__ = ["array", "store_npy"]
 
 
 def _resolve(initializer, seed):
@@ -42,8 +43,8 @@ def _resolve(initializer, seed):
     if not isinstance(init, base.Initializer):
         raise TypeError(f"fastinit.dask.array needs a fastinit initializer (a name, config, "
                         f"class or instance). Received: {initializer!r}")
-    if seed is not None and isinstance(init, base.SeededInitializer):
-        init = type(init).from_config({**init.get_config(), "seed": seed})
+    if seed is not None:
+        init = init.with_seed(seed)
     return init
 
 
@@ -84,15 +85,13 @@ def array(initializer, shape, chunks="auto", dtype="float32", seed=None, *, stre
     import dask.array as da
     from dask.base import tokenize
 
-    from . import _region
-    from .initializers import base
 
     init = _resolve(initializer, seed)
-    shape = _region.normalize_shape(shape)
-    dtype = base.resolve_dtype(dtype, init.dtype_kind)
+    shape = check_shape(shape)
+    dtype = _dtypes.resolve(dtype, init.dtype_kind)
     if name is not None:
         stream = sharding.name_stream(name)
-    stream = base.check_uint64(stream, "stream")
+    stream = check_uint64(stream, "stream")
     chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
     from .initializers import serialize
     try:
@@ -110,34 +109,34 @@ def array(initializer, shape, chunks="auto", dtype="float32", seed=None, *, stre
     return da.from_delayed(whole, shape, dtype=dtype, meta=meta).rechunk(chunks)
 
 
-class NpyTarget:
-    """A ``da.store`` target writing blocks into an existing ``.npy`` file (opened per write).
-
-    Picklable (it holds only the path), so tasks on worker processes write
-    straight into the file; no block is sent back to the client.
-    """
-
-    def __init__(self, path, shape, dtype):
-        self.path, self.shape, self.dtype = str(path), tuple(shape), np.dtype(dtype)
-        self.ndim = len(self.shape)
-
-    def __setitem__(self, index, value):
-        m = np.lib.format.open_memmap(self.path, mode="r+")
-        try:
-            m[index] = value
-            m.flush()
-        finally:
-            del m
-
-
 def store_npy(x, path):
-    """Write dask array ``x`` to the ``.npy`` file ``path`` chunk by chunk (from the workers).
+    """Write dask array ``x`` to the ``.npy`` file ``path`` chunk by chunk, from the workers.
 
-    The file is created (full size, sparse) by the caller, then each task
-    writes its block through a memmap of its own. Returns ``path``.
+    The file is created full size (sparse) under a temporary name beside
+    ``path``, each task writes its block through a memmap of its own (no block
+    travels back to the client), and the file is renamed to ``path`` when
+    every block is written: ``path`` never holds a partial array. Returns ``path``.
     """
+    import os
+    import secrets
+
     import dask.array as da
-    m = np.lib.format.open_memmap(str(path), mode="w+", dtype=x.dtype, shape=x.shape)
-    del m
-    da.store(x, NpyTarget(path, x.shape, x.dtype), lock=False)
+
+    from .materialize import _npy
+    from .materialize._staging import STAGING_PREFIX, fsync_dir, recover
+
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
+    recover(directory)  # what killed runs left
+    tmp = os.path.join(directory, f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{name}")
+    try:
+        offset = _npy.create(tmp, x.shape, x.dtype)
+        da.store(x, _npy.NpyBlocks(tmp, x.shape, x.dtype, offset), lock=False)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(directory)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
     return path

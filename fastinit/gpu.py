@@ -35,8 +35,8 @@ __all__ = ["is_available", "to_torch", "to_jax"]
 def is_available():
     """True when CuPy is installed and CUDA reports at least one GPU."""
     try:
-        from .backends import cupy_backend
-        cupy_backend.import_cupy()
+        from .backends.cuda import import_cupy
+        import_cupy()
     except Exception:
         return False
     return True

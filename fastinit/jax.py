@@ -131,8 +131,8 @@ def wrap(initializer, dtype=None):
     default_dtype = dtype
 
     def make(seed):
-        if hasattr(initializer, "seed") and isinstance(initializer, Initializer):
-            return type(initializer).from_config({**initializer.get_config(), "seed": seed})
+        if isinstance(initializer, Initializer):
+            return initializer.with_seed(seed)
         return initializer
 
     def host(seed, shape, dtype, index=None):

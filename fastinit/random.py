@@ -22,19 +22,17 @@ stream version and is announced in the changelog.
 """
 
 import math
-import numbers
 
 import numpy as np
 
-from . import _device, _dtypes, _region, backends, stream as _stream
-from ._checks import check_uint64
+from . import _dtypes, stream as _stream
+from ._checks import check_real
+from ._target import Target
 from .backends import Distribution
 
-__all__ = ["philox4x32_10", "uniform", "normal", "truncated_normal"]
+__all__ = ["philox4x32_10", "uniform", "normal", "truncated_normal",
+           "uniform_distribution", "normal_distribution", "truncated_normal_distribution"]
 
-# Outputs that are not C-contiguous are produced through a scratch buffer of
-# at most this many elements.
-_SCRATCH_ELEMENTS = 1 << 20
 _MAX_STANDARDIZED = 1e15  # bounds further out than this many std are treated as infinite
 
 
@@ -135,21 +133,10 @@ def uniform(shape=None, low=0.0, high=1.0, *, dtype=None, seed, stream=0, index=
     >>> bool(np.array_equal(uniform((2, 3), seed=0, index=(1,)), x[1]))
     True
     """
-    low = _real(low, "low")
-    high = _real(high, "high")
-    if low > high:
-        raise ValueError(f"low must be <= high. Received: low={low}, high={high}")
-    target = _Target(shape, dtype, seed, stream, index, offset, out, backend, device)
-    dt = target.dtype
-    if low == high:
-        lo = hi = float(np.asarray(low).astype(dt))
-    else:
-        lo, hi = _dtypes.ceil(dt, low), _dtypes.below(dt, high)
-        if lo > hi:
-            raise ValueError(f"no {dt.name} value lies in [low, high). "
-                             f"Received: low={low}, high={high}")
-    dist = Distribution(_stream.UNIFORM, _dtypes.is_wide(dt), low, high - low, lo, hi)
-    return target.fill(dist)
+    _check_bounds(low, high)
+    target = Target(shape, dtype, out=out, index=index, offset=offset, backend=backend,
+                    device=device)
+    return target.draw(uniform_distribution(low, high, target.dtype), seed, stream)
 
 
 def normal(shape=None, mean=0.0, std=1.0, *, dtype=None, seed, stream=0, index=None,
@@ -165,12 +152,11 @@ def normal(shape=None, mean=0.0, std=1.0, *, dtype=None, seed, stream=0, index=N
     >>> bool(abs(x.mean()) < 0.01 and abs(x.std() - 1) < 0.01)
     True
     """
-    mean = _real(mean, "mean")
-    std = _std(std)
-    target = _Target(shape, dtype, seed, stream, index, offset, out, backend, device)
-    dist = Distribution(_stream.NORMAL, _dtypes.is_wide(target.dtype), mean, std,
-                        -math.inf, math.inf)
-    return target.fill(dist)
+    _check_real(mean, "mean")
+    _check_std(std)
+    target = Target(shape, dtype, out=out, index=index, offset=offset, backend=backend,
+                    device=device)
+    return target.draw(normal_distribution(mean, std, target.dtype), seed, stream)
 
 
 def truncated_normal(shape=None, mean=0.0, std=1.0, a=-2.0, b=2.0, *, dtype=None, seed,
@@ -189,14 +175,40 @@ def truncated_normal(shape=None, mean=0.0, std=1.0, a=-2.0, b=2.0, *, dtype=None
     >>> bool(x.min() >= 8.0 and x.max() <= 9.0)
     True
     """
-    mean = _real(mean, "mean")
-    std = _std(std)
-    a = _real(a, "a", finite=False)
-    b = _real(b, "b", finite=False)
-    if not a < b:
-        raise ValueError(f"a must be < b. Received: a={a}, b={b}")
-    target = _Target(shape, dtype, seed, stream, index, offset, out, backend, device)
-    dt = target.dtype
+    _check_truncated(mean, std, a, b)
+    target = Target(shape, dtype, out=out, index=index, offset=offset, backend=backend,
+                    device=device)
+    return target.draw(truncated_normal_distribution(mean, std, a, b, target.dtype), seed,
+                       stream)
+
+
+# -- distributions: parameters checked, in the stream's terms (fastinit.stream) ---------
+
+
+def uniform_distribution(low, high, dtype):
+    """The :class:`~fastinit.backends.Distribution` of :func:`uniform` for output ``dtype``."""
+    low, high = _check_bounds(low, high)
+    dt = np.dtype(dtype)
+    if low == high:
+        lo = hi = float(np.asarray(low).astype(dt))
+    else:
+        lo, hi = _dtypes.ceil(dt, low), _dtypes.below(dt, high)
+        if lo > hi:
+            raise ValueError(f"no {dt.name} value lies in [low, high). "
+                             f"Received: low={low}, high={high}")
+    return _distribution(_stream.UNIFORM, dt, low, high - low, lo, hi)
+
+
+def normal_distribution(mean, std, dtype):
+    """The :class:`~fastinit.backends.Distribution` of :func:`normal` for output ``dtype``."""
+    mean, std = _check_real(mean, "mean"), _check_std(std)
+    return _distribution(_stream.NORMAL, np.dtype(dtype), mean, std, -math.inf, math.inf)
+
+
+def truncated_normal_distribution(mean, std, a, b, dtype):
+    """The :class:`~fastinit.backends.Distribution` of :func:`truncated_normal` for ``dtype``."""
+    mean, std, a, b = _check_truncated(mean, std, a, b)
+    dt = np.dtype(dtype)
     lo, hi = _dtypes.ceil(dt, a), _dtypes.floor(dt, b)
     if lo > hi or math.isinf(lo) and lo > 0 or math.isinf(hi) and hi < 0:
         raise ValueError(f"no finite {dt.name} value lies in [a, b]. Received: a={a}, b={b}")
@@ -213,103 +225,41 @@ def truncated_normal(shape=None, mean=0.0, std=1.0, a=-2.0, b=2.0, *, dtype=None
         raise ValueError(f"[a, b] lies more than {_MAX_STANDARDIZED:g} std from the mean. "
                          f"Received: mean={mean}, std={std}, a={a}, b={b}")
     proposal, alpha, beta, rate, m2, sign = _stream.truncated_normal_plan(alpha, beta)
-    dist = Distribution(_stream.TRUNCATED_NORMAL, _dtypes.is_wide(dt), mean, std, lo, hi,
-                        proposal, alpha, beta, rate, m2, sign)
-    return target.fill(dist)
+    return _distribution(_stream.TRUNCATED_NORMAL, dt, mean, std, lo, hi, proposal, alpha,
+                         beta, rate, m2, sign)
+
+
+def _distribution(kind, dtype, loc, scale, lo, hi, *plan):
+    dist = Distribution(kind, _dtypes.is_wide(dtype), loc, scale, lo, hi, *plan)
+    with np.errstate(over="ignore"):  # reported just below, as a ValueError
+        params = dist.params()
+    if not np.all(np.isfinite(params[:2])):
+        raise ValueError(f"parameters overflow {dtype.name}'s working precision. "
+                         f"Received: loc={loc}, scale={scale}")
+    return dist
 
 
 # -- validation ----------------------------------------------------------------
 
 
-def _real(value, name, finite=True):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number. Received: {name}={value!r}")
-    value = float(value)
-    if math.isnan(value) or finite and math.isinf(value):
-        raise ValueError(f"{name} must be {'finite' if finite else 'a number'}. "
-                         f"Received: {name}={value}")
-    return value
+def _check_real(value, name, finite=True):
+    return check_real(value, name, error=TypeError, finite=finite)
 
 
-def _std(std):
-    std = _real(std, "std")
-    if std < 0:
-        raise ValueError(f"std must be >= 0. Received: std={std}")
-    return std
+def _check_std(std):
+    return check_real(std, "std", error=TypeError, minimum=0.0)
 
 
-class _Target:
-    """Where the values go: validated shape, region, dtype, output array and backend."""
+def _check_bounds(low, high):
+    low, high = _check_real(low, "low"), _check_real(high, "high")
+    if low > high:
+        raise ValueError(f"low must be <= high. Received: low={low}, high={high}")
+    return low, high
 
-    def __init__(self, shape, dtype, seed, stream, index, offset, out, backend, device=None):
-        self.key = _stream.derive_key(check_uint64(seed, "seed"), check_uint64(stream, "stream"))
-        if not isinstance(backend, str):
-            raise TypeError(f"backend must be a string. Received: backend={backend!r}")
-        self.gpu = _device.route(out, device, backend)  # None: the CPU path
-        if out is not None and self.gpu is None:
-            if not isinstance(out, np.ndarray):
-                raise TypeError("out must be a numpy.ndarray or a GPU array (use the framework "
-                                "adapters for other arrays). "
-                                f"Received: out of type {type(out).__name__}")
-            if not out.flags.writeable:
-                raise ValueError("out is read-only. Received: out with writeable=False")
-        if shape is None:
-            if out is None or index is not None:
-                raise TypeError("shape is required unless out is given without index. "
-                                "Received: shape=None")
-            shape = tuple(out.shape)
-        self.shape = _region.normalize_shape(shape)
-        self.region = _region.region(self.shape, index, offset)
-        out_dtype = None if out is None else (self.gpu.dtype if self.gpu is not None
-                                              else out.dtype)
-        if dtype is None:
-            dtype = out_dtype if out is not None else np.float32
-        self.dtype = _dtypes.resolve(dtype)
-        if out is not None:
-            if out_dtype != self.dtype:
-                raise TypeError(f"out has dtype {out_dtype}, expected {self.dtype}. "
-                                f"Received: out with dtype {out_dtype}, dtype={dtype!r}")
-            if tuple(out.shape) != self.region.shape:
-                raise ValueError(f"out has shape {tuple(out.shape)}, expected "
-                                 f"{self.region.shape}. Received: out with shape "
-                                 f"{tuple(out.shape)}")
-        self.backend = self.gpu.backend if self.gpu is not None else backends.get(backend)
-        self.out = out
 
-    def fill(self, dist):
-        with np.errstate(over="ignore"):  # reported just below, as a ValueError
-            params = dist.params()
-        if not np.all(np.isfinite(params[:2])):
-            raise ValueError(f"parameters overflow {self.dtype.name}'s working precision. "
-                             f"Received: loc={dist.loc}, scale={dist.scale}")
-        if self.gpu is not None:
-            return self.gpu.fill(dist, self.key, self.region, self.dtype)
-        out = self.out if self.out is not None else np.empty(self.region.shape, self.dtype)
-        if out.size == 0:
-            return out
-        if out.flags.c_contiguous:
-            flat = out.reshape(-1)
-            for position, starts, length in self.region.batches(out.size):
-                self.backend.fill(dist, self.key, flat[position:position + starts.size * length],
-                                  starts, length)
-            return out
-        # Strided output: through a bounded scratch buffer, in whole slabs along axis 0
-        # where a slab fits (a batch of a multiple of `row` elements covers whole slabs,
-        # see Region.batches), else element by element.
-        row = out.size // out.shape[0]
-        step = _SCRATCH_ELEMENTS // row * row if row <= _SCRATCH_ELEMENTS else _SCRATCH_ELEMENTS
-        scratch = np.empty(min(out.size, step), dtype=self.dtype)
-        copy = getattr(self.backend, "copy_2d", None) if out.ndim == 2 else None
-        for position, starts, length in self.region.batches(step):
-            n = starts.size * length
-            self.backend.fill(dist, self.key, scratch[:n], starts, length)
-            if row <= _SCRATCH_ELEMENTS:
-                first = position // row
-                slab = scratch[:n].reshape((n // row,) + out.shape[1:])
-                if copy is not None:
-                    copy(out[first:first + n // row], slab)
-                else:
-                    out[first:first + n // row] = slab
-            else:
-                out.flat[position:position + n] = scratch[:n]
-        return out
+def _check_truncated(mean, std, a, b):
+    mean, std = _check_real(mean, "mean"), _check_std(std)
+    a, b = _check_real(a, "a", finite=False), _check_real(b, "b", finite=False)
+    if not a < b:
+        raise ValueError(f"a must be < b. Received: a={a}, b={b}")
+    return mean, std, a, b

@@ -1,11 +1,13 @@
-"""Backends: one narrow contract, several implementations.
+"""Backends: one narrow contract, several implementations, grouped by device.
 
-A backend is a module with a ``fill(dist, key, out, run_starts, run_length)``
-function that writes ``out`` (1-D, C-contiguous, the output dtype), which
-holds ``len(run_starts)`` runs of ``run_length`` consecutive elements of the
-global tensor, run ``r`` starting at flat index ``run_starts[r]``. It follows
-:mod:`fastinit.stream` and nothing else: no validation, no regions, no dtype
-resolution happen here.
+A backend is an object (a module) with a ``fill(dist, key, out, run_starts,
+run_length)`` function that writes ``out`` (1-D, C-contiguous, the output
+dtype), which holds ``len(run_starts)`` runs of ``run_length`` consecutive
+elements of the global tensor, run ``r`` starting at flat index
+``run_starts[r]``. It follows :mod:`fastinit.stream` and nothing else: no
+validation, no regions, no dtype resolution happen here (``fastinit._target``
+does that, once). ``numpy_backend`` is the reference, ``numba/`` the CPU
+kernels, ``cuda/`` the GPU (CuPy) kernels, routing and linear algebra.
 """
 
 import importlib
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 NAMES = ("numpy", "numba", "cupy")  # "cupy": GPU outputs only, never chosen by "auto"
+_EXTRA = {}  # name -> backend object: backends plugged in with register()
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Distribution:
                         dtype=np.float64 if self.wide else np.float32)
 
 
+_MODULES = {"numpy": "numpy_backend", "numba": "numba", "cupy": "cuda"}
+
+
 def numba_available():
     return importlib.util.find_spec("numba") is not None
 
@@ -55,17 +61,36 @@ def cupy_available():
     return importlib.util.find_spec("cupy") is not None
 
 
+def register(name, backend):
+    """Plug in a CPU backend object under ``name`` (``backend=None`` removes it): how the
+    test suite runs the contract suite on the host-compiled CUDA code."""
+    if backend is None:
+        _EXTRA.pop(name, None)
+    else:
+        _EXTRA[name] = backend
+
+
+def check_name(name):
+    """``name`` if it names a backend ("auto" included), else TypeError / ValueError."""
+    if not isinstance(name, str):
+        raise TypeError(f"backend must be a string. Received: backend={name!r}")
+    if name != "auto" and name not in NAMES and name not in _EXTRA:
+        names = ", ".join(map(repr, ("auto",) + NAMES + tuple(_EXTRA)))
+        raise ValueError(f"backend must be one of {names}. Received: backend={name!r}")
+    return name
+
+
 def get(name="auto"):
     """The backend module called ``name`` ("auto": numba if installed, else numpy)."""
+    if name in _EXTRA:
+        return _EXTRA[name]
     if name == "auto":
         name = "numba" if numba_available() else "numpy"
-    if name not in NAMES:
-        raise ValueError(f"Unknown backend: expected 'auto' or one of {', '.join(NAMES)}. "
-                         f"Received: backend={name!r}")
+    check_name(name)
     if name == "numba" and not numba_available():
         raise ValueError("backend='numba' needs the numba package (pip install numba). "
                          "Received: backend='numba'")
     if name == "cupy" and not cupy_available():
         raise ValueError("backend='cupy' needs the cupy package (pip install cupy-cuda12x or "
                          "cupy-cuda13x) and an NVIDIA GPU. Received: backend='cupy'")
-    return importlib.import_module(f"fastinit.backends.{name}_backend")
+    return importlib.import_module(f"{__name__}.{_MODULES[name]}")

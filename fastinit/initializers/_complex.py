@@ -37,12 +37,12 @@ def _pairs(request, seed, draw, *args):
 
 def normal(request, seed, mean, stddev):
     parts = _pairs(request, seed, fr.normal, 0.0, stddev / np.sqrt(2.0))
-    return request.emit((parts[..., 0] + mean) + 1j * parts[..., 1])
+    return request.write((parts[..., 0] + mean) + 1j * parts[..., 1])
 
 
 def _polar(request, radius, theta, scale):
     values = radius * (np.cos(theta) + 1j * np.sin(theta))
-    return request.emit(values * scale)
+    return request.write(values * scale)
 
 
 def uniform_disk(request, seed, scale):

@@ -1,26 +1,21 @@
 """The ``Initializer`` base class, the seed rule, and what a call asks for.
 
 An initializer holds parameters (validated eagerly, when it is built) and
-turns a call ``init(shape, dtype=None, **kw)`` into values. This module does
-the part common to all of them: it checks the keywords of a call and hands
-the concrete class a :class:`Request` (global shape, dtype, output buffer,
-region, stream, backend). Concrete classes compute their parameters (fans,
-std, bounds) and ask :mod:`fastinit.random` for the values; they know nothing
-about kernels or backends.
+turns a call ``init(shape, dtype=None, **kw)`` into values: the base class
+checks the call once (a :class:`Request`, built on ``fastinit._target``) and
+the concrete class computes its parameters (fans, std, bounds) and draws
+through the request. Concrete classes know nothing about kernels or devices.
 """
 
 import inspect
-import math
-import numbers
 import os
 
 import numpy as np
 
-from .. import _device, _dtypes, _region, backends
 from .._checks import check_uint64
+from .._target import Target
 
 __all__ = ["Initializer", "SeededInitializer", "Request", "resolve_seed", "call_initializer"]
-
 
 
 # -- the seed rule ---------------------------------------------------------------
@@ -66,189 +61,33 @@ def resolve_seed(seed):
     return check_uint64(seed, "seed", ValueError)
 
 
-# -- validation helpers for configurations ----------------------------------------
-
-
-def check_real(value, name, *, minimum=None, strict=False, finite=True):
-    """``value`` as a float; ValueError with ``Received: name=value`` otherwise."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number. Received: {name}={value!r}")
-    value = float(value)
-    if math.isnan(value) or finite and math.isinf(value):
-        raise ValueError(f"{name} must be a finite number. Received: {name}={value}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        raise ValueError(f"{name} must be {'>' if strict else '>='} {minimum}. "
-                         f"Received: {name}={value}")
-    return value
-
-
-def check_choice(value, name, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}. "
-                         f"Received: {name}={value!r}")
-    return value
-
 
 # -- a call ------------------------------------------------------------------------
 
-_BACKENDS = ("auto",) + tuple(backends.NAMES)
-_COMPLEX = ("complex64", "complex128")
 
+class Request(Target):
+    """What one call of an initializer asks for, checked: a :class:`fastinit._target.Target`
+    (global ``shape``, ``dtype``, ``out``, region ``index``/``offset``, ``backend``,
+    device) and the call's ``stream``.
 
-def _dtype_name(dtype):
-    return getattr(dtype, "name", None) or str(dtype)
-
-
-def resolve_dtype(dtype, kind):
-    """The ``np.dtype`` of a call: ``kind`` is "float" (the engine's four dtypes),
-    "inexact" (those and complex64/complex128) or "any" (any numeric or bool
-    dtype, bfloat16 included)."""
-    if kind == "float":
-        return _dtypes.resolve(dtype)
-    if isinstance(dtype, str) and dtype == "bfloat16":
-        return _dtypes.bfloat16()
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError:
-        resolved = None
-    if kind == "inexact":
-        if resolved is not None and resolved.name in _COMPLEX:
-            return resolved
-        return _dtypes.resolve(dtype)
-    if resolved is None or resolved.kind not in "biufc" and resolved.name != "bfloat16":
-        raise TypeError(f"Unsupported dtype: expected a numeric or bool dtype. "
-                        f"Received: dtype={dtype!r}")
-    return resolved
-
-
-class Request:
-    """What one call of an initializer asks for, checked.
-
-    Attributes
-    ----------
-    shape : tuple of int
-        The global shape (fans are computed from it).
-    dtype : numpy.dtype
-    out : numpy.ndarray or None
-        The buffer to fill (any memory layout), of the region's shape.
-    index : tuple or None
-        The region of the global tensor to produce (``None``: all of it).
-    region_shape : tuple of int
-        The shape of what is returned.
-    stream, offset : int
-    backend : str
+    Initializers draw with :meth:`draw` (a distribution of :mod:`fastinit.random`
+    under their seed and the call's stream) or write given values with
+    :meth:`write` / :meth:`write_whole`.
     """
 
     def __init__(self, shape, dtype=None, *, kind="float", out=None, backend="auto",
                  device=None, stream=0, index=None, offset=0):
-        if not isinstance(backend, str) or backend not in _BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(map(repr, _BACKENDS))}. "
-                             f"Received: backend={backend!r}")
-        self.gpu = _gpu_target(out, device, backend)
-        if out is not None and self.gpu is None:
-            _check_out_type(out)
-        out_shape = None if out is None else self.gpu.shape if self.gpu else out.shape
-        out_dtype = None if out is None else self.gpu.dtype if self.gpu else out.dtype
-        if shape is None:
-            if out is None or index is not None:
-                raise TypeError("shape is required unless out is given without index. "
-                                "Received: shape=None")
-            shape = out_shape
-        self.shape = _region.normalize_shape(shape)
-        region = _region.region(self.shape, index, offset)
-        self.region_shape = region.shape
-        self.index = None if index is None else _full_index(index, len(self.shape))
-        self.offset = offset
+        super().__init__(shape, dtype, kind=kind, out=out, index=index, offset=offset,
+                         backend=backend, device=device)
         self.stream = check_uint64(stream, "stream")
-        if dtype is None:
-            dtype = out_dtype if out is not None else np.float32
-        self.dtype = resolve_dtype(dtype, kind)
-        if out is not None:
-            if out_dtype != self.dtype:
-                raise TypeError(f"out has dtype {out_dtype}, expected {self.dtype}. "
-                                f"Received: out with dtype {out_dtype}, dtype={dtype!r}")
-            if out_shape != self.region_shape:
-                raise ValueError(f"out has shape {out_shape}, expected {self.region_shape}. "
-                                 f"Received: out with shape {out_shape}")
-        self.backend = backend
-        self.out = out
 
     @property
     def is_complex(self):
         return self.dtype.kind == "c"
 
-    def engine(self, seed, **overrides):
-        """Keywords for a :mod:`fastinit.random` function producing this request."""
-        kw = dict(dtype=self.dtype, seed=seed, stream=self.stream, index=self.index,
-                  offset=self.offset, out=self.out, backend=self.backend)
-        if self.gpu is not None and self.out is None:
-            kw["device"] = f"cuda:{self.gpu.device}"
-        kw.update(overrides)
-        return kw
-
-    def work_array(self, dtype):
-        """A C-ordered ``dtype`` array of the whole tensor to compute in, where the output
-        lives (NumPy or CuPy). When it can be the output (the whole tensor, in the
-        output's dtype), it is: ``out`` itself if C-contiguous, else the new output."""
-        dtype = np.dtype(dtype)
-        whole = self.index is None and self.dtype == dtype
-        if self.gpu is None:
-            if whole and (self.out is None or self.out.flags.c_contiguous):
-                if self.out is None:
-                    self.out = np.empty(self.shape, dtype)
-                return self.out
-            return np.empty(self.shape, dtype)
-        if whole and (self.gpu.array is None or self.gpu.array.flags.c_contiguous):
-            return self.gpu.allocate(self.shape, dtype.name)
-        with self.gpu.context():
-            return self.gpu.cupy.empty(self.shape, dtype)
-
-    def is_output(self, array):
-        """True when ``array`` is (the CuPy view of) the output itself."""
-        return array is (self.gpu.array if self.gpu is not None else self.out)
-
-    def result(self):
-        """The output as the caller sees it (``out`` itself, or the new array)."""
-        return self.gpu.out if self.gpu is not None else self.out
-
-    def emit(self, values):
-        """Write ``values`` (broadcastable to the region's shape) to the output and return it."""
-        if self.gpu is not None:
-            return self.gpu.write(values, self.region_shape, self.dtype)
-        out = self.out if self.out is not None else np.empty(self.region_shape, self.dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.copyto(out, values, casting="unsafe")
-        return out
-
-    def emit_whole(self, values):
-        """Like :meth:`emit`, for ``values`` of the whole global shape: the region is cut out."""
-        if self.index is not None:
-            if not _device.is_gpu_array(values):
-                values = np.asarray(values)
-            values = values[self.index]
-        return self.emit(values)
-
-
-def _full_index(index, ndim):
-    if not isinstance(index, tuple):
-        index = (index,)
-    return index + (slice(None),) * (ndim - len(index))
-
-
-def _gpu_target(out, device, backend):
-    """The GPU output of a call (see :mod:`fastinit._device`), or None for the CPU."""
-    if device is None and not _device.is_gpu_array(out):
-        return None
-    return _device.route(out, device, backend)
-
-
-def _check_out_type(out):
-    if not isinstance(out, np.ndarray):
-        raise TypeError("out must be a numpy.ndarray or a GPU array (fill CPU framework "
-                        "tensors with fastinit.torch or fastinit.jax). "
-                        f"Received: out of type {type(out).__name__}")
-    if not out.flags.writeable:
-        raise ValueError("out is read-only. Received: out with writeable=False")
+    def draw(self, dist, seed, stream=None):
+        """Fill the output with ``dist`` from ``seed`` and the call's stream; return it."""
+        return super().draw(dist, seed, self.stream if stream is None else stream)
 
 
 # -- the base classes ---------------------------------------------------------------
@@ -277,7 +116,7 @@ class Initializer:
     out : numpy.ndarray or GPU array, optional
         Filled in place (any memory layout) and returned. A CuPy array or a
         CUDA buffer (a torch CUDA tensor, ...) is filled on its GPU, as in
-        :mod:`fastinit.random` (see :mod:`fastinit._device`).
+        :mod:`fastinit.random`.
     backend : {"auto", "numba", "numpy", "cupy"}
         ``"cupy"`` (or ``"auto"``) for GPU outputs.
     device : {None, "cpu", "cuda", "cuda:N"}
@@ -301,7 +140,7 @@ class Initializer:
     ...         self.start = start
     ...     def generate(self, request):
     ...         values = self.start + np.arange(np.prod(request.shape)).reshape(request.shape)
-    ...         return request.emit_whole(values)
+    ...         return request.write_whole(values)
     ...     def get_config(self):
     ...         return {"start": self.start}
     >>> init = Arange(10.0)
@@ -314,8 +153,12 @@ class Initializer:
     10.0
     """
 
-    #: The dtypes a call accepts: "float", "inexact" or "any" (see ``resolve_dtype``).
+    #: The dtypes a call accepts: "float", "inexact" or "any" (``fastinit._dtypes.resolve``).
     dtype_kind = "float"
+    #: True when a region costs time and memory of the region alone (``index=``): the
+    #: value of each element is computed on its own. False for initializers computed
+    #: whole (a factorisation, a permutation) and, by default, for custom ones.
+    elementwise = False
 
     def __call__(self, shape=None, dtype=None, *, out=None, backend="auto", device=None,
                  stream=0, index=None, offset=0):
@@ -323,6 +166,19 @@ class Initializer:
         request = Request(shape, dtype, kind=self.dtype_kind, out=out, backend=backend,
                           device=device, stream=stream, index=index, offset=offset)
         return self.generate(request)
+
+    def check(self, shape, dtype=None):
+        """Raise the TypeError or ValueError that a call with ``shape`` and ``dtype`` would
+        raise, computing nothing (a checkpoint checks every tensor before writing any)."""
+        if self.elementwise and len(Request(shape, dtype, kind=self.dtype_kind).shape):
+            # An empty region: the parameters are checked for the dtype, no value is made.
+            self.generate(Request(shape, dtype, kind=self.dtype_kind, index=(slice(0, 0),)))
+        else:
+            self.validate(Request(shape, dtype, kind=self.dtype_kind))
+
+    def validate(self, request):
+        """Check that this initializer can produce ``request`` (global initializers check
+        their shape here; :meth:`check` calls it)."""
 
     def generate(self, request):
         """Produce the values a :class:`Request` asks for (implemented by subclasses)."""
@@ -343,6 +199,14 @@ class Initializer:
     def clone(self):
         """A new initializer with the same configuration (an unseeded one draws a new seed)."""
         return self.__class__.from_config(self.get_config())
+
+    def with_seed(self, seed):
+        """This initializer drawing from ``seed`` (the seed rule of :func:`resolve_seed`).
+
+        The one way callers (front ends, checkpoints, Dask) give an initializer
+        their seed; one that draws nothing returns itself.
+        """
+        return self
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -369,6 +233,9 @@ class SeededInitializer(Initializer):
 
     def get_config(self):
         return {"seed": self._init_seed}
+
+    def with_seed(self, seed):
+        return type(self).from_config({**self.get_config(), "seed": resolve_seed(seed)})
 
 
 def call_initializer(initializer, shape=None, dtype=None, *, out=None, **kw):
@@ -403,7 +270,7 @@ def call_initializer(initializer, shape=None, dtype=None, *, out=None, **kw):
     if values.shape != request.shape:
         raise ValueError(f"{initializer!r} returned shape {values.shape}, expected "
                          f"{request.shape}. Received: shape={values.shape}")
-    return request.emit_whole(values)
+    return request.write_whole(values)
 
 
 def _takes_keywords(initializer):

@@ -4,7 +4,8 @@ import numbers
 
 import numpy as np
 
-from .base import Initializer, check_real
+from .._checks import check_real
+from .base import Initializer
 
 __all__ = ["Zeros", "Ones", "Constant", "FromArray"]
 
@@ -20,9 +21,10 @@ class Zeros(Initializer):
     """
 
     dtype_kind = "any"
+    elementwise = True
 
     def generate(self, request):
-        return request.emit(0)
+        return request.write(0)
 
 
 class Ones(Initializer):
@@ -35,9 +37,10 @@ class Ones(Initializer):
     """
 
     dtype_kind = "any"
+    elementwise = True
 
     def generate(self, request):
-        return request.emit(1)
+        return request.write(1)
 
 
 class Constant(Initializer):
@@ -54,6 +57,7 @@ class Constant(Initializer):
     """
 
     dtype_kind = "any"
+    elementwise = True
 
     def __init__(self, value=0.0):
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -62,7 +66,7 @@ class Constant(Initializer):
             self.value = check_real(value, "value", finite=False)
 
     def generate(self, request):
-        return request.emit(self.value)
+        return request.write(self.value)
 
     def get_config(self):
         return {"value": self.value}
@@ -103,11 +107,14 @@ class FromArray(Initializer):
                              f"Received: value with dtype {array.dtype}")
         self.value = array
 
-    def generate(self, request):
+    def validate(self, request):
         if request.shape != self.value.shape:
             raise ValueError(f"Expected shape {self.value.shape} for an array used as "
                              f"initializer. Received: shape={request.shape}")
-        return request.emit_whole(self.value)
+
+    def generate(self, request):
+        self.validate(request)
+        return request.write_whole(self.value)
 
     def get_config(self):
         return {"value": self.value.tolist()}

@@ -13,7 +13,8 @@ import numpy as np
 
 from .. import _fans, random as fr
 from . import _complex
-from .base import SeededInitializer, check_choice, check_real
+from .._checks import check_choice, check_real
+from .base import SeededInitializer
 
 __all__ = [
     "TRUNCATED_NORMAL_STDDEV", "COMPLEX_TRUNCATED_NORMAL_STDDEV",
@@ -61,6 +62,7 @@ class RandomNormal(SeededInitializer):
     """
 
     dtype_kind = "inexact"
+    elementwise = True
 
     def __init__(self, mean=0.0, stddev=0.05, seed=None):
         self.mean = check_real(mean, "mean")
@@ -70,7 +72,8 @@ class RandomNormal(SeededInitializer):
     def generate(self, request):
         if request.is_complex:
             return _complex.normal(request, self.seed, self.mean, self.stddev)
-        return fr.normal(request.shape, self.mean, self.stddev, **request.engine(self.seed))
+        return request.draw(fr.normal_distribution(self.mean, self.stddev, request.dtype),
+                            self.seed)
 
     def get_config(self):
         return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
@@ -94,6 +97,8 @@ class RandomUniform(SeededInitializer):
            [0.08742666, 0.49807483]], dtype=float32)
     """
 
+    elementwise = True
+
     def __init__(self, minval=-0.05, maxval=0.05, seed=None):
         self.minval = check_real(minval, "minval")
         self.maxval = check_real(maxval, "maxval")
@@ -103,7 +108,8 @@ class RandomUniform(SeededInitializer):
         super().__init__(seed)
 
     def generate(self, request):
-        return fr.uniform(request.shape, self.minval, self.maxval, **request.engine(self.seed))
+        return request.draw(fr.uniform_distribution(self.minval, self.maxval, request.dtype),
+                            self.seed)
 
     def get_config(self):
         return {"minval": self.minval, "maxval": self.maxval, **super().get_config()}
@@ -137,6 +143,8 @@ class TruncatedNormal(SeededInitializer):
     {'mean': 0.0, 'stddev': 0.1, 'a': -0.2, 'b': 0.2}
     """
 
+    elementwise = True
+
     def __init__(self, mean=0.0, stddev=0.05, seed=None, lower=-2.0, upper=2.0):
         self.mean = check_real(mean, "mean")
         self.stddev = check_real(stddev, "stddev", minimum=0.0)
@@ -155,9 +163,11 @@ class TruncatedNormal(SeededInitializer):
     def generate(self, request):
         p = self.parameters()
         if self.stddev == 0.0:
-            return fr.uniform(request.shape, self.mean, self.mean, **request.engine(self.seed))
-        return fr.truncated_normal(request.shape, p["mean"], p["stddev"], p["a"], p["b"],
-                                   **request.engine(self.seed))
+            dist = fr.uniform_distribution(self.mean, self.mean, request.dtype)
+        else:
+            dist = fr.truncated_normal_distribution(p["mean"], p["stddev"], p["a"], p["b"],
+                                                    request.dtype)
+        return request.draw(dist, self.seed)
 
     def get_config(self):
         config = {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
@@ -223,6 +233,7 @@ class VarianceScaling(SeededInitializer):
     """
 
     dtype_kind = "inexact"
+    elementwise = True
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
                  input_axes=None, output_axes=None, in_axis=None, out_axis=None,
@@ -309,12 +320,14 @@ class VarianceScaling(SeededInitializer):
             if self.distribution == "untruncated_normal":
                 return _complex.normal(request, self.seed, 0.0, p["scale"])
             return _complex.uniform_disk(request, self.seed, p["scale"])
-        kw = request.engine(self.seed)
         if self.distribution == "truncated_normal":
-            return fr.truncated_normal(request.shape, 0.0, p["stddev"], p["a"], p["b"], **kw)
-        if self.distribution == "untruncated_normal":
-            return fr.normal(request.shape, 0.0, p["stddev"], **kw)
-        return fr.uniform(request.shape, -p["limit"], p["limit"], **kw)
+            dist = fr.truncated_normal_distribution(0.0, p["stddev"], p["a"], p["b"],
+                                                    request.dtype)
+        elif self.distribution == "untruncated_normal":
+            dist = fr.normal_distribution(0.0, p["stddev"], request.dtype)
+        else:
+            dist = fr.uniform_distribution(-p["limit"], p["limit"], request.dtype)
+        return request.draw(dist, self.seed)
 
     def _axes_config(self):
         config = {"input_axes": self.input_axes, "output_axes": self.output_axes}

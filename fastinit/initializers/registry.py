@@ -84,7 +84,7 @@ def register(cls=None, *, name=None):
     ... class Halves(Initializer):
     ...     dtype_kind = "any"
     ...     def generate(self, request):
-    ...         return request.emit(0.5)
+    ...         return request.write(0.5)
     >>> get("my_package>Halves")((2,))
     array([0.5, 0.5], dtype=float32)
     >>> serialize(Halves())

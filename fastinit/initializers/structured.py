@@ -13,9 +13,10 @@ import numbers
 
 import numpy as np
 
-from .. import _orthogonal, _orthogonal_gpu
+from .. import _orthogonal
 from .. import random as fr
-from .base import Initializer, SeededInitializer, check_choice, check_real
+from .._checks import check_choice, check_real
+from .base import Initializer, SeededInitializer
 
 __all__ = ["Identity", "Orthogonal", "DeltaOrthogonal", "Dirac", "Sparse", "STFT"]
 
@@ -41,6 +42,7 @@ class Identity(Initializer):
     """
 
     dtype_kind = "any"
+    elementwise = True
 
     def __init__(self, gain=1.0):
         self.gain = check_real(gain, "gain")
@@ -53,7 +55,7 @@ class Identity(Initializer):
         rows, cols = np.arange(shape[0]), np.arange(shape[1])
         if request.index is not None:
             rows, cols = rows[request.index[0]], cols[request.index[1]]
-        return request.emit(self.gain * np.equal.outer(rows, cols))
+        return request.write(self.gain * np.equal.outer(rows, cols))
 
     def get_config(self):
         return {"gain": self.gain}
@@ -74,7 +76,7 @@ class Orthogonal(SeededInitializer):
     as extra memory; any other layout of ``out`` (or a narrow dtype) adds a
     C-ordered float32/float64 temporary of the tensor's size: the values do
     not depend on the layout. A GPU output (``device="cuda"`` or a GPU
-    ``out``) is computed on the GPU (:mod:`fastinit._orthogonal_gpu`).
+    ``out``) is computed on the GPU (:mod:`fastinit.backends.cuda.orthogonal`).
 
     Parameters
     ----------
@@ -108,7 +110,11 @@ class Orthogonal(SeededInitializer):
         self.method = _orthogonal.check_method(method)
         super().__init__(seed)
 
+    def validate(self, request):
+        self.check_shape(request.shape)
+
     def check_shape(self, shape):
+        """``shape`` if an orthogonal matrix of it can be made along ``column_axis``."""
         shape = tuple(shape)
         if len(shape) < 2:
             raise ValueError("The tensor to initialize must be at least two-dimensional. "
@@ -137,17 +143,18 @@ class Orthogonal(SeededInitializer):
         if request.gpu is None:
             _orthogonal.haar(target, backend=request.backend, **kw)
         else:
+            from ..backends.cuda import orthogonal
             with request.gpu.context():
-                _orthogonal_gpu.haar(target, **kw)
+                orthogonal.haar(target, **kw)
         if target is not matrix:
             moved[...] = target.reshape(moved.shape)
         return values
 
     def generate(self, request):
-        self.check_shape(request.shape)
+        self.validate(request)
         values = request.work_array(_working_dtype(request))
         self.fill(values, request)
-        return request.result() if request.is_output(values) else request.emit_whole(values)
+        return request.result() if request.is_output(values) else request.write_whole(values)
 
     def get_config(self):
         config = {"gain": self.gain, **super().get_config()}
@@ -186,7 +193,7 @@ class DeltaOrthogonal(Orthogonal):
     True
     """
 
-    def generate(self, request):
+    def validate(self, request):
         shape = request.shape
         if len(shape) not in (3, 4, 5):
             raise ValueError("Delta orthogonal initializer requires a 3D, 4D or 5D shape. "
@@ -194,15 +201,19 @@ class DeltaOrthogonal(Orthogonal):
         if shape[-1] < shape[-2]:
             raise ValueError("`fan_in` must be less or equal than `fan_out`. "
                              f"Received: shape={shape}")
+        self.check_shape(shape[-2:])
         if 0 in shape:
             raise ValueError("An orthogonal matrix needs non-zero dimensions. "
                              f"Received: shape={shape}")
+
+    def generate(self, request):
+        self.validate(request)
+        shape = request.shape
         values = request.work_array(_working_dtype(request))
         values[...] = 0
         centre = tuple((k - 1) // 2 for k in shape[:-2])
-        self.check_shape(shape[-2:])
         self.fill(values[centre], request)
-        return request.result() if request.is_output(values) else request.emit_whole(values)
+        return request.result() if request.is_output(values) else request.write_whole(values)
 
 
 class Dirac(Initializer):
@@ -233,7 +244,7 @@ class Dirac(Initializer):
             raise ValueError(f"groups must be a positive integer. Received: groups={groups!r}")
         self.groups = int(groups)
 
-    def generate(self, request):
+    def validate(self, request):
         shape = request.shape
         if len(shape) not in (3, 4, 5):
             raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported. "
@@ -241,13 +252,17 @@ class Dirac(Initializer):
         if shape[0] % self.groups:
             raise ValueError(f"dim 0 must be divisible by groups. "
                              f"Received: shape={shape}, groups={self.groups}")
+
+    def generate(self, request):
+        self.validate(request)
+        shape = request.shape
         values = np.zeros(shape, dtype=np.int8)
         per_group = shape[0] // self.groups
         centre = tuple(k // 2 for k in shape[2:])
         d = np.arange(min(per_group, shape[1]))
         for g in range(self.groups):
             values[(g * per_group + d, d) + centre] = 1
-        return request.emit_whole(values)
+        return request.write_whole(values)
 
     def get_config(self):
         return {"groups": self.groups}
@@ -283,11 +298,14 @@ class Sparse(SeededInitializer):
         self.stddev = check_real(stddev, "stddev", minimum=0.0)
         super().__init__(seed)
 
-    def generate(self, request):
-        shape = request.shape
-        if len(shape) != 2:
+    def validate(self, request):
+        if len(request.shape) != 2:
             raise ValueError(f"Only tensors with 2 dimensions are supported. "
-                             f"Received: shape={shape}")
+                             f"Received: shape={request.shape}")
+
+    def generate(self, request):
+        self.validate(request)
+        shape = request.shape
         rows, cols = shape
         n = rows * cols
         kw = dict(seed=self.seed, stream=request.stream, backend=request.backend)
@@ -297,7 +315,7 @@ class Sparse(SeededInitializer):
         num_zeros = math.ceil(self.sparsity * rows)
         order = np.argsort(keys, axis=0, kind="stable")[:num_zeros]
         values[order, np.arange(cols)] = 0
-        return request.emit_whole(values)
+        return request.write_whole(values)
 
     def get_config(self):
         return {"sparsity": self.sparsity, "stddev": self.stddev, **super().get_config()}
@@ -350,11 +368,18 @@ class STFT(Initializer):
             raise ValueError(f"periodic must be a bool. Received: periodic={periodic!r}")
         self.periodic = bool(periodic)
 
-    def generate(self, request):
-        shape = request.shape
-        if len(shape) != 3:
+    def validate(self, request):
+        if len(request.shape) != 3:
             raise ValueError("STFT kernels have shape (frame_length, input_channels, "
-                             f"fft_bins). Received: shape={shape}")
+                             f"fft_bins). Received: shape={request.shape}")
+        if not isinstance(self.window, str) and self.window is not None and \
+                len(self.window) != request.shape[0]:
+            raise ValueError("The shape of window must be (frame_length,). "
+                             f"Received: window shape={(len(self.window),)}")
+
+    def generate(self, request):
+        self.validate(request)
+        shape = request.shape
         frame_length, _, fft_bins = shape
         fft_length = (fft_bins - 1) * 2
         t = np.arange(frame_length, dtype=np.float64).reshape(-1, 1, 1)
@@ -376,7 +401,7 @@ class STFT(Initializer):
                 kernel = kernel / np.sqrt(np.sum(win * win))
             elif self.scaling == "spectrum":
                 kernel = kernel / np.sum(np.abs(win))
-        return request.emit_whole(np.broadcast_to(kernel, shape))
+        return request.write_whole(np.broadcast_to(kernel, shape))
 
     def get_config(self):
         return {"side": self.side, "window": self.window, "periodic": self.periodic,

@@ -1,0 +1,57 @@
+"""One progress display for long runs (checkpoints, benchmarks): tqdm when installed,
+else a line on stderr at most once a second."""
+
+import sys
+import time
+
+__all__ = ["Progress", "enabled_by_default"]
+
+
+def enabled_by_default():
+    """Show progress when stderr is a terminal."""
+    return sys.stderr is not None and sys.stderr.isatty()
+
+
+class Progress:
+    """``total`` units of work; ``update(n)`` as they are done.
+
+    ``unit="B"`` shows bytes (KiB, MiB, ...). A disabled one does nothing.
+    """
+
+    def __init__(self, total, *, enabled, desc, unit="it"):
+        self.total, self.done, self.enabled = total, 0, enabled
+        self.desc, self.unit, self.bar, self._last = desc, unit, None, 0.0
+        if not enabled:
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return
+        scale = unit == "B"
+        self.bar = tqdm(total=total, unit=unit, unit_scale=scale,
+                        unit_divisor=1024 if scale else 1000, desc=desc, file=sys.stderr,
+                        leave=scale)
+
+    def describe(self, text):
+        """Say what is being done now."""
+        if self.bar is not None:
+            self.bar.set_description(text)
+        self.desc = text
+
+    def update(self, n=1, note=""):
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if self.enabled and (note or now - self._last > 1.0 or self.done == self.total):
+            self._last = now
+            if self.unit == "B":
+                amount = f"{self.done / 2**30:.2f} / {self.total / 2**30:.2f} GiB"
+            else:
+                amount = f"{self.done} / {self.total}"
+            print(f"{self.desc}: {amount} {note}".rstrip(), file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

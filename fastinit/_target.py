@@ -1,0 +1,200 @@
+"""The output of one call: checked once, routed to the CPU or the GPU once, filled.
+
+Every entry point builds one :class:`Target` (``fastinit.random`` directly,
+the initializers through their ``Request``), as every distribution of
+``numpy/random/_generator.pyx`` goes through ``_common.pyx``'s
+``check_output`` and ``cont``. It validates the shape, the region
+(``index=``, ``offset=``), the dtype, ``out`` and the device, and owns the
+one loop that feeds a backend's ``fill`` (see ``fastinit.backends``):
+contiguous outputs directly, strided ones through a bounded scratch buffer
+in C-order boxes (whole rows or pieces of one row, :func:`_region.boxes`),
+the same rule on both devices.
+"""
+
+import math
+
+import numpy as np
+
+from . import _dtypes, _region, backends, stream as _stream
+from ._checks import check_output_array, check_shape, check_uint64
+from .backends.cuda import _output as _gpu
+
+__all__ = ["Target"]
+
+CPU_SCRATCH_ELEMENTS = 1 << 20   # strided outputs are produced through a scratch buffer
+GPU_SCRATCH_ELEMENTS = 1 << 24   # of at most this many elements
+
+
+class Target:
+    """Where one call's values go, checked.
+
+    Parameters
+    ----------
+    shape : int or tuple of int, optional
+        The global shape; may be omitted when ``out`` is given without ``index``.
+    dtype : optional
+        Defaults to ``out.dtype``, else float32; ``kind`` says which dtypes are
+        accepted (``fastinit._dtypes.resolve``).
+    out, index, offset, backend, device
+        As in :mod:`fastinit.random`.
+
+    Attributes
+    ----------
+    shape, dtype, region, index, offset, backend, gpu
+        ``index`` is the full index tuple (one entry per axis) or None;
+        ``gpu`` is a :class:`~fastinit.backends.cuda._output.GpuOutput` or None.
+    """
+
+    def __init__(self, shape=None, dtype=None, *, kind="float", out=None, index=None,
+                 offset=0, backend="auto", device=None):
+        backends.check_name(backend)
+        self.gpu = _gpu.route(out, device, backend)
+        if out is not None and self.gpu is None:
+            check_output_array(out)
+        out_shape = None if out is None else self.gpu.shape if self.gpu else out.shape
+        out_dtype = None if out is None else self.gpu.dtype if self.gpu else out.dtype
+        if shape is None:
+            if out is None or index is not None:
+                raise TypeError("shape is required unless out is given without index. "
+                                "Received: shape=None")
+            shape = out_shape
+        self.shape = check_shape(shape)
+        self.region = _region.region(self.shape, index, offset)
+        self.index = None if index is None else _full_index(index, len(self.shape))
+        self.offset = offset
+        if dtype is None:
+            dtype = out_dtype if out is not None else np.float32
+        self.dtype = _dtypes.resolve(dtype, kind)
+        if out is not None:
+            if out_dtype != self.dtype:
+                raise TypeError(f"out has dtype {out_dtype}, expected {self.dtype}. "
+                                f"Received: out with dtype {out_dtype}, dtype={dtype!r}")
+            if tuple(out_shape) != self.region.shape:
+                raise ValueError(f"out has shape {tuple(out_shape)}, expected "
+                                 f"{self.region.shape}. Received: out with shape "
+                                 f"{tuple(out_shape)}")
+        self.backend = backend
+        self.out = out
+
+    # -- random values -------------------------------------------------------------
+
+    def draw(self, dist, seed, stream):
+        """Fill the output with ``dist`` drawn from ``(seed, stream)`` and return it."""
+        key = _stream.derive_key(check_uint64(seed, "seed"), check_uint64(stream, "stream"))
+        return self.fill(dist, key)
+
+    def fill(self, dist, key):
+        """Fill the output with ``dist`` under the Philox ``key`` and return it."""
+        array = self._array(self.region.shape, self.dtype)
+        if array.size:
+            with self._context():
+                fill, scratch, copy = self._backend()
+                if array.flags.c_contiguous:
+                    _fill_range(fill, dist, key, self.region, 0, array.reshape(-1))
+                else:
+                    _fill_strided(fill, scratch, copy, dist, key, self.region, array)
+        return self.result()
+
+    def _backend(self):
+        """``(fill, scratch(n), copy(dst, src))`` of the device that holds the output."""
+        name = self.dtype.name
+        if self.gpu is not None:
+            from .backends import cuda
+
+            def fill(dist, key, out, starts, length):
+                cuda.fill(dist, key, out, starts, length, dtype=name)
+
+            def scratch(n):
+                return self.gpu.scratch(min(n, GPU_SCRATCH_ELEMENTS), name)
+
+            def copy(dst, src):
+                dst[...] = src
+
+            return fill, scratch, copy
+        backend = backends.get(self.backend)
+        copy_2d = getattr(backend, "copy_2d", None)
+
+        def copy(dst, src):
+            if copy_2d is not None and dst.ndim == 2:
+                copy_2d(dst, src)
+            else:
+                dst[...] = src
+
+        return backend.fill, lambda n: np.empty(min(n, CPU_SCRATCH_ELEMENTS), self.dtype), copy
+
+    # -- given values ------------------------------------------------------------------
+
+    def write(self, values):
+        """Write ``values`` (broadcastable to the region's shape) to the output and return it."""
+        if self.gpu is not None:
+            return self.gpu.write(values, self.region.shape, self.dtype)
+        out = self._array(self.region.shape, self.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.copyto(out, values, casting="unsafe")
+        return out
+
+    def write_whole(self, values):
+        """Like :meth:`write`, for ``values`` of the whole global shape: the region is cut out."""
+        if self.index is not None:
+            if not _gpu.is_gpu_array(values):
+                values = np.asarray(values)
+            values = values[self.index]
+        return self.write(values)
+
+    def work_array(self, dtype):
+        """A C-ordered ``dtype`` array of the whole tensor to compute in, where the output
+        lives (NumPy or CuPy). When it can be the output (the whole tensor, in the
+        output's dtype), it is: ``out`` itself if C-contiguous, else the new output."""
+        dtype = np.dtype(dtype)
+        whole = self.index is None and self.dtype == dtype
+        if self.gpu is None:
+            if whole and (self.out is None or self.out.flags.c_contiguous):
+                return self._array(self.shape, dtype)
+            return np.empty(self.shape, dtype)
+        if whole and (self.gpu.array is None or self.gpu.array.flags.c_contiguous):
+            return self.gpu.allocate(self.shape, dtype.name)
+        with self.gpu.context():
+            return self.gpu.cupy.empty(self.shape, dtype)
+
+    def is_output(self, array):
+        """True when ``array`` is (the CuPy view of) the output itself."""
+        return array is (self.gpu.array if self.gpu is not None else self.out)
+
+    def result(self):
+        """The output as the caller sees it (``out`` itself, or the new array)."""
+        return self.gpu.out if self.gpu is not None else self.out
+
+    def _array(self, shape, dtype):
+        """The array to write: ``out``'s (CuPy view), or a new one of ``shape``."""
+        if self.gpu is not None:
+            return self.gpu.allocate(shape, np.dtype(dtype).name)
+        if self.out is None:
+            self.out = np.empty(shape, dtype)
+        return self.out
+
+    def _context(self):
+        import contextlib
+        return self.gpu.context() if self.gpu is not None else contextlib.nullcontext()
+
+
+def _full_index(index, ndim):
+    if not isinstance(index, tuple):
+        index = (index,)
+    return index + (slice(None),) * (ndim - len(index))
+
+
+def _fill_range(fill, dist, key, region, position, flat):
+    """Fill ``flat`` (contiguous) with the region's positions ``[position, position + flat.size)``."""
+    for start, starts, length in region.pieces(position, flat.size):
+        fill(dist, key, flat[start:start + starts.size * length], starts, length)
+
+
+def _fill_strided(fill, scratch, copy, dist, key, region, array):
+    """Fill a strided ``array`` box by box through one bounded scratch buffer."""
+    buffer = scratch(array.size)
+    position = 0
+    for index, box in _region.boxes(array.shape, buffer.size):
+        n = math.prod(box)
+        _fill_range(fill, dist, key, region, position, buffer[:n])
+        copy(array[index], buffer[:n].reshape(box))
+        position += n

@@ -1,0 +1,376 @@
+"""What the side-by-side benchmark measures: the cases, and each implementation of them.
+
+An implementation is a factory ``make(case, out, ctx) -> Runner`` (or a str:
+why it is skipped), where ``out`` is the output array of the case and
+``ctx`` holds the thread count and the BLAS thread control. Peers (NumPy,
+PyTorch, JAX, SciPy, Keras) are imported only when installed and only when
+their rows run.
+"""
+
+import importlib
+import importlib.util
+import math
+import os
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CASES", "FLAT_CASES", "NUMPY_REFERENCE", "SEED", "TRUNCATION", "Runner",
+           "case_shape", "implementations", "numpy_truncated_normal", "numpy_orthogonal"]
+
+CASES = ("normal", "uniform", "truncated_normal", "variance_scaling", "orthogonal")
+FLAT_CASES = ("normal", "uniform", "truncated_normal")  # a flat output of --size elements
+TRUNCATION = 2.0  # truncated normal on [-TRUNCATION, TRUNCATION] std, as torch's default
+SEED = 0
+DEFAULT_SIZE = 10**8   # fastinit demo (the README's first command)
+BENCH_SIZE = 10**7  # fastinit bench: under a minute on 2 cores with the peers installed
+QUICK_SIZE = 10**6
+DEFAULT_REPEAT = 3
+KERNEL_COLUMNS = 4096   # the variance-scaling kernel is (n // KERNEL_COLUMNS, KERNEL_COLUMNS)
+DEFAULT_ORTHO_SIZE = 2048
+QUICK_ORTHO_SIZE = 256
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+
+NUMPY_REFERENCE = {"normal": "numpy Generator", "uniform": "numpy Generator",
+                    "truncated_normal": "numpy rejection",
+                    "variance_scaling": "numpy Generator", "orthogonal": "numpy.linalg.qr"}
+
+
+@dataclass
+class Runner:
+    """One implementation of one case, ready to run."""
+
+    call: object                     # the timed call
+    allocates_output: bool = False   # the call returns a new output of n elements
+    finish: object = None            # called with the call's result (e.g. block_until_ready)
+    note: str = ""
+
+
+def _threads(ctx):
+    return "1 thread" if ctx["threads"] == 1 else f"{ctx['threads']} threads"
+
+
+def _fastinit(backend):
+    def make(case, out, ctx):
+        from .. import random as fr
+        if backend == "numba":
+            import numba
+            numba.set_num_threads(ctx["threads"])
+        if case == "normal":
+            def call():
+                return fr.normal(out=out, seed=SEED, backend=backend)
+        elif case == "uniform":
+            def call():
+                return fr.uniform(out=out, seed=SEED, backend=backend)
+        else:
+            def call():
+                return fr.truncated_normal(out=out, a=-TRUNCATION, b=TRUNCATION, seed=SEED,
+                                           backend=backend)
+        note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
+        return Runner(call, note=note)
+    return make
+
+
+def _numpy_generator(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} in numpy.random.Generator"
+    gen = np.random.Generator(np.random.PCG64(SEED))
+    if case == "normal":
+        def call():
+            return gen.standard_normal(out.size, dtype=out.dtype, out=out)
+    else:
+        def call():
+            return gen.random(out.size, dtype=out.dtype, out=out)
+    return Runner(call, note="single-threaded")
+
+
+def numpy_truncated_normal(gen, out, a=-TRUNCATION, b=TRUNCATION):
+    """Standard normal conditioned on ``[a, b]`` into ``out`` by vectorised rejection.
+
+    Draws everything, then redraws the elements outside ``[a, b]`` until none
+    is left: what a NumPy user writes. Needs a boolean mask and an index
+    array besides ``out``.
+    """
+    gen.standard_normal(out.size, dtype=out.dtype, out=out)
+    mask = out < a
+    mask |= out > b
+    redo = np.flatnonzero(mask)
+    del mask
+    while redo.size:
+        draw = gen.standard_normal(redo.size, dtype=out.dtype)
+        out[redo] = draw
+        redo = redo[(draw < a) | (draw > b)]
+    return out
+
+
+def _numpy_rejection(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} in numpy.random.Generator"
+    gen = np.random.Generator(np.random.PCG64(SEED))
+    return Runner(lambda: numpy_truncated_normal(gen, out), note="single-threaded")
+
+
+def _torch(case, out, ctx):
+    import torch
+    torch.set_num_threads(ctx["threads"])
+    torch.manual_seed(SEED)
+    t = torch.empty(out.size, dtype=getattr(torch, out.dtype.name))
+    if case == "normal":
+        call, name = t.normal_, "Tensor.normal_"
+    elif case == "uniform":
+        call, name = t.uniform_, "Tensor.uniform_"
+    else:
+        def call():
+            return torch.nn.init.trunc_normal_(t, mean=0.0, std=1.0, a=-TRUNCATION,
+                                               b=TRUNCATION)
+        name = "nn.init.trunc_normal_"
+    return Runner(call, note=f"{name}, {_threads(ctx)}")
+
+
+def _jax(case, out, ctx):
+    import jax
+    import jax.numpy as jnp
+    if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+        return "float64 needs jax_enable_x64"
+    dtype = getattr(jnp, out.dtype.name)
+    shape = (out.size,)
+    if case == "normal":
+        fn = jax.jit(lambda k: jax.random.normal(k, shape, dtype))
+    elif case == "uniform":
+        fn = jax.jit(lambda k: jax.random.uniform(k, shape, dtype))
+    else:
+        fn = jax.jit(lambda k: jax.random.truncated_normal(k, -TRUNCATION, TRUNCATION, shape,
+                                                          dtype))
+    key = jax.random.PRNGKey(SEED)
+    return Runner(lambda: fn(key), allocates_output=True,
+                   finish=lambda r: r.block_until_ready(), note="jit, XLA's own threads")
+
+
+# -- variance scaling: a Glorot-uniform kernel ---------------------------------------
+
+
+def case_shape(case, size, ortho_size=DEFAULT_ORTHO_SIZE):
+    """The output shape of ``case``: ``(size,)``; ``(size // 4096, 4096)`` for the Glorot
+    kernel (``(1, size)`` below 4096 elements); ``(ortho_size, ortho_size)`` for the
+    orthogonal matrix."""
+    if case == "variance_scaling":
+        cols = min(KERNEL_COLUMNS, size)
+        return (size // cols, cols)
+    if case == "orthogonal":
+        return (ortho_size, ortho_size)
+    return (size,)
+
+
+def _glorot_limit(shape):
+    """``sqrt(6 / (fan_in + fan_out))`` of a 2-D kernel (the same in either layout)."""
+    return math.sqrt(6.0 / (shape[0] + shape[1]))
+
+
+def _fastinit_glorot(backend):
+    def make(case, out, ctx):
+        from ..initializers import GlorotUniform
+        if backend == "numba":
+            import numba
+            numba.set_num_threads(ctx["threads"])
+        init = GlorotUniform(seed=SEED)
+        note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
+        return Runner(lambda: init(out.shape, out=out, backend=backend),
+                       note=f"initializers.GlorotUniform, {note}")
+    return make
+
+
+def _numpy_glorot(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} in numpy.random.Generator"
+    gen = np.random.Generator(np.random.PCG64(SEED))
+    limit = _glorot_limit(out.shape)
+
+    def call():
+        # Generator.uniform has neither out= nor dtype=: random() into the output, then
+        # low + (high - low) * u in place (Generator.uniform's formula).
+        gen.random(dtype=out.dtype, out=out)
+        np.multiply(out, 2.0 * limit, out=out)
+        np.subtract(out, limit, out=out)
+        return out
+    return Runner(call, note="random(out=) * 2 limit - limit, single-threaded")
+
+
+def _torch_glorot(case, out, ctx):
+    import torch
+    torch.set_num_threads(ctx["threads"])
+    torch.manual_seed(SEED)
+    # torch's (out, in) layout: the transposed shape has the same fans (and Glorot's
+    # bound is symmetric in them anyway).
+    t = torch.empty(out.shape[::-1], dtype=getattr(torch, out.dtype.name))
+    return Runner(lambda: torch.nn.init.xavier_uniform_(t),
+                   note=f"nn.init.xavier_uniform_, {_threads(ctx)}")
+
+
+def _jax_glorot(case, out, ctx):
+    import jax
+    import jax.numpy as jnp
+    if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+        return "float64 needs jax_enable_x64"
+    dtype, shape = getattr(jnp, out.dtype.name), out.shape
+    init = jax.nn.initializers.glorot_uniform()
+    fn = jax.jit(lambda k: init(k, shape, dtype))
+    key = jax.random.PRNGKey(SEED)
+    return Runner(lambda: fn(key), allocates_output=True,
+                   finish=lambda r: r.block_until_ready(),
+                   note="nn.initializers.glorot_uniform, jit, XLA's own threads")
+
+
+def _import_keras_numpy():
+    """Keras 3 on its NumPy backend, or a reason to skip (a str).
+
+    ``KERAS_BACKEND=numpy`` is set only for the import (Keras reads it then) and only
+    when Keras is not imported yet; a Keras already running another backend is left alone.
+    """
+    if "keras" not in sys.modules:
+        saved = os.environ.get("KERAS_BACKEND")
+        os.environ["KERAS_BACKEND"] = "numpy"
+        try:
+            importlib.import_module("keras")
+        finally:
+            if saved is None:
+                os.environ.pop("KERAS_BACKEND", None)
+            else:
+                os.environ["KERAS_BACKEND"] = saved
+    keras = sys.modules["keras"]
+    backend = keras.backend.backend()
+    if backend != "numpy":
+        return f"keras already imported with the {backend} backend"
+    return keras
+
+
+def _keras_glorot(case, out, ctx):
+    keras = _import_keras_numpy()
+    if isinstance(keras, str):
+        return keras
+    init = keras.initializers.GlorotUniform(seed=SEED)
+    shape, dtype = out.shape, out.dtype.name
+    return Runner(lambda: init(shape, dtype=dtype), allocates_output=True,
+                   note="GlorotUniform, numpy backend: float64 uniform + astype")
+
+
+# -- orthogonal -------------------------------------------------------------------------
+
+
+def _blas_note(ctx):
+    """Limit the loaded OpenBLAS libraries to the run's threads; the note saying so."""
+    if ctx["blas"].limit(ctx["threads"]):
+        return f"{_threads(ctx)}"
+    return "BLAS's own threads"
+
+
+def _fastinit_orthogonal(case, out, ctx):
+    from ..initializers import Orthogonal
+    if importlib.util.find_spec("numba") is not None:
+        import numba
+        numba.set_num_threads(ctx["threads"])
+    init = Orthogonal(seed=SEED)
+    init((2, 2))  # loads SciPy's LAPACK (if any), so that its threads can be limited
+    return Runner(lambda: init(out.shape, out=out),
+                   note=f"initializers.Orthogonal, {_blas_note(ctx)}")
+
+
+def numpy_orthogonal(gen, out):
+    """A Haar orthogonal matrix into the square ``out``: ``numpy.linalg.qr`` of a Gaussian.
+
+    The plain reference (what Keras, PyTorch and JAX compute): the Gaussian matrix is
+    drawn into ``out``, factorised by ``numpy.linalg.qr`` (``Q`` and ``R`` are new
+    arrays), and ``Q`` times ``sign(diag(R))`` (Mezzadri's sign fix) is written back.
+    """
+    gen.standard_normal(dtype=out.dtype, out=out)
+    q, r = np.linalg.qr(out)
+    np.multiply(q, np.sign(np.diagonal(r)), out=out)
+    return out
+
+
+def _numpy_orthogonal(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} in numpy.linalg.qr"
+    gen = np.random.Generator(np.random.PCG64(SEED))
+    return Runner(lambda: numpy_orthogonal(gen, out),
+                   note=f"Generator + linalg.qr + sign fix, {_blas_note(ctx)}")
+
+
+def _scipy_orthogonal(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} in scipy.linalg.qr"
+    import scipy.linalg
+    gen = np.random.Generator(np.random.PCG64(SEED))
+
+    def call():
+        gen.standard_normal(dtype=out.dtype, out=out)
+        # out.T is Fortran-ordered: LAPACK factorises it in place (overwrite_a).
+        q, r = scipy.linalg.qr(out.T, overwrite_a=True, mode="economic", check_finite=False)
+        np.multiply(q, np.sign(np.diagonal(r)), out=out)
+        return out
+    return Runner(call, note=f"qr(overwrite_a, economic) + sign fix, {_blas_note(ctx)}")
+
+
+def _torch_orthogonal(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} QR in torch.linalg (CPU)"
+    import torch
+    torch.set_num_threads(ctx["threads"])
+    torch.manual_seed(SEED)
+    t = torch.empty(out.shape, dtype=getattr(torch, out.dtype.name))
+    return Runner(lambda: torch.nn.init.orthogonal_(t),
+                   note=f"nn.init.orthogonal_, {_threads(ctx)}")
+
+
+def _jax_orthogonal(case, out, ctx):
+    if out.dtype not in (np.float32, np.float64):
+        return f"no {out.dtype.name} QR in jax.numpy.linalg"
+    import jax
+    import jax.numpy as jnp
+    if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+        return "float64 needs jax_enable_x64"
+    dtype, shape = getattr(jnp, out.dtype.name), out.shape
+    init = jax.nn.initializers.orthogonal()
+    fn = jax.jit(lambda k: init(k, shape, dtype))
+    key = jax.random.PRNGKey(SEED)
+    return Runner(lambda: fn(key), allocates_output=True,
+                   finish=lambda r: r.block_until_ready(),
+                   note="nn.initializers.orthogonal, jit, XLA's own threads")
+
+
+def _installed(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def implementations(case):
+    """``(name, factory)`` for the rows of ``case``; optional peers only when installed."""
+    if case == "variance_scaling":
+        rows = [("fastinit numba", _fastinit_glorot("numba")),
+                ("fastinit numpy", _fastinit_glorot("numpy")),
+                ("numpy Generator", _numpy_glorot)]
+        for module, name, factory in (("torch", "torch", _torch_glorot),
+                                      ("jax", "jax", _jax_glorot),
+                                      ("keras", "keras (numpy)", _keras_glorot)):
+            if _installed(module):
+                rows.append((name, factory))
+        return rows
+    if case == "orthogonal":
+        rows = [("fastinit", _fastinit_orthogonal), ("numpy.linalg.qr", _numpy_orthogonal)]
+        for module, name, factory in (("scipy", "scipy.linalg.qr", _scipy_orthogonal),
+                                      ("torch", "torch", _torch_orthogonal),
+                                      ("jax", "jax", _jax_orthogonal)):
+            if _installed(module):
+                rows.append((name, factory))
+        return rows
+    rows = [("fastinit numba", _fastinit("numba")), ("fastinit numpy", _fastinit("numpy"))]
+    if case == "truncated_normal":
+        rows.append(("numpy rejection", _numpy_rejection))
+    else:
+        rows.append(("numpy Generator", _numpy_generator))
+    if importlib.util.find_spec("torch") is not None:
+        rows.append(("torch", _torch))
+    if importlib.util.find_spec("jax") is not None:
+        rows.append(("jax", _jax))
+    return rows
+
+

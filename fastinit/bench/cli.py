@@ -1,0 +1,149 @@
+"""``fastinit bench`` / ``fastinit demo``: options, the run, the printed table."""
+
+import argparse
+import importlib.util
+import json
+import sys
+
+from .. import _units
+from .cases import CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, DTYPES, QUICK_ORTHO_SIZE, \
+    QUICK_SIZE
+from .measure import _PeakMeter, _loadavg, available_cores, machine_info, run
+from .report import PLOT_MISSING, format_table, plot_title, to_json, write_plot
+
+__all__ = ["add_arguments", "run_from_args", "main", "command_line", "DESCRIPTION"]
+
+DESCRIPTION = "Side-by-side benchmark: fastinit against NumPy (and PyTorch / JAX when installed)."
+
+
+def parse_count(text):
+    """``--size``: an element count (``1e8``, ``2**20``), an argparse error otherwise."""
+    try:
+        return _units.parse_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _parse_cases(text):
+    cases = [c.strip() for c in str(text).split(",") if c.strip()]
+    aliases = {"trunc_normal": "truncated_normal", "truncnorm": "truncated_normal",
+               "truncated": "truncated_normal", "glorot": "variance_scaling",
+               "glorot_uniform": "variance_scaling", "xavier": "variance_scaling",
+               "xavier_uniform": "variance_scaling", "ortho": "orthogonal"}
+    cases = [aliases.get(c, c) for c in cases]
+    bad = [c for c in cases if c not in CASES]
+    if bad or not cases:
+        raise argparse.ArgumentTypeError(
+            f"cases must be a comma-separated list of {', '.join(CASES)}. Received: {text!r}")
+    return list(dict.fromkeys(cases))
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text!r}") \
+            from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer. Received: {text!r}")
+    return value
+
+
+def add_arguments(parser, *, size_default=DEFAULT_SIZE):
+    """Add the benchmark options to ``parser`` (shared by ``bench`` and ``demo``)."""
+    parser.add_argument("--size", "-n", type=parse_count, default=None, metavar="N",
+                        help=f"elements per tensor, e.g. 1e8 (default {size_default:.0e}; "
+                             f"{QUICK_SIZE:.0e} with --quick)")
+    parser.add_argument("--repeat", "-r", type=_positive_int, default=None, metavar="R",
+                        help=f"timed repeats, the best is reported (default {DEFAULT_REPEAT}; "
+                             f"1 with --quick)")
+    parser.add_argument("--dtype", default="float32", choices=DTYPES,
+                        help="output dtype (default float32); peers without it are skipped")
+    parser.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
+                        help="threads for Numba, PyTorch and OpenBLAS (NumPy's and SciPy's "
+                             "QR in the orthogonal case) (default: all cores, "
+                             f"{available_cores()} here)")
+    parser.add_argument("--cases", type=_parse_cases, default=list(CASES), metavar="LIST",
+                        help=f"comma-separated cases (default {','.join(CASES)})")
+    parser.add_argument("--ortho-size", type=_positive_int, default=None, metavar="M",
+                        help=f"side of the square matrix of the orthogonal case (default "
+                             f"{DEFAULT_ORTHO_SIZE}; {QUICK_ORTHO_SIZE} with --quick)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"n = {QUICK_SIZE:.0e}, a {QUICK_ORTHO_SIZE}x{QUICK_ORTHO_SIZE} "
+                             "orthogonal matrix and 1 repeat: finishes in a few seconds")
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write all numbers and machine information to PATH")
+    parser.add_argument("--plot", metavar="PATH", default=None,
+                        help="also write a PNG bar chart of elements/s per case and "
+                             "implementation (log scale) to PATH; needs matplotlib")
+    parser.add_argument("--progress", dest="progress", action="store_true", default=None,
+                        help="show progress on stderr (default: for runs of 1e7 elements "
+                             "or more)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress on stderr")
+    parser.set_defaults(size_default=size_default)
+    return parser
+
+
+def run_from_args(args, *, command, argv=()):
+    """Run with parsed options (see :func:`add_arguments`), print the table; exit status."""
+    size = args.size or (QUICK_SIZE if args.quick else args.size_default)
+    repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
+    ortho_size = args.ortho_size or (QUICK_ORTHO_SIZE if args.quick else DEFAULT_ORTHO_SIZE)
+    threads = args.threads or available_cores()
+    if importlib.util.find_spec("numba") is not None:
+        import numba
+        limit = numba.config.NUMBA_NUM_THREADS
+        if threads > limit:
+            print(f"error: --threads {threads} exceeds Numba's maximum of {limit} "
+                  f"(set NUMBA_NUM_THREADS to raise it)", file=sys.stderr)
+            return 2
+    if args.dtype == "bfloat16" and importlib.util.find_spec("ml_dtypes") is None:
+        print("error: --dtype bfloat16 needs the ml_dtypes package (pip install ml_dtypes)",
+              file=sys.stderr)
+        return 2
+    plot = getattr(args, "plot", None)
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        print(f"error: {PLOT_MISSING}", file=sys.stderr)  # before the run, not after it
+        return 2
+    progress = args.progress if args.progress is not None else size >= 10**7
+    peak_ok = _PeakMeter().enabled
+    load_before = _loadavg()
+    results = run(size=size, repeat=repeat, dtype=args.dtype, threads=threads,
+                  cases=args.cases, progress=progress, ortho_size=ortho_size)
+    info = machine_info()
+    info["loadavg_before"], info["loadavg_after"] = load_before, _loadavg()
+    common = dict(info=info, command=command, size=size, dtype=args.dtype, repeat=repeat,
+                  threads=threads, peak_ok=peak_ok)
+    try:
+        print(format_table(results, **common), flush=True)
+    except BrokenPipeError:  # e.g. piped into head: not an error of the benchmark
+        sys.stderr.close()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(to_json(results, argv=argv, ortho_size=ortho_size, **common), f,
+                      indent=2)
+            f.write("\n")
+    if plot:
+        write_plot(results, plot, title=plot_title(results, info, size=size, dtype=args.dtype,
+                                                    repeat=repeat, threads=threads))
+    return 0
+
+
+def command_line(prog, argv):
+    import shlex
+    return " ".join([prog] + [shlex.quote(a) for a in argv])
+
+
+def main(argv=None, prog=None):
+    """``python -m fastinit.bench [options]``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = prog or "python -m fastinit.bench"
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_from_args(args, command=command_line(prog, argv), argv=argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,412 @@
+"""How the benchmark measures: timing, peak memory above the output, thread control,
+the machine, and the run over every case and implementation."""
+
+import gc
+import importlib
+import importlib.util
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _progress
+from .cases import CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, NUMPY_REFERENCE, \
+    case_shape, implementations
+
+__all__ = ["Result", "run", "peak_rss_above", "machine_info", "machine_line",
+           "available_cores", "format_seconds"]
+
+
+def available_cores():
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _proc_status():
+    """``VmRSS`` and ``VmHWM`` in bytes (Linux), or ``{}``."""
+    values = {}
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(("VmRSS:", "VmHWM:")):
+                    key, number = line.split()[:2]
+                    values[key[:-1]] = int(number) * 1024
+    except OSError:
+        return {}
+    return values
+
+
+def _reset_peak():
+    """Reset the kernel's peak-RSS counter to the current RSS; False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _malloc_trim():
+    """A function returning freed heap memory to the OS (glibc ``malloc_trim``), or None.
+
+    Without it, memory that a warm-up call freed stays resident in the C heap
+    (glibc raises its mmap threshold after freeing large blocks), and the next
+    call's temporaries would not show in its peak.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        import ctypes.util
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+class _PeakMeter:
+    """Peak RSS of one call above the RSS just before it."""
+
+    def __init__(self):
+        self.enabled = bool(_proc_status()) and _reset_peak()
+        self._trim = _malloc_trim() if self.enabled else None
+
+    def start(self):
+        if not self.enabled:
+            return
+        if self._trim is not None:
+            self._trim()
+        _reset_peak()
+        self._before = _proc_status().get("VmRSS")
+
+    def stop(self):
+        if not self.enabled or self._before is None:
+            return None
+        peak = _proc_status().get("VmHWM")
+        return None if peak is None else peak - self._before
+
+
+def peak_rss_above(call):
+    """Run ``call()`` once; its peak RSS above the RSS just before it, in bytes.
+
+    None where the peak counter cannot be reset (not Linux). Used by the asv
+    suite to track the "output plus a small constant" memory rule.
+    """
+    meter = _PeakMeter()
+    meter.start()
+    call()
+    return meter.stop()
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def _version(module):
+    if importlib.util.find_spec(module) is None:
+        return None
+    try:
+        from importlib.metadata import version
+        return version(module)
+    except Exception:  # noqa: BLE001 - a missing distribution name is not an error here
+        try:
+            return getattr(importlib.import_module(module), "__version__", "unknown")
+        except Exception:  # noqa: BLE001
+            return "unknown"
+
+
+def _memory_total():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def source_state():
+    """``"<commit>"`` or ``"<commit>+dirty:<diff hash>"`` when fastinit runs from a git
+    checkout (the numbers belong to that code), else None."""
+    import hashlib
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if not os.path.exists(os.path.join(root, ".git")):
+        return None
+    try:
+        def git(*args):
+            return subprocess.run(["git", "-C", root, *args], capture_output=True,
+                                  timeout=20, check=True).stdout
+        commit = git("rev-parse", "--short", "HEAD").decode().strip()
+        diff = git("diff", "HEAD")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not diff:
+        return commit
+    return f"{commit}+dirty:{hashlib.sha256(diff).hexdigest()[:10]}"
+
+
+def _loadavg():
+    """1, 5 and 15-minute load averages (other work on the machine skews timings)."""
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_info():
+    """What the numbers were measured on."""
+    from .. import __version__
+    return {
+        "cpu_model": _cpu_model(),
+        "cores": available_cores(),
+        "cpu_count": os.cpu_count(),
+        "memory_bytes": _memory_total(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "fastinit": __version__,
+        "fastinit_source": source_state(),
+        "numpy": np.__version__,
+        "numba": _version("numba"),
+        "scipy": _version("scipy"),
+        "torch": _version("torch"),
+        "jax": _version("jax"),
+        "jaxlib": _version("jaxlib"),
+        "keras": _version("keras"),
+    }
+
+
+def machine_line(info, threads):
+    parts = [f"{info['cpu_model']}, {info['cores']} cores (threads={threads})"]
+    if info["memory_bytes"]:
+        parts.append(f"{info['memory_bytes'] / 2**30:.0f} GiB RAM")
+    parts.append(f"{platform.system()} {platform.machine()}")
+    parts.append(f"Python {info['python']}")
+    for name in ("fastinit", "numpy", "numba", "scipy", "torch", "jax", "keras"):
+        if info.get(name):
+            parts.append(f"{name} {info[name]}")
+            if name == "fastinit" and info.get("fastinit_source"):
+                parts[-1] += f" (git {info['fastinit_source']})"
+    return ", ".join(parts)
+
+
+@dataclass
+class Result:
+    case: str
+    implementation: str
+    n: int
+    dtype: str
+    shape: tuple = ()
+    seconds: list = field(default_factory=list)
+    peak_bytes: object = None
+    error: str = ""
+    skipped: str = ""
+    note: str = ""
+    x_numpy: object = None   # rate / NumPy's rate for the case
+    x_numba: object = None   # rate / fastinit numba's rate for the case
+
+    @property
+    def best(self):
+        return min(self.seconds) if self.seconds else None
+
+    @property
+    def rate(self):
+        return self.n / self.best if self.best else None
+
+
+def _measure(runner, n, repeat, itemsize, meter):
+    """Warm up once, then ``repeat`` timed calls; (seconds list, peak bytes or None)."""
+    result = runner.call()
+    if runner.finish is not None:
+        runner.finish(result)
+    del result
+    seconds, peaks = [], []
+    for _ in range(repeat):
+        meter.start()
+        t0 = time.perf_counter()
+        result = runner.call()
+        if runner.finish is not None:
+            runner.finish(result)
+        elapsed = time.perf_counter() - t0
+        peak = meter.stop()
+        del result
+        seconds.append(elapsed)
+        if peak is not None:
+            if runner.allocates_output:
+                # The call's own result is not counted; an allocator that reuses the
+                # memory of the previous result can make the difference negative.
+                peak = max(0, peak - n * itemsize)
+            peaks.append(peak)
+    return seconds, (max(peaks) if peaks else None)
+
+
+class _BlasThreads:
+    """The thread counts of the OpenBLAS libraries loaded in this process (NumPy's and
+    SciPy's wheels each bring one), set through their own ``*_set_num_threads``.
+
+    What ``threadpoolctl`` does, for OpenBLAS only and without the dependency; a library
+    is found in ``/proc/self/maps`` once it is loaded, so :meth:`limit` is called again
+    after each import. Elsewhere (no ``/proc``, another BLAS) it does nothing.
+    """
+
+    _SYMBOLS = [(f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}")
+                for prefix in ("openblas", "scipy_openblas") for suffix in ("", "64_")]
+
+    def __init__(self):
+        self._saved = {}   # path -> (setter, original count)
+
+    @staticmethod
+    def _loaded():
+        try:
+            with open("/proc/self/maps") as f:
+                paths = {line.split(None, 5)[5].strip() for line in f
+                         if line.count(" ") >= 5 and "openblas" in line.rsplit("/", 1)[-1]}
+        except OSError:
+            return []
+        return sorted(p for p in paths if p.startswith("/") and ".so" in p)
+
+    def limit(self, threads):
+        """Set every loaded OpenBLAS to ``threads``; how many libraries were set."""
+        import ctypes
+        done = 0
+        for path in self._loaded():
+            if path not in self._saved:
+                try:
+                    lib = ctypes.CDLL(path)
+                except OSError:
+                    continue
+                for get_name, set_name in self._SYMBOLS:
+                    getter, setter = getattr(lib, get_name, None), getattr(lib, set_name, None)
+                    if getter is not None and setter is not None:
+                        getter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+                        self._saved[path] = (setter, getter())
+                        break
+                else:
+                    continue
+            self._saved[path][0](threads)
+            done += 1
+        return done
+
+    def restore(self):
+        for setter, value in self._saved.values():
+            setter(value)
+
+
+def _thread_settings(blas=None):
+    """A function restoring Numba's, (if loaded) PyTorch's and the BLAS thread counts as
+    they are now (``blas``: the :class:`_BlasThreads` that :func:`run` limits)."""
+    saved = []
+    if importlib.util.find_spec("numba") is not None:
+        import numba
+        saved.append((numba.set_num_threads, numba.get_num_threads()))
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        saved.append((torch.set_num_threads, torch.get_num_threads()))
+
+    def restore():
+        for setter, value in saved:
+            setter(value)
+        if blas is not None:
+            blas.restore()
+    return restore
+
+
+def _make_output(n, dtype):
+    from .. import _dtypes
+    out = np.empty(n, dtype=_dtypes.resolve(dtype))
+    out.view(np.uint8)[:] = 0  # touch every page: the output is resident before measuring
+    return out
+
+
+def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=None,
+        cases=CASES, progress=False, ortho_size=DEFAULT_ORTHO_SIZE):
+    """Run the benchmark; a list of :class:`Result`, one per (case, implementation).
+
+    ``size`` is the element count of the flat cases and of the Glorot kernel,
+    ``ortho_size`` the side of the orthogonal matrix (see :func:`case_shape`).
+    """
+    threads = threads or available_cores()
+    blas = _BlasThreads()
+    ctx = {"threads": threads, "blas": blas}
+    meter = _PeakMeter()
+    plan = [(case, name, factory) for case in cases for name, factory in implementations(case)]
+    bar = _progress.Progress(len(plan), enabled=progress, desc="fastinit bench", unit="row")
+    results = []
+    restore = _thread_settings(blas)
+    try:
+        for case in cases:
+            shape = case_shape(case, size, ortho_size)
+            n = math.prod(shape)
+            out = _make_output(n, dtype).reshape(shape)
+            for name, factory in implementations(case):
+                gc.collect()  # garbage of the previous row must not count against this one
+                bar.describe(f"{case}: {name}")
+                started = time.perf_counter()
+                result = Result(case, name, n, np.dtype(out.dtype).name, shape=shape)
+                try:
+                    runner = factory(case, out, ctx)
+                    if isinstance(runner, str):
+                        result.skipped = runner
+                    else:
+                        result.note = runner.note
+                        result.seconds, result.peak_bytes = _measure(
+                            runner, n, repeat, out.dtype.itemsize, meter)
+                        if case == "orthogonal":
+                            result.note = f"{format_seconds(result.best)}/matrix, {result.note}"
+                except Exception as exc:  # noqa: BLE001 - one failing peer must not stop the table
+                    result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+                runner = None
+                results.append(result)
+                bar.update(1, note=_progress_note(result, time.perf_counter() - started))
+            del out
+            gc.collect()
+    finally:
+        bar.close()
+        restore()
+    _add_ratios(results)
+    return results
+
+
+def _progress_note(result, seconds):
+    if result.rate:
+        return f"{result.rate / 1e9:.3f} G/s [{seconds:.1f} s]"
+    return f"{result.error or f'skipped ({result.skipped})'} [{seconds:.1f} s]"
+
+
+def _add_ratios(results):
+    reference = {r.case: r.rate for r in results
+                 if r.implementation == NUMPY_REFERENCE[r.case] and r.rate}
+    numba = {r.case: r.rate for r in results if r.implementation == "fastinit numba" and r.rate}
+    for r in results:
+        r.x_numpy = r.rate / reference[r.case] if r.rate and r.case in reference else None
+        r.x_numba = r.rate / numba[r.case] if r.rate and r.case in numba else None
+
+
+
+
+def format_seconds(seconds):
+    if seconds is None:
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} us"

@@ -1,0 +1,273 @@
+"""Out-of-core checkpoints: a model description to safetensors (or ``.npy``) files.
+
+A *spec* (JSON or TOML) names tensors and says how to initialise them;
+:func:`materialize` writes them chunk by chunk with memory bounded by a few
+buffers, atomically, and :func:`materialize_npy` writes one tensor to a
+``.npy`` file. Tensor ``name`` draws from stream
+:func:`fastinit.sharding.name_stream` ``(name)`` under the run's seed. The
+spec format, the file layout and the guarantees are in ``docs/scaleout.md``;
+the command line is ``fastinit materialize SPEC OUT_DIR --seed N``.
+
+Modules: ``_spec`` (specs), ``_safetensors`` (file layout), ``_writer``
+(chunks and the writer thread), ``_staging`` (atomic commit and crash
+recovery), ``_npy`` (the ``.npy`` format, shared with :mod:`fastinit.dask`),
+``_cli`` (the command).
+"""
+
+import math
+import os
+import shutil
+
+from .. import _progress
+from .._units import parse_bytes
+from ._npy import check_dtype as _check_npy_dtype
+from ._npy import header as _npy_header
+from ._safetensors import INDEX_SUFFIX, header, index, plan_files, shard_pattern
+from ._spec import SpecError, TensorSpec, check_file_names, load_spec, parse_spec
+from ._staging import Transaction
+from ._writer import Writer, write_file
+
+__all__ = ["SpecError", "TensorSpec", "load_spec", "parse_spec", "plan_files", "materialize",
+           "materialize_npy", "INDEX_NAME", "DEFAULT_CHUNK_BYTES"]
+
+INDEX_NAME = "model" + INDEX_SUFFIX
+DEFAULT_CHUNK_BYTES = 32 << 20
+
+
+def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
+                chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto", progress=None,
+                prefix="model", check_space=True):
+    """Write the tensors of ``spec`` to safetensors files in ``out_dir``.
+
+    One file ``<prefix>.safetensors``, or, when the data exceed
+    ``max_shard_size``, ``<prefix>-00001-of-0000N.safetensors`` ... and the
+    standard ``<prefix>.safetensors.index.json``. Every file is written in a
+    staging directory and the set is committed at once: an earlier
+    checkpoint of the same prefix in ``out_dir`` is replaced whole (its
+    other shard files are removed), and a run killed at any point leaves the
+    old checkpoint or the new one (see ``fastinit.materialize._staging``).
+
+    Parameters
+    ----------
+    spec : dict or path
+        A spec dict, or a ``.json`` / ``.toml`` file.
+    out_dir : path
+        Created if missing.
+    seed : int, optional
+        The run's seed (else the spec's ``seed``).
+    max_shard_size : int or str, optional
+        Bytes of tensor data per file (else the spec's ``max_shard_size``;
+        else one file).
+    chunk_bytes : int
+        Size of each of the (three) buffers data are produced into.
+    backend : {"auto", "numba", "numpy"}
+    progress : bool, optional
+        A progress bar on stderr (tqdm when installed); default: when stderr is a terminal.
+    prefix : str
+        File names start with it (``model``).
+    check_space : bool
+        Refuse, before writing anything, a run whose files do not fit in the
+        free disk space or whose global tensors (computed whole) do not fit
+        in the available memory.
+
+    Returns
+    -------
+    list of str
+        The paths written, the index (if any) last.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, safetensors.numpy
+    >>> import fastinit.initializers as fi
+    >>> from fastinit.sharding import name_stream
+    >>> spec = {"tensors": {"w": {"shape": [4, 3], "initializer": "he_normal"}}}
+    >>> d = tempfile.mkdtemp()
+    >>> [os.path.basename(p) for p in materialize(spec, d, seed=7)]
+    ['model.safetensors']
+    >>> loaded = safetensors.numpy.load_file(os.path.join(d, "model.safetensors"))
+    >>> bool(np.array_equal(loaded["w"], fi.HeNormal(seed=7)((4, 3), stream=name_stream("w"))))
+    True
+    """
+    tensors, options = parse_spec(spec, seed)
+    if max_shard_size is not None:
+        options["max_shard_size"] = parse_bytes(max_shard_size, "max_shard_size")
+    chunk_bytes = _chunk_bytes(chunk_bytes)
+    _check_prefix(prefix)
+    files = plan_files(tensors, options["max_shard_size"], prefix)
+    from .. import STREAM_VERSION
+    metadata = {**options["metadata"], "format": "pt", "fastinit_seed": options["seed"],
+                "fastinit_stream_version": STREAM_VERSION}
+    headers = [header(group, metadata) for _, group in files]  # size limits checked here
+    names = [name for name, _ in files]
+    if len(files) > 1:
+        names.append(prefix + INDEX_SUFFIX)
+    total = sum(t.nbytes for t in tensors)
+    return _run(out_dir, tensors, total + sum(map(len, headers)), check_space, chunk_bytes,
+                progress, names, _retired(prefix),
+                lambda staging, writer, bar: _write_safetensors(
+                    staging, files, headers, writer, chunk_bytes, backend, bar, prefix))
+
+
+def _write_safetensors(staging, files, headers, writer, chunk_bytes, backend, bar, prefix):
+    for (name, group), head in zip(files, headers):
+        write_file(staging.path(name), head, group, writer, chunk_bytes, backend, bar)
+    if len(files) > 1:
+        _write_text(staging.path(prefix + INDEX_SUFFIX), index(files))
+
+
+def _retired(prefix):
+    """The files of an earlier checkpoint with ``prefix`` in a directory (replaced whole)."""
+    pattern = shard_pattern(prefix)
+
+    def retired(out_dir):
+        return [f for f in os.listdir(out_dir)
+                if pattern.fullmatch(f) or f == prefix + INDEX_SUFFIX]
+    return retired
+
+
+def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, name=None,
+                    stream=None, chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto",
+                    progress=False, check_space=True):
+    """Write one tensor to a ``.npy`` file, chunk by chunk, atomically.
+
+    The stream is ``stream``, else :func:`~fastinit.sharding.name_stream` of
+    ``name``, else 0. A seeded initializer given by name or config takes
+    ``seed``. bfloat16 has no ``.npy`` type and is refused.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from fastinit import sharding
+    >>> p = os.path.join(tempfile.mkdtemp(), "w.npy")
+    >>> _ = materialize_npy("glorot_uniform", (5, 3), p, seed=1, name="w")
+    >>> import fastinit.initializers as fi
+    >>> bool(np.array_equal(np.load(p), fi.GlorotUniform(seed=1)((5, 3), stream=sharding.name_stream("w"))))
+    True
+    """
+    from .. import _dtypes, sharding
+    from .._checks import check_shape
+    from ..initializers import Initializer, get
+
+    init = get(initializer)
+    if isinstance(initializer, (str, dict)) and seed is not None:
+        init = init.with_seed(seed)
+    shape = check_shape(shape)
+    dtype = _dtypes.resolve(dtype, getattr(init, "dtype_kind", "any"))
+    _check_npy_dtype(dtype)
+    if isinstance(init, Initializer):
+        init.check(shape, dtype)
+    if stream is None:
+        stream = 0 if name is None else sharding.name_stream(name)
+    path = os.fspath(path)
+    tensor = TensorSpec(name or os.path.basename(path), shape, dtype, init, stream)
+    return _write_npy_files(os.path.dirname(os.path.abspath(path)),
+                            [(os.path.basename(path), tensor)], chunk_bytes, backend,
+                            progress, check_space)[0]
+
+
+def materialize_npy_files(tensors, out_dir, *, chunk_bytes=DEFAULT_CHUNK_BYTES,
+                          backend="auto", progress=None, check_space=True):
+    """Write checked tensors (:class:`TensorSpec`) to ``out_dir/<name>.npy``, committed together."""
+    files = check_file_names([t.name for t in tensors], ".npy")
+    for t in tensors:
+        try:
+            _check_npy_dtype(t.dtype)
+        except ValueError as exc:
+            raise SpecError(f"tensor {t.name!r}: {exc}") from None
+    return _write_npy_files(out_dir, list(zip(files, tensors)), chunk_bytes, backend,
+                            progress, check_space)
+
+
+def _write_npy_files(out_dir, files, chunk_bytes, backend, progress, check_space):
+    chunk_bytes = _chunk_bytes(chunk_bytes)
+    headers = [_npy_header(t.shape, t.dtype) for _, t in files]
+    total = sum(t.nbytes for _, t in files) + sum(map(len, headers))
+
+    def write(staging, writer, bar):
+        for (name, t), head in zip(files, headers):
+            write_file(staging.path(name), head, [t], writer, chunk_bytes, backend, bar)
+
+    return _run(out_dir, [t for _, t in files], total, check_space, chunk_bytes, progress,
+                [name for name, _ in files], lambda out_dir: [], write)
+
+
+def _run(out_dir, tensors, total, check_space, chunk_bytes, progress, names, retired, write):
+    """Stage, write and commit ``names`` (the last one last) in ``out_dir``."""
+    if check_space:
+        _check_resources(out_dir, tensors, total, chunk_bytes)
+    enabled = _progress.enabled_by_default() if progress is None else bool(progress)
+    bar = _progress.Progress(total, enabled=enabled, desc="fastinit materialize", unit="B")
+    writer = Writer(chunk_bytes)
+    try:
+        with Transaction(out_dir) as staging:
+            write(staging, writer, bar)
+            return staging.commit(names, retire=[f for f in retired(staging.out_dir)
+                                                 if f not in names])
+    finally:
+        writer.close()
+        bar.close()
+
+
+def _chunk_bytes(chunk_bytes):
+    try:
+        value = float(chunk_bytes)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value) or value < 4096 or value >= 1 << 40:
+        raise ValueError("chunk_bytes must be a number of bytes in [4096, 2**40). "
+                         f"Received: chunk_bytes={chunk_bytes!r}")
+    value = int(value)
+    return value - value % 8
+
+
+def _check_prefix(prefix):
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError(f"prefix must be a non-empty string. Received: prefix={prefix!r}")
+    check_file_names([prefix], ".safetensors")
+
+
+def _available_memory():
+    """Bytes of memory available to new allocations (Linux: MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _check_resources(out_dir, tensors, total, chunk_bytes):
+    """Refuse, before writing, a run that cannot fit on the disk or in memory."""
+    from .. import sharding
+    directory = os.path.abspath(os.fspath(out_dir))
+    while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:  # pragma: no cover - reported when the files are opened
+        free = None
+    if free is not None and total > free:
+        raise ValueError(f"The files need {total / 2**30:.2f} GiB but {directory!r} has "
+                         f"{free / 2**30:.2f} GiB free (pass check_space=False or "
+                         f"--no-space-check to try anyway). Nothing was written.")
+    memory = _available_memory()
+    whole = [t for t in tensors if not sharding.is_elementwise(t.initializer)]
+    need = max((2 * t.nbytes for t in whole), default=0) + 3 * chunk_bytes
+    if memory is not None and whole and need > memory:
+        big = max(whole, key=lambda t: t.nbytes)
+        raise ValueError(f"Tensor {big.name!r} ({type(big.initializer).__name__}, computed "
+                         f"whole) needs about {need / 2**30:.2f} GiB of memory but "
+                         f"{memory / 2**30:.2f} GiB are available (pass check_space=False "
+                         "or --no-space-check to try anyway). Nothing was written.")
+
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())

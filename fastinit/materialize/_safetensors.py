@@ -1,0 +1,75 @@
+"""The safetensors layout: files of at most ``max_shard_size``, their headers, the index."""
+
+import json
+import re
+
+__all__ = ["SAFETENSORS_DTYPES", "INDEX_SUFFIX", "MAX_HEADER_BYTES", "plan_files", "header",
+           "index", "shard_pattern"]
+
+#: numpy dtype name -> safetensors dtype code.
+SAFETENSORS_DTYPES = {
+    "float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64",
+    "int8": "I8", "int16": "I16", "int32": "I32", "int64": "I64",
+    "uint8": "U8", "uint16": "U16", "uint32": "U32", "uint64": "U64", "bool": "BOOL",
+}
+INDEX_SUFFIX = ".safetensors.index.json"
+#: safetensors refuses headers larger than this (``MAX_HEADER_SIZE`` in its Rust crate).
+MAX_HEADER_BYTES = 100_000_000
+
+
+def plan_files(tensors, max_shard_size=None, prefix="model"):
+    """Split tensors (in order) into files of at most ``max_shard_size`` bytes of data.
+
+    A tensor is never split; one larger than the limit gets a file of its own.
+    Returns a list of ``(file_name, [tensor, ...])``; tensors need ``nbytes``.
+    """
+    groups, current, size = [], [], 0
+    for t in tensors:
+        if current and max_shard_size is not None and size + t.nbytes > max_shard_size:
+            groups.append(current)
+            current, size = [], 0
+        current.append(t)
+        size += t.nbytes
+    if current or not groups:
+        groups.append(current)
+    if len(groups) == 1:
+        return [(f"{prefix}.safetensors", groups[0])]
+    n = len(groups)
+    return [(f"{prefix}-{i + 1:05d}-of-{n:05d}.safetensors", g) for i, g in enumerate(groups)]
+
+
+def shard_pattern(prefix):
+    """The file names of the safetensors files of a checkpoint with ``prefix``."""
+    return re.compile(re.escape(prefix) + r"(-[0-9]{5}-of-[0-9]{5})?\.safetensors")
+
+
+def header(tensors, metadata=None):
+    """The header bytes (length prefix included) of a file holding ``tensors`` in order.
+
+    Tensors need ``name``, ``dtype``, ``shape`` and ``nbytes``.
+    """
+    head = {}
+    if metadata:
+        head["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
+    start = 0
+    for t in tensors:
+        head[t.name] = {"dtype": SAFETENSORS_DTYPES[t.dtype.name], "shape": list(t.shape),
+                        "data_offsets": [start, start + t.nbytes]}
+        start += t.nbytes
+    body = json.dumps(head, separators=(",", ":")).encode("utf-8")
+    body += b" " * (-len(body) % 8)
+    if len(body) > MAX_HEADER_BYTES:
+        raise ValueError(f"The safetensors header would take {len(body)} bytes, more than "
+                         f"the format's limit of {MAX_HEADER_BYTES} (names too long or too "
+                         "many tensors in one file). Received: a file of "
+                         f"{len(tensors)} tensors")
+    return len(body).to_bytes(8, "little") + body
+
+
+def index(files, metadata=None):
+    """The ``*.safetensors.index.json`` text of a multi-file checkpoint."""
+    total = sum(t.nbytes for _, group in files for t in group)
+    data = {"metadata": {"total_size": total, **(metadata or {})},
+            "weight_map": {t.name: name for name, group in files for t in group}}
+    return json.dumps(data, indent=2) + "\n"
+

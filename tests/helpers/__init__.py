@@ -1,0 +1,143 @@
+"""Helpers shared by the test modules: data, strategies, comparisons, reference tables."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+from hypothesis import strategies as st
+
+from fastinit import _dtypes, random as fr
+
+HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+DATA = Path(__file__).resolve().parents[1] / "data"
+# CI runs in a fresh clone with shared/ beside the repository.
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def read_kat(path=DATA / "philox4x32-10.kat"):
+    """Random123's Philox4x32-10 known-answer vectors: (counter, key, expected) word tuples."""
+    vectors = []
+    for line in Path(path).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        words = [int(w, 16) for w in line.split()]
+        assert len(words) == 10, line
+        vectors.append((tuple(words[:4]), tuple(words[4:6]), tuple(words[6:])))
+    return vectors
+
+
+KAT = read_kat()
+KAT_IDS = ["zeros", "ones", "pi"]
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+# Truncated-normal bounds in standard deviations, one per proposal and edge:
+# (name, alpha, beta).
+TRUNC_BOUNDS = [
+    ("sym_2sigma", -2.0, 2.0),          # normal proposal
+    ("sym_1sigma", -1.0, 1.0),          # normal proposal, ~32% rejected
+    ("one_sided", 0.0, math.inf),       # normal proposal (contains the mean, width >= 2)
+    ("tail_8_9", 8.0, 9.0),             # exponential proposal
+    ("tail_neg_inf_6", -math.inf, -6.0),  # exponential, mirrored
+    ("narrow_1e-4", 1.0, 1.0 + 1e-4),  # uniform proposal off the mean
+    ("narrow_at_0", -5e-5, 5e-5),       # uniform proposal containing the mean
+    ("above_mean", 0.5, 1.5),           # uniform proposal, interval not containing the mean
+    ("below_mean", -3.0, -1.0),         # exponential proposal, mirrored
+    ("wide_off_mean", 1.0, 4.0),        # exponential proposal, alpha = 1
+]
+
+
+def bits(x):
+    """Raw bytes of an array, for bit-for-bit comparisons (NaN and -0.0 included)."""
+    return np.ascontiguousarray(x).view(np.uint8)
+
+
+def assert_bits_equal(a, b):
+    """``a`` and ``b`` hold the same dtype, shape and bytes; else report where they differ."""
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype, (a.dtype, b.dtype)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    if a.size == 0:
+        return
+    ab, bb = bits(a).reshape(a.size, -1), bits(b).reshape(b.size, -1)
+    wrong = np.nonzero((ab != bb).any(axis=1))[0]
+    if wrong.size:
+        af, bf = a.reshape(-1)[wrong[:5]], b.reshape(-1)[wrong[:5]]
+        raise AssertionError(f"{wrong.size} of {a.size} elements differ, first at flat "
+                             f"indices {wrong[:5].tolist()}: {af} vs {bf}")
+
+
+def draw(name, shape, *, mean=0.0, std=1.0, alpha=-2.0, beta=2.0, low=0.0, high=1.0,
+         **kw):
+    """Call the public function ``name``; truncated-normal bounds given in std units."""
+    if name == "uniform":
+        return fr.uniform(shape, low, high, **kw)
+    if name == "normal":
+        return fr.normal(shape, mean, std, **kw)
+    a, b = mean + alpha * std, mean + beta * std
+    return fr.truncated_normal(shape, mean, std, a, b, **kw)
+
+
+def resolve(dtype):
+    return _dtypes.resolve(dtype)
+
+
+# -- Hypothesis strategies ------------------------------------------------------------------
+
+
+@st.composite
+def shapes(draw_):
+    """Shapes of 0 to 3 axes with at most a few thousand elements (zero-size included)."""
+    ndim = draw_(st.integers(0, 3))
+    side = {0: 1, 1: 3000, 2: 60, 3: 14}[ndim]
+    return tuple(draw_(st.integers(0, side)) for _ in range(ndim))
+
+
+@st.composite
+def regions(draw_, shape):
+    """None, or a tuple of ints and slices (positive steps) into ``shape``."""
+    if not shape or draw_(st.booleans()):
+        return None
+    index = []
+    for n in shape[:draw_(st.integers(1, len(shape)))]:
+        kind = draw_(st.sampled_from(["full", "slice", "int"] if n else ["full", "slice"]))
+        if kind == "int":
+            index.append(draw_(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            start = draw_(st.none() | st.integers(-n - 2, n + 2))
+            stop = draw_(st.none() | st.integers(-n - 2, n + 2))
+            step = draw_(st.none() | st.integers(1, 5))
+            index.append(slice(start, stop, step))
+        else:
+            index.append(slice(None))
+    return tuple(index)
+
+
+# Distributions (name, keywords for draw) run by the backend-parametrised suites
+# (the host-compiled CUDA header, the GPU); the truncated ones cover every proposal.
+DISTS = [("uniform", {}), ("uniform", dict(low=-3.0, high=5.0)), ("normal", {}),
+         ("normal", dict(mean=0.5, std=0.02))] + [
+    ("truncated_normal", dict(alpha=a, beta=b)) for _, a, b in TRUNC_BOUNDS]
+DIST_IDS = ["uniform01", "uniform_m3_5", "normal01", "normal_small"] + [
+    f"trunc_{name}" for name, _, _ in TRUNC_BOUNDS]
+
+
+def exact_initializers():
+    """``(name, initializer)`` pairs whose values are exact on every backend (random draws,
+    constants, identity, sparse): the table of the GPU tests."""
+    import fastinit.initializers as fi
+    return [
+        ("random_normal", fi.RandomNormal(0.1, 0.5, seed=3)),
+        ("random_uniform", fi.RandomUniform(-2.0, 1.0, seed=3)),
+        ("truncated_normal", fi.TruncatedNormal(stddev=0.3, seed=3)),
+        ("glorot_uniform", fi.GlorotUniform(seed=3)),
+        ("he_normal", fi.HeNormal(seed=3)),
+        ("variance_scaling", fi.VarianceScaling(2.0, "fan_avg", "truncated_normal", seed=3)),
+        ("zeros", fi.Zeros()),
+        ("ones", fi.Ones()),
+        ("constant", fi.Constant(0.25)),
+        ("identity", fi.Identity(gain=2.0)),
+        ("sparse", fi.Sparse(0.3, stddev=1.0, seed=3)),
+    ]
