@@ -39,7 +39,8 @@ Examples
 
 import math
 import numbers
-import operator
+
+from ._checks import check_integer
 
 __all__ = ["MODES", "keras_fans", "torch_fans", "jax_fans", "denominator", "check_axes"]
 
@@ -167,10 +168,7 @@ def check_axes(value, name, allow_empty=True):
 
 
 def _axis(a, ndim, name):
-    try:
-        a = operator.index(a)
-    except TypeError:
-        raise ValueError(f"{name} must hold integers. Received: {name} entry {a!r}") from None
+    a = check_integer(a, f"{name} entry", ValueError)
     if not -ndim <= a < ndim:
         raise ValueError(f"{name} entry {a} is out of range for a {ndim}-dimensional shape. "
                          f"Received: {name} entry {a}")

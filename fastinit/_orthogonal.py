@@ -1,62 +1,17 @@
 """Haar-distributed (semi-)orthogonal matrices, computed in place: the algorithms.
 
-One function, :func:`haar`, fills a 2-D array (a view of the output buffer)
-with a matrix that has orthonormal columns if it has at least as many rows as
-columns, else orthonormal rows, uniformly (Haar) distributed, times ``gain``.
-Layouts of framework tensors (Keras, PyTorch, JAX ``column_axis``) are
-resolved by the callers (``fastinit.initializers.structured`` and the front
-ends); this module sees a matrix.
-
-The Gaussian matrix
--------------------
-Let ``big = max(rows, cols)`` and ``small = min(rows, cols)``. Every method
-starts from the same standard Gaussian ``(big, small)`` matrix ``G`` of the
-fastinit stream: column ``j`` of ``G`` is stream positions
-``offset + j * big + [0, big)`` (i.e. ``G.T`` in C order), in the output's
-working dtype (float32 or float64). The result is ``Q`` (``big x small``,
-orthonormal columns) when ``rows >= cols``, else ``Q.T``.
-
-Methods (all give the Haar distribution)
-----------------------------------------
-``"qr"`` (the reference)
-    Plain Householder QR of ``G`` (LAPACK ``geqrf`` + ``orgqr``, in place),
-    columns of ``Q`` multiplied by ``sign(diag(R))`` (Mezzadri 2007). Without
-    SciPy: ``numpy.linalg.qr`` on a copy.
-``"stewart"``
-    Stewart (1980): the Householder vectors that factorising a Gaussian
-    matrix would produce are, conditionally on the earlier ones, those of
-    fresh Gaussian vectors (rotational invariance). So vector ``k`` is made by
-    LAPACK's ``larfg`` (same ``tau`` and sign rule as ``geqrf``) from
-    ``G[k:, k]`` itself, with no update of the trailing matrix, and ``Q`` is
-    formed in place from the vectors (:func:`_form_q_blocked`: what ``orgqr``
-    computes, in large GEMM-bound blocks, in either memory order); column
-    ``k`` is multiplied by ``sign(beta_k)`` (what ``R[k, k]`` would have
-    been). This skips ``geqrf``: about half the flops of ``"qr"``. The first
-    Householder vector (hence ``Q[:, 0] = G[:, 0] / |G[:, 0]|``) is exactly
-    that of ``"qr"``; the others differ in value, not in distribution.
-``"cholqr2"``
-    CholeskyQR2 (Fukaya et al. 2014): ``R = chol(G.T G)``, ``G <- G R^-1``,
-    twice (``syrk``, ``potrf``, ``trsm``: BLAS-3 only). ``R`` has a positive
-    diagonal, so this is the sign-fixed ``Q`` of ``"qr"`` itself (equal up to
-    rounding). Only for tall matrices (a Gaussian ``G`` with ``big >= 2 small``
-    has condition number below ~6), where it is GEMM-bound; falls back to
-    ``"stewart"`` if a Cholesky factorisation fails.
-``"auto"``
-    ``"cholqr2"`` for very tall matrices (``small >= 64`` and ``big >= 64
-    small``), else ``"stewart"`` (chosen by measurement, see
-    ``benchmarks/orthogonal.py``: Stewart's method is faster or equal below
-    that ratio, in both memory orders); ``"qr"`` without SciPy. A square
-    matrix is read as ``Q`` or ``Q.T`` so that the vectors are contiguous.
-    The choice depends on the shape only; the values of the initializers,
-    which always compute in a C-ordered buffer, do not depend on the layout
-    of ``out``.
-
-Memory: all methods work in place on the output when it is C- or
-F-contiguous as a matrix; the extra memory is ``O(small)`` vectors, a
-``(big, 256)`` block of Householder vectors and a ``(256, small)`` product
-(``"stewart"``), the ``(small, small)`` Gram matrix (``"cholqr2"``) or
-LAPACK's workspace (``"qr"``). Other strides go through a temporary copy.
+:func:`haar` fills a 2-D array (a view of the output) with a matrix that has
+orthonormal columns (or rows, when it is wide), uniformly distributed, times
+``gain``. Every method starts from the same Gaussian ``(big, small)`` matrix of
+the stream (column ``j`` is stream positions ``offset + j * big + [0, big)``)
+and works in place: ``"stewart"`` (Householder vectors made directly from the
+Gaussian columns, ``Q`` formed by :func:`_form_q_blocked` in 256-column
+GEMMs), ``"cholqr2"`` (BLAS-3 only, for very tall matrices), ``"qr"`` (the
+reference) and ``"auto"``. ``docs/initializers.md`` (section Orthogonal)
+describes them, their memory and when ``"auto"`` picks which; layouts of
+framework tensors are resolved by the callers. LAPACK comes from SciPy.
 """
+
 
 import ctypes
 import functools

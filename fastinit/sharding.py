@@ -41,10 +41,11 @@ True
 """
 
 import hashlib
-import operator
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._checks import check_integer
 
 __all__ = ["name_stream", "ShardSpec", "shard_slices", "shard_bounds", "to_index",
            "is_elementwise", "generate"]
@@ -83,15 +84,6 @@ def name_stream(name):
     return int.from_bytes(digest, "little")
 
 
-def _int(value, name):
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer. Received: {name}={value!r}") from None
-
-
 def shard_bounds(length, num_shards, index):
     """``(start, stop)`` of shard ``index`` of ``num_shards`` of an axis of ``length``.
 
@@ -106,8 +98,8 @@ def shard_bounds(length, num_shards, index):
     >>> shard_bounds(2, 4, 3)
     (2, 2)
     """
-    length, num_shards, index = (_int(length, "length"), _int(num_shards, "num_shards"),
-                                 _int(index, "shard index"))
+    length, num_shards, index = (check_integer(length, "length"), check_integer(num_shards, "num_shards"),
+                                 check_integer(index, "shard index"))
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1. Received: num_shards={num_shards}")
     if not 0 <= index < num_shards:
@@ -140,7 +132,7 @@ class ShardSpec:
 def shard_slices(shape, axis, num_shards, index):
     """The tuple of slices of shard ``index`` of ``num_shards`` along ``axis`` of ``shape``."""
     shape = tuple(shape)
-    axis = _int(axis, "axis")
+    axis = check_integer(axis, "axis")
     if not -len(shape) <= axis < len(shape):
         raise ValueError(f"axis {axis} is out of range for shape {shape}. Received: axis={axis}")
     axis %= len(shape)

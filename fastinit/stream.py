@@ -1,98 +1,21 @@
 """The fastinit random stream: the one place that defines it.
 
-Every backend (NumPy, Numba, CUDA) follows this module and nothing else; the
-user-facing description is ``docs/stream.md``. Changing any definition here
-changes generated values and requires bumping :data:`STREAM_VERSION`.
+Philox4x32-10 keyed by ``(seed, stream)``; element ``i`` of a tensor (flat C
+order) takes lane ``i % LANES`` of block ``i // LANES``; integer-exact
+bits-to-float mappings, our own log/sin/cos polynomials with only ``+ - * /``
+and ``sqrt`` in a fixed order, Box-Muller, and per-element truncated-normal
+rejection with a proposal chosen from the bounds alone. ``docs/stream.md`` is
+the normative specification (every constant and operation order), and
+``docs/reimplementation.py`` a standalone re-implementation from it.
 
-Definition (stream version 1)
------------------------------
-Generator
-    Philox4x32-10 (Salmon et al. 2011, Random123): a 128-bit counter
-    ``(c0, c1, c2, c3)`` and a 64-bit key ``(k0, k1)`` give four 32-bit words.
-
-Key
-    ``seed`` and ``stream`` are integers in ``[0, 2**64)``. The key used for
-    data is derived by one Philox call keyed by the seed::
-
-        (k0, k1, _, _) = philox(counter=(lo32(stream), hi32(stream), 0, KEY_TAG),
-                                key=(lo32(seed), hi32(seed)))
-
-Counter layout
-    The element with flat C-order index ``i`` of the global tensor belongs to
-    block ``b = i // LANES`` and uses lane ``j = i % LANES`` of that block.
-    Round ``r`` of block ``b`` is ``philox(counter=(lo32(b), hi32(b), r, 0), key)``.
-    ``LANES`` is 4 for float16, bfloat16 and float32 outputs ("f32 family", one
-    32-bit word per lane) and 2 for float64 ("f64 family", two words per lane:
-    lane 0 = words (0, 1), lane 1 = words (2, 3), first word the high one).
-    So the value of element ``i`` depends only on ``(seed, stream, i)``.
-
-Bits to floats (only + - * / sqrt, in the order written, no FMA)
-    ``uniform``: f32 ``float32(w >> 8) * 2**-24``; f64
-    ``float64((hi >> 5) * 2**26 + (lo >> 6)) * 2**-53``: both in ``[0, 1)``.
-    ``log of a uniform``: f32 ``ln(float32(w | 1) * 2**-32)``; f64
-    ``ln(float64(((hi & 0x7fffffff) << 32 | lo) | 1) * 2**-63)``, both in
-    ``(-inf, 0]``; the integer-to-float conversion rounds to nearest even and
-    the logarithm is :func:`log_of_uniform_f32` / ``_f64`` (integer exponent
-    split, then the fdlibm polynomial; ``ln 2`` in two parts).
-    ``angle``: the top 3 bits of a word select the octant, the next 24 bits
-    (f32) or the next 29 bits and the top 21 bits of the following word (f64)
-    the fraction ``f`` within it, complemented exactly on integers in odd
-    octants; sine and cosine of ``f * pi/4`` come from Cephes polynomials and
-    are swapped and signed by octant (:func:`cos_sin_f32` / ``_f64``).
-
-Normal (Box-Muller)
-    f32: lanes (0, 1) come from words (w0, w1), lanes (2, 3) from (w2, w3):
-    ``r = sqrt(v if v > 0 else +0.0)`` with ``v = -2 * ln_u(w_even)``, ``(cos t, sin t) = angle(w_odd)``,
-    even lane ``r * cos t``, odd lane ``r * sin t``. f64: lane 0 and lane 1
-    are ``r * cos t`` and ``r * sin t`` with the radius from words (w0, w1)
-    and the angle from (w2, w3).
-
-Output
-    ``x = loc + scale * z`` in the working precision (float32 for the f32
-    family, float64 for f64), then clamped to ``[lo, hi]``, two values
-    exactly representable in the output dtype, then rounded once to the output
-    dtype (round to nearest even). Uniform: ``loc = low``,
-    ``scale = high - low``, ``lo`` the smallest output value >= ``low``, ``hi``
-    the largest output value below ``high`` (``low == high``: both are
-    ``low`` rounded to the output dtype).
-    Normal: ``loc = mean``, ``scale = std``, no clamp. Truncated normal:
-    ``loc = mean``, ``scale = std``, ``[lo, hi]`` the output values inside
-    ``[a, b]``.
-
-Truncated normal (rejection, per element)
-    With ``alpha = (a - mean) / std`` and ``beta = (b - mean) / std``
-    (float64 on the host, then rounded to the working precision), the
-    proposal is chosen from the bounds alone by :func:`truncated_normal_plan`:
-
-    - ``alpha <= 0 <= beta`` and ``beta - alpha >= 2``: NORMAL, the normal
-      value of the element in round ``2k``; accepted if inside
-      ``[alpha, beta]``.
-    - otherwise, mirrored so that ``0 <= alpha`` when the interval lies below
-      zero (``sign = -1``):
-      UNIFORM when the interval contains 0 or ``(beta - alpha) * (beta +
-      alpha) <= 2``: ``z = alpha + (beta - alpha) * u1``, accepted if
-      ``-2 ln u2 >= z*z - m*m`` with ``m`` the point of the interval closest
-      to 0;
-      EXPONENTIAL otherwise (Robert 1995): ``rate = (alpha + sqrt(alpha**2 +
-      4)) / 2``, ``z = alpha + (-ln u1) / rate``, accepted if
-      ``-2 ln u2 >= (z - rate)**2`` and ``z <= beta``.
-
-    Attempt ``k`` (0, 1, ...) of element ``i`` takes ``u1`` (or its log) from
-    its lane in round ``2k`` and ``ln u2`` from its lane in round ``2k + 1``:
-    a rejection never shifts another element. Every proposal accepts at
-    least about 45% of draws, so after :data:`MAX_ATTEMPTS` attempts (failure
-    probability below 1e-66) the last candidate is kept (and the output clamp
-    keeps it inside the bounds) instead of looping on. The accepted ``z`` is
-    multiplied by ``sign``. ``std == 0`` uses ``alpha = -inf, beta = inf``;
-    bounds more than 1e15 std away on the open side count as infinite
-    (``fastinit.random``).
-
-Compatibility guarantee
------------------------
-For a given :data:`STREAM_VERSION`, the same ``(seed, stream, shape,
-distribution parameters, dtype)`` give bit-identical values on every backend,
-thread count, chunking, region and memory layout, and across releases.
+Every backend follows this module and nothing else: the NumPy backend runs
+the element functions below on arrays, the Numba kernels compile them, and
+the CUDA header mirrors them. Changing any definition here changes values
+and requires bumping :data:`STREAM_VERSION`. For a given version, the same
+``(seed, stream, shape, parameters, dtype)`` give the same bits on every
+backend, thread count, chunking, region and memory layout, across releases.
 """
+
 
 import math
 

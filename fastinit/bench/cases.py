@@ -144,7 +144,7 @@ def _jax(case, out, ctx):
                                                           dtype))
     key = jax.random.PRNGKey(SEED)
     return Runner(lambda: fn(key), allocates_output=True,
-                   finish=lambda r: r.block_until_ready(), note="jit, XLA's own threads")
+                  finish=lambda r: r.block_until_ready(), note="jit, XLA's own threads")
 
 
 # -- variance scaling: a Glorot-uniform kernel ---------------------------------------
@@ -176,7 +176,7 @@ def _fastinit_glorot(backend):
         init = GlorotUniform(seed=SEED)
         note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
         return Runner(lambda: init(out.shape, out=out, backend=backend),
-                       note=f"initializers.GlorotUniform, {note}")
+                      note=f"initializers.GlorotUniform, {note}")
     return make
 
 
@@ -204,21 +204,24 @@ def _torch_glorot(case, out, ctx):
     # bound is symmetric in them anyway).
     t = torch.empty(out.shape[::-1], dtype=getattr(torch, out.dtype.name))
     return Runner(lambda: torch.nn.init.xavier_uniform_(t),
-                   note=f"nn.init.xavier_uniform_, {_threads(ctx)}")
+                  note=f"nn.init.xavier_uniform_, {_threads(ctx)}")
 
 
-def _jax_glorot(case, out, ctx):
-    import jax
-    import jax.numpy as jnp
-    if out.dtype == np.float64 and not jax.config.jax_enable_x64:
-        return "float64 needs jax_enable_x64"
-    dtype, shape = getattr(jnp, out.dtype.name), out.shape
-    init = jax.nn.initializers.glorot_uniform()
-    fn = jax.jit(lambda k: init(k, shape, dtype))
-    key = jax.random.PRNGKey(SEED)
-    return Runner(lambda: fn(key), allocates_output=True,
-                   finish=lambda r: r.block_until_ready(),
-                   note="nn.initializers.glorot_uniform, jit, XLA's own threads")
+def _jax_initializer(name):
+    """A JAX row: ``jax.nn.initializers.<name>()`` under ``jit``."""
+    def make(case, out, ctx):
+        import jax
+        import jax.numpy as jnp
+        if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+            return "float64 needs jax_enable_x64"
+        dtype, shape = getattr(jnp, out.dtype.name), out.shape
+        init = getattr(jax.nn.initializers, name)()
+        fn = jax.jit(lambda k: init(k, shape, dtype))
+        key = jax.random.PRNGKey(SEED)
+        return Runner(lambda: fn(key), allocates_output=True,
+                      finish=lambda r: r.block_until_ready(),
+                      note=f"nn.initializers.{name}, jit, XLA's own threads")
+    return make
 
 
 def _import_keras_numpy():
@@ -251,7 +254,7 @@ def _keras_glorot(case, out, ctx):
     init = keras.initializers.GlorotUniform(seed=SEED)
     shape, dtype = out.shape, out.dtype.name
     return Runner(lambda: init(shape, dtype=dtype), allocates_output=True,
-                   note="GlorotUniform, numpy backend: float64 uniform + astype")
+                  note="GlorotUniform, numpy backend: float64 uniform + astype")
 
 
 # -- orthogonal -------------------------------------------------------------------------
@@ -272,7 +275,7 @@ def _fastinit_orthogonal(case, out, ctx):
     init = Orthogonal(seed=SEED)
     init((2, 2))  # loads SciPy's LAPACK (if any), so that its threads can be limited
     return Runner(lambda: init(out.shape, out=out),
-                   note=f"initializers.Orthogonal, {_blas_note(ctx)}")
+                  note=f"initializers.Orthogonal, {_blas_note(ctx)}")
 
 
 def numpy_orthogonal(gen, out):
@@ -293,7 +296,7 @@ def _numpy_orthogonal(case, out, ctx):
         return f"no {out.dtype.name} in numpy.linalg.qr"
     gen = np.random.Generator(np.random.PCG64(SEED))
     return Runner(lambda: numpy_orthogonal(gen, out),
-                   note=f"Generator + linalg.qr + sign fix, {_blas_note(ctx)}")
+                  note=f"Generator + linalg.qr + sign fix, {_blas_note(ctx)}")
 
 
 def _scipy_orthogonal(case, out, ctx):
@@ -319,23 +322,13 @@ def _torch_orthogonal(case, out, ctx):
     torch.manual_seed(SEED)
     t = torch.empty(out.shape, dtype=getattr(torch, out.dtype.name))
     return Runner(lambda: torch.nn.init.orthogonal_(t),
-                   note=f"nn.init.orthogonal_, {_threads(ctx)}")
+                  note=f"nn.init.orthogonal_, {_threads(ctx)}")
 
 
 def _jax_orthogonal(case, out, ctx):
     if out.dtype not in (np.float32, np.float64):
         return f"no {out.dtype.name} QR in jax.numpy.linalg"
-    import jax
-    import jax.numpy as jnp
-    if out.dtype == np.float64 and not jax.config.jax_enable_x64:
-        return "float64 needs jax_enable_x64"
-    dtype, shape = getattr(jnp, out.dtype.name), out.shape
-    init = jax.nn.initializers.orthogonal()
-    fn = jax.jit(lambda k: init(k, shape, dtype))
-    key = jax.random.PRNGKey(SEED)
-    return Runner(lambda: fn(key), allocates_output=True,
-                   finish=lambda r: r.block_until_ready(),
-                   note="nn.initializers.orthogonal, jit, XLA's own threads")
+    return _jax_initializer("orthogonal")(case, out, ctx)
 
 
 def _installed(module):
@@ -349,7 +342,7 @@ def implementations(case):
                 ("fastinit numpy", _fastinit_glorot("numpy")),
                 ("numpy Generator", _numpy_glorot)]
         for module, name, factory in (("torch", "torch", _torch_glorot),
-                                      ("jax", "jax", _jax_glorot),
+                                      ("jax", "jax", _jax_initializer("glorot_uniform")),
                                       ("keras", "keras (numpy)", _keras_glorot)):
             if _installed(module):
                 rows.append((name, factory))

@@ -1,5 +1,6 @@
 """Constant initializers: zeros, ones, a constant, and a given array."""
 
+import math
 import numbers
 
 import numpy as np
@@ -10,41 +11,13 @@ from .base import Initializer
 __all__ = ["Zeros", "Ones", "Constant", "FromArray"]
 
 
-class Zeros(Initializer):
-    """All zeros (Keras' ``Zeros``); any numeric dtype.
-
-    Examples
-    --------
-    >>> Zeros()((2, 3))
-    array([[0., 0., 0.],
-           [0., 0., 0.]], dtype=float32)
-    """
-
-    dtype_kind = "any"
-    elementwise = True
-
-    def generate(self, request):
-        return request.write(0)
-
-
-class Ones(Initializer):
-    """All ones (Keras' ``Ones``); any numeric dtype.
-
-    Examples
-    --------
-    >>> Ones()((3,), dtype="int32")
-    array([1, 1, 1], dtype=int32)
-    """
-
-    dtype_kind = "any"
-    elementwise = True
-
-    def generate(self, request):
-        return request.write(1)
-
-
 class Constant(Initializer):
-    """All ``value`` (Keras' ``Constant``): a real scalar, cast to the dtype.
+    """All ``value`` (Keras' ``Constant``): a real scalar, in any numeric dtype.
+
+    The value must be representable in the dtype of a call: an integer (in
+    range) for integer dtypes, 0 or 1 for bool, and within the range of a
+    floating dtype (where it is rounded to the nearest value). Anything else
+    is a ValueError, raised before anything is written.
 
     Parameters
     ----------
@@ -54,6 +27,10 @@ class Constant(Initializer):
     --------
     >>> Constant(0.1)((2,))
     array([0.1, 0.1], dtype=float32)
+    >>> Constant(-1)((2,), dtype="uint8")
+    Traceback (most recent call last):
+    ...
+    ValueError: Constant value -1 is not representable in uint8. Received: value=-1, dtype=uint8
     """
 
     dtype_kind = "any"
@@ -66,10 +43,61 @@ class Constant(Initializer):
             self.value = check_real(value, "value", finite=False)
 
     def generate(self, request):
+        _check_representable(self.value, request.dtype)
         return request.write(self.value)
 
     def get_config(self):
         return {"value": self.value}
+
+
+def _check_representable(value, dtype):
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        ok = float(value).is_integer() and info.min <= value <= info.max
+    elif dtype.kind == "b":
+        ok = value in (0, 1)
+    elif math.isinf(value):
+        ok = True
+    else:
+        real = np.dtype(dtype.char.lower()) if dtype.kind == "c" else dtype
+        with np.errstate(over="ignore"):
+            ok = bool(np.isfinite(np.asarray(value, dtype=np.float64).astype(real)))
+    if not ok:
+        raise ValueError(f"Constant value {value!r} is not representable in {dtype.name}. "
+                         f"Received: value={value!r}, dtype={dtype.name}")
+
+
+class Zeros(Constant):
+    """All zeros (Keras' ``Zeros``); any numeric dtype.
+
+    Examples
+    --------
+    >>> Zeros()((2, 3))
+    array([[0., 0., 0.],
+           [0., 0., 0.]], dtype=float32)
+    """
+
+    def __init__(self):
+        super().__init__(0)
+
+    def get_config(self):
+        return {}
+
+
+class Ones(Constant):
+    """All ones (Keras' ``Ones``); any numeric dtype.
+
+    Examples
+    --------
+    >>> Ones()((3,), dtype="int32")
+    array([1, 1, 1], dtype=int32)
+    """
+
+    def __init__(self):
+        super().__init__(1)
+
+    def get_config(self):
+        return {}
 
 
 class FromArray(Initializer):

@@ -9,13 +9,12 @@ dtype, float32 or float64; narrow dtypes are computed in float32).
 """
 
 import math
-import numbers
 
 import numpy as np
 
 from .. import _orthogonal
 from .. import random as fr
-from .._checks import check_choice, check_real
+from .._checks import check_choice, check_integer, check_real
 from .base import Initializer, SeededInitializer
 
 __all__ = ["Identity", "Orthogonal", "DeltaOrthogonal", "Dirac", "Sparse", "STFT"]
@@ -103,10 +102,7 @@ class Orthogonal(SeededInitializer):
 
     def __init__(self, gain=1.0, seed=None, column_axis=-1, method="auto"):
         self.gain = check_real(gain, "gain")
-        if not isinstance(column_axis, numbers.Integral) or isinstance(column_axis, bool):
-            raise ValueError(f"column_axis must be an integer. "
-                             f"Received: column_axis={column_axis!r}")
-        self.column_axis = int(column_axis)
+        self.column_axis = check_integer(column_axis, "column_axis", ValueError)
         self.method = _orthogonal.check_method(method)
         super().__init__(seed)
 
@@ -240,9 +236,9 @@ class Dirac(Initializer):
     dtype_kind = "any"
 
     def __init__(self, groups=1):
-        if not isinstance(groups, numbers.Integral) or isinstance(groups, bool) or groups < 1:
+        self.groups = check_integer(groups, "groups", ValueError)
+        if self.groups < 1:
             raise ValueError(f"groups must be a positive integer. Received: groups={groups!r}")
-        self.groups = int(groups)
 
     def validate(self, request):
         shape = request.shape

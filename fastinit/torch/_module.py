@@ -1,86 +1,14 @@
 """Whole-model initialization for PyTorch: :func:`init_module_` (``fastinit.torch.init_module_``).
 
 Every parameter and buffer of a ``torch.nn.Module`` is filled in place from
-the fastinit stream :func:`fastinit.sharding.name_stream` of its
-fully-qualified name (``prefix`` + the name ``module.named_parameters()``
-gives it) under one seed. A tensor's values therefore depend only on
-``(seed, name, global shape, dtype, rule)``: not on the other parameters, the
-order of modules, the device, the number of processes or the sharding.
-
-Default rules (PyTorch's own ``reset_parameters``)
---------------------------------------------------
-======================================  ===========================================
-module                                  rule
-======================================  ===========================================
-``Linear`` (and subclasses),            weight ``kaiming_uniform_(a=sqrt(5))``
-``Conv*``, ``ConvTranspose*``           (``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``);
-                                        bias ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``
-                                        with ``fan_in`` of the weight
-``Bilinear``                            weight and bias ``U(-1/sqrt(in1), 1/sqrt(in1))``
-``Embedding``, ``EmbeddingBag``         ``normal_(0, 1)``, row ``padding_idx`` zero
-``LayerNorm``, ``RMSNorm``,             weight ones, bias zeros
-``GroupNorm``
-``BatchNorm*``, ``InstanceNorm*``       weight ones, bias zeros, ``running_mean``
-                                        zeros, ``running_var`` ones,
-                                        ``num_batches_tracked`` 0
-``MultiheadAttention``                  ``in_proj_weight`` (or ``q/k/v_proj_weight``)
-                                        ``xavier_uniform_``; ``in_proj_bias`` and
-                                        ``out_proj.bias`` zeros; ``bias_k``,
-                                        ``bias_v`` ``xavier_normal_``;
-                                        ``out_proj.weight`` as ``Linear``
-``RNN``, ``LSTM``, ``GRU`` (+ cells)    all ``U(-1/sqrt(hidden), 1/sqrt(hidden))``
-``PReLU``                               ``init`` (0.25)
-======================================  ===========================================
-
-(``nn.Transformer``'s extra ``xavier_uniform_`` pass over its matrices is
-not a default: add ``rules={nn.Transformer: ...}`` or name patterns.)
-
-Rules
------
-``rules`` maps keys to initializers, checked in order before the defaults:
-
-- a ``str``: an ``fnmatch`` pattern over the fully-qualified name
-  (``"*.q_proj.weight"``, ``"lm_head.weight"``); a compiled ``re.Pattern``
-  is searched in the name;
-- a module type (``torch.nn.Linear``): the parameters and buffers of modules
-  of that type; the value may be a dict from local name (``"weight"``) to
-  initializer.
-
-An initializer is either a PyTorch-style rule, ``("kaiming_normal_",
-{"mode": "fan_out"})`` or the bare name of an ``nn.init`` function ending in
-``_`` (``"zeros_"``, ``"xavier_uniform_"``, ``"orthogonal_"``...), computed in
-PyTorch's ``(out, in, *k)`` layout with PyTorch's formulas (the values equal
-``fastinit.torch.<fn>(tensor, seed=seed, stream=name_stream(name))``); or
-anything :func:`fastinit.initializers.get` accepts (a Keras-style
-initializer, name or config), applied as :func:`fastinit.torch.fill_` does
-with ``layout`` (``"keras"``: the tensor is seen as the transposed
-``(*k, in, out)`` Keras kernel). A seeded fastinit initializer given by name,
-config or class takes the call's ``seed``; an instance keeps its own.
-
-Sharded parameters
-------------------
-A parameter that is a ``torch.distributed.tensor.DTensor`` is filled through
-its local shard (``to_local()``) with exactly the global tensor's values for
-that shard: its global region is computed from ``device_mesh`` and
-``placements`` (``Shard(d)`` with ``torch.chunk`` semantics, applied over the
-mesh dimensions in order; ``Replicate()`` keeps the whole extent). This is
-how FSDP2 (``fully_shard``: ``Shard(0)`` over the data-parallel mesh) and
-tensor parallelism (``ColwiseParallel``: ``Shard(0)`` of a Linear weight,
-``RowwiseParallel``: ``Shard(1)``) lay out parameters, so the sharded model
-equals the single-process model. ``_StridedShard`` (FSDP2 over TP on the
-same dimension) and ``Partial`` are refused. For hand-made shards that are
-plain tensors, pass ``regions={name: (global_shape, region)}`` with
-``region`` a tuple of slices or a :class:`fastinit.sharding.ShardSpec`.
-
-Devices
--------
-Meta tensors cannot be filled: build on ``device="meta"``, then
-``module.to_empty(device=...)``, then call :func:`init_module_`. CPU float
-tensors are written in place through a NumPy view (no copy); CUDA float
-tensors in place on their GPU by fastinit's CUDA kernels (CuPy needed; the
-same values); non-float buffers and other devices are produced in a CPU
-buffer and copied (``Tensor.copy_``).
+the stream :func:`fastinit.sharding.name_stream` of its fully-qualified name
+under one seed, so its values depend only on ``(seed, name, global shape,
+dtype, rule)``: not on the other tensors, the order of modules, the device,
+the number of processes or the sharding. The rules (PyTorch's own
+``reset_parameters`` by default, user rules by name pattern or module type),
+DTensor shards and devices are described in ``docs/scaleout.md``.
 """
+
 
 import fnmatch
 import re
