@@ -9,13 +9,20 @@ TypeError).
 import math
 import numbers
 import operator
+import reprlib
 
 import numpy as np
 
-__all__ = ["check_integer", "check_uint64", "check_real", "check_choice", "check_shape",
+__all__ = ["shown", "check_integer", "check_uint64", "check_real", "check_choice", "check_shape",
            "check_output_array", "MAX_ELEMENTS"]
 
 MAX_ELEMENTS = 1 << 62  # flat indices (offset included) stay below this
+
+
+def shown(value):
+    """``repr(value)`` for an error message, bounded in depth and length (a hostile
+    or huge value must not make the message itself fail or flood)."""
+    return reprlib.repr(value)
 
 
 def _is_bool(value):
@@ -29,7 +36,7 @@ def check_integer(value, name, error=TypeError):
             return operator.index(value)
         except TypeError:
             pass
-    raise error(f"{name} must be an integer. Received: {name}={value!r}")
+    raise error(f"{name} must be an integer. Received: {name}={shown(value)}")
 
 
 def check_uint64(value, name, error=TypeError):
@@ -44,7 +51,7 @@ def check_real(value, name, *, error=ValueError, finite=True, minimum=None, stri
     """``value`` as a float: a real number (not a bool), not NaN, finite unless
     ``finite=False``, and ``>= minimum`` (``> minimum`` when ``strict``)."""
     if _is_bool(value) or not isinstance(value, numbers.Real):
-        raise error(f"{name} must be a real number. Received: {name}={value!r}")
+        raise error(f"{name} must be a real number. Received: {name}={shown(value)}")
     value = float(value)
     if math.isnan(value) or finite and math.isinf(value):
         raise ValueError(f"{name} must be {'finite' if finite else 'a number'}. "
@@ -59,7 +66,7 @@ def check_choice(value, name, choices):
     """``value`` if it is one of ``choices`` (strings), else ValueError."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}. "
-                         f"Received: {name}={value!r}")
+                         f"Received: {name}={shown(value)}")
     return value
 
 

@@ -47,6 +47,16 @@ def resolve(dtype, kind="float"):
     raise TypeError(f"Unsupported dtype: expected {expected}. Received: dtype={dtype!r}")
 
 
+def finite_limit(dtype):
+    """The magnitude from which values of a float dtype round to infinity: the largest
+    finite value plus half its spacing (float64: the largest value itself)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float64:
+        return float(np.finfo(dtype).max)
+    top = float.fromhex("0x1.fep127") if dtype.name == "bfloat16" else float(np.finfo(dtype).max)
+    return top + (top - below(dtype, top)) / 2
+
+
 def is_wide(dtype):
     """True when values are computed in float64 (the f64 family of the stream)."""
     return np.dtype(dtype) == np.float64

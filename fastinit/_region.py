@@ -89,9 +89,11 @@ def region(global_shape, index=None, offset=0):
     starts, steps, extents, kept = [], [], [], []
     for axis, (item, n) in enumerate(zip(index, global_shape)):
         if isinstance(item, slice):
-            if item.step is not None and check_integer(item.step, "index step") <= 0:
+            bounds = [None if v is None else check_integer(v, "index slice bound")
+                      for v in (item.start, item.stop, item.step)]
+            if bounds[2] is not None and bounds[2] <= 0:
                 raise ValueError(f"index steps must be positive. Received: index={index!r}")
-            start, stop, step = item.indices(n)
+            start, stop, step = slice(*bounds).indices(n)
             extent = len(range(start, stop, step))
             kept.append(extent)
         else:

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from . import _dtypes, _region, backends, stream as _stream
-from ._checks import check_output_array, check_shape, check_uint64
+from ._checks import check_output_array, check_shape, check_uint64, has_overlap
 from .backends.cuda import _output as _gpu
 
 __all__ = ["Target"]
@@ -51,6 +51,12 @@ class Target:
         self.gpu = _gpu.route(out, device, backend)
         if out is not None and self.gpu is None:
             check_output_array(out)
+        elif out is not None and has_overlap(self.gpu.array.shape, self.gpu.array.strides,
+                                             self.gpu.array.itemsize):
+            raise ValueError("out may have overlapping elements (a broadcast or stride-0 "
+                             "view). Received: out with shape "
+                             f"{tuple(self.gpu.array.shape)} and strides "
+                             f"{tuple(self.gpu.array.strides)}")
         out_shape = None if out is None else self.gpu.shape if self.gpu else out.shape
         out_dtype = None if out is None else self.gpu.dtype if self.gpu else out.dtype
         if shape is None:

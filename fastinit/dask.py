@@ -48,6 +48,22 @@ def _resolve(initializer, seed):
     return init
 
 
+def _identity(init):
+    """What identifies an initializer's values: the class and config of a built-in one
+    (its seed included); a custom one by its pickled state (two instances with
+    different attributes must never share a Dask name), or uniquely when it cannot be
+    pickled."""
+    cls = type(init)
+    if cls.__module__.startswith("fastinit."):
+        return cls.__module__, cls.__qualname__, init.get_config(), getattr(init, "seed", None)
+    try:
+        import cloudpickle
+        return cls.__module__, cls.__qualname__, cloudpickle.dumps(init)
+    except Exception:  # noqa: BLE001 - unpicklable: never equal to another
+        import uuid
+        return uuid.uuid4().hex
+
+
 def _block(init, shape, dtype, stream, backend, block_info=None):
     location = block_info[None]["array-location"]
     index = tuple(slice(a, b) for a, b in location)
@@ -85,21 +101,21 @@ def array(initializer, shape, chunks="auto", dtype="float32", seed=None, *, stre
     import dask.array as da
     from dask.base import tokenize
 
-
     init = _resolve(initializer, seed)
     shape = check_shape(shape)
     dtype = _dtypes.resolve(dtype, init.dtype_kind)
     if name is not None:
         stream = sharding.name_stream(name)
     stream = check_uint64(stream, "stream")
-    chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
-    from .initializers import serialize
     try:
-        ident = serialize(init)
-    except ValueError:
-        ident = repr(init)
-    token = tokenize(ident, getattr(init, "seed", None), shape, dtype.str, dtype.name, chunks,
-                     stream)
+        chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
+    except (ValueError, TypeError, ZeroDivisionError) as exc:
+        raise ValueError(f"Invalid chunks for shape {shape}: {exc}. "
+                         f"Received: chunks={chunks!r}") from None
+    if any(c <= 0 for axis, n in zip(chunks, shape) if n for c in axis):
+        raise ValueError(f"chunks must be positive along non-empty axes. "
+                         f"Received: chunks={chunks!r}")
+    token = tokenize(_identity(init), shape, dtype.str, dtype.name, chunks, stream)
     meta = np.empty((0,) * len(shape), dtype=dtype)
     if sharding.is_elementwise(init):
         return da.map_blocks(_block, init, shape, dtype, stream, backend, chunks=chunks,

@@ -43,6 +43,7 @@ True
 import numpy as np
 
 from . import random as fr
+from ._checks import check_shape
 from .initializers.base import Initializer, resolve_seed
 from .initializers.constant import Constant, Ones, Zeros
 from .initializers.random_initializers import (
@@ -85,8 +86,15 @@ def key_to_seed(key):
         return resolve_seed(int(key))
     jax = _jax()
     if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError("fastinit.jax takes one key (map over a batch of keys with "
+                             f"jax.vmap). Received: a key array of shape {key.shape}")
         key = jax.random.key_data(key)
-    return _words_to_seed(np.asarray(key))
+    words = np.asarray(key)
+    if words.ndim != 1:
+        raise ValueError("fastinit.jax takes one key (map over a batch of keys with "
+                         f"jax.vmap). Received: key data of shape {words.shape}")
+    return _words_to_seed(words)
 
 
 def _words_to_seed(words):
@@ -144,7 +152,7 @@ def wrap(initializer, dtype=None):
 
     def init(key, shape, dtype=default_dtype, out_sharding=None):
         jax = _jax()
-        shape = tuple(int(d) for d in shape)
+        shape = check_shape(shape)
         dtype = np.dtype(_default_dtype(dtype))
         if isinstance(key, jax.core.Tracer) or (
                 isinstance(key, jax.Array) and not key.is_fully_addressable):

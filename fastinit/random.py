@@ -189,6 +189,18 @@ def uniform_distribution(low, high, dtype):
     """The :class:`~fastinit.backends.Distribution` of :func:`uniform` for output ``dtype``."""
     low, high = _check_bounds(low, high)
     dt = np.dtype(dtype)
+    limit = _dtypes.finite_limit(dt)
+    if low < -limit or high > limit:
+        # Values beyond the range would all be clamped to +-max: refused, not distorted.
+        raise ValueError(f"[low, high) must lie within {dt.name}'s finite range "
+                         f"(|x| <= {limit:g}). Received: low={low}, high={high}")
+    working = np.float64 if _dtypes.is_wide(dt) else np.float32
+    with np.errstate(over="ignore"):
+        width = working(high) - working(low)
+    if not np.isfinite(width):
+        raise ValueError(f"high - low = {high - low:g} overflows {np.dtype(working).name} "
+                         f"(values are low + (high - low) * u). Received: low={low}, "
+                         f"high={high}")
     if low == high:
         lo = hi = float(np.asarray(low).astype(dt))
     else:

@@ -3,9 +3,13 @@
 import argparse
 import importlib.util
 import json
+import os
 import sys
 
+import numpy as np
+
 from .. import _units
+from .._system import available_memory
 from .cases import CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, DTYPES, QUICK_ORTHO_SIZE, \
     QUICK_SIZE
 from .measure import _PeakMeter, _loadavg, available_cores, machine_info, run
@@ -85,6 +89,29 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE):
     return parser
 
 
+def _check_outputs(*paths):
+    """Why a result file could not be written (checked before the run, not after it)."""
+    for path in paths:
+        if path is None:
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            return f"cannot write {path!r}: {directory!r} is not a writable directory"
+        if os.path.isdir(path):
+            return f"cannot write {path!r}: it is a directory"
+    return None
+
+
+def _check_memory(size, dtype):
+    """Why ``size`` elements would not fit (peers need up to ~4x the output besides it)."""
+    itemsize = 2 if dtype in ("float16", "bfloat16") else np.dtype(dtype).itemsize
+    need, available = 5 * size * itemsize, available_memory()
+    if available is not None and need > available:
+        return (f"--size {size:,} needs about {need / 2**30:,.1f} GiB (the output and the "
+                f"peers' temporaries) but {available / 2**30:,.1f} GiB are available")
+    return None
+
+
 def run_from_args(args, *, command, argv=()):
     """Run with parsed options (see :func:`add_arguments`), print the table; exit status."""
     size = args.size or (QUICK_SIZE if args.quick else args.size_default)
@@ -105,6 +132,10 @@ def run_from_args(args, *, command, argv=()):
     plot = getattr(args, "plot", None)
     if plot and importlib.util.find_spec("matplotlib") is None:
         print(f"error: {PLOT_MISSING}", file=sys.stderr)  # before the run, not after it
+        return 2
+    problem = _check_outputs(args.json, plot) or _check_memory(size, args.dtype)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     progress = args.progress if args.progress is not None else size >= 10**7
     peak_ok = _PeakMeter().enabled

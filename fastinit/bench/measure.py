@@ -14,19 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _progress
+from .._system import available_cores
 from .cases import CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, NUMPY_REFERENCE, \
     case_shape, implementations
 
 __all__ = ["Result", "run", "peak_rss_above", "machine_info", "machine_line",
            "available_cores", "format_seconds"]
-
-
-def available_cores():
-    """Cores this process may run on (the affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _proc_status():

@@ -152,6 +152,11 @@ class TruncatedNormal(SeededInitializer):
         self.upper = check_real(upper, "upper", finite=False)
         if not self.lower < self.upper:
             raise ValueError(f"lower must be < upper. Received: lower={lower}, upper={upper}")
+        p = self.parameters()
+        if self.stddev and not p["a"] < p["b"]:
+            raise ValueError("mean + lower * stddev and mean + upper * stddev are the same "
+                             "float64 number: stddev is too small next to mean. "
+                             f"Received: mean={mean}, stddev={stddev}")
         super().__init__(seed)
 
     def parameters(self):

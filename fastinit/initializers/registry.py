@@ -22,6 +22,7 @@ import re
 
 import numpy as np
 
+from .._checks import shown
 from .base import Initializer
 from .constant import Constant, FromArray, Ones, Zeros
 from .random_initializers import (
@@ -143,9 +144,9 @@ def _lookup(name, custom_objects):
         return custom_objects[name]
     if name in _REGISTRY:
         return _REGISTRY[name]
-    raise ValueError(f"Unknown initializer: {name!r}. Use a registered name "
+    raise ValueError(f"Unknown initializer: {shown(name)}. Use a registered name "
                      "(fastinit.initializers.names()), register() the class, or pass it in "
-                     f"custom_objects. Received: class_name={name!r}")
+                     f"custom_objects. Received: class_name={shown(name)}")
 
 
 def deserialize(config, custom_objects=None):
@@ -167,19 +168,26 @@ def deserialize(config, custom_objects=None):
     ...              "config": {"seed": 3}, "registered_name": None})
     HeNormal(seed=3, input_axes=None, output_axes=None)
     """
+    try:
+        return _deserialize(config, custom_objects)
+    except RecursionError:
+        raise ValueError("An initializer config is nested too deeply to read.") from None
+
+
+def _deserialize(config, custom_objects):
     if isinstance(config, str):
         obj = _lookup(config, custom_objects)
         return _build(obj, None) if inspect.isclass(obj) else obj
     if not isinstance(config, dict) or "class_name" not in config:
         raise ValueError("An initializer config is a name or a dict with 'class_name' and "
-                         f"'config'. Received: config={config!r}")
+                         f"'config'. Received: config={shown(config)}")
     name = config.get("registered_name") or config["class_name"]
     if not isinstance(name, str):
-        raise ValueError(f"class_name must be a string. Received: class_name={name!r}")
+        raise ValueError(f"class_name must be a string. Received: class_name={shown(name)}")
     obj = _lookup(name, custom_objects)
     inner = config.get("config") or {}
     if not isinstance(inner, dict):
-        raise ValueError(f"'config' must be a dict. Received: config={inner!r}")
+        raise ValueError(f"'config' must be a dict. Received: config={shown(inner)}")
     return _build(obj, inner) if inspect.isclass(obj) else obj
 
 
@@ -193,7 +201,7 @@ def _build(cls, config):
         return cls(**config)
     except TypeError as exc:
         raise ValueError(f"Invalid config for {cls.__name__}: {exc}. "
-                         f"Received: config={config!r}") from None
+                         f"Received: config={shown(config)}") from None
 
 
 def get(identifier):
@@ -241,4 +249,4 @@ def get(identifier):
     elif callable(identifier):
         return identifier
     raise ValueError(f"Could not interpret initializer identifier. "
-                     f"Received: identifier={identifier!r}")
+                     f"Received: identifier={shown(identifier)}")

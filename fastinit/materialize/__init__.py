@@ -19,6 +19,7 @@ import os
 import shutil
 
 from .. import _progress
+from .._system import available_memory
 from .._units import parse_bytes
 from ._npy import check_dtype as _check_npy_dtype
 from ._npy import header as _npy_header
@@ -226,21 +227,6 @@ def _check_prefix(prefix):
     check_file_names([prefix], ".safetensors")
 
 
-def _available_memory():
-    """Bytes of memory available to new allocations (Linux: MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
-        return None
-
-
 def _check_resources(out_dir, tensors, total, chunk_bytes):
     """Refuse, before writing, a run that cannot fit on the disk or in memory."""
     from .. import sharding
@@ -255,7 +241,7 @@ def _check_resources(out_dir, tensors, total, chunk_bytes):
         raise ValueError(f"The files need {total / 2**30:.2f} GiB but {directory!r} has "
                          f"{free / 2**30:.2f} GiB free (pass check_space=False or "
                          f"--no-space-check to try anyway). Nothing was written.")
-    memory = _available_memory()
+    memory = available_memory()
     whole = [t for t in tensors if not sharding.is_elementwise(t.initializer)]
     need = max((2 * t.nbytes for t in whole), default=0) + 3 * chunk_bytes
     if memory is not None and whole and need > memory:
