@@ -42,7 +42,8 @@ def _visible_checkpoint(out):
     """``None`` if no checkpoint can be loaded from ``out``, else the set of seeds in it."""
     index = os.path.join(out, m.INDEX_NAME)
     if os.path.exists(index):
-        files = sorted(set(json.load(open(index))["weight_map"].values()))
+        with open(index, encoding="utf-8") as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
         missing = [f for f in files if not os.path.exists(os.path.join(out, f))]
         return None if missing else _seed_of(out, files)
     single = os.path.join(out, "model.safetensors")
