@@ -31,11 +31,9 @@ _CHOLQR2_RATIO = 64
 
 
 def _scipy():
-    try:
-        import scipy.linalg.blas as blas
-        import scipy.linalg.lapack as lapack
-    except ImportError:  # pragma: no cover - depends on the environment
-        return None
+    """SciPy's BLAS and LAPACK wrappers (SciPy is a dependency; imported on first use)."""
+    import scipy.linalg.blas as blas
+    import scipy.linalg.lapack as lapack
     return blas, lapack
 
 
@@ -51,8 +49,6 @@ def choose_method(method, big, small):
     """The method ``"auto"`` stands for on the CPU (and a check of ``method``)."""
     if check_method(method) != "auto":
         return method
-    if _scipy() is None:
-        return "qr"
     return auto_method(big, small)
 
 
@@ -120,10 +116,8 @@ def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gai
         method = "stewart"
     if method == "stewart":
         _stewart(work, transposed, gain)
-    elif _scipy() is not None:
-        _householder(work, transposed, gain)
     else:
-        _numpy_qr(q, gain)
+        _householder(work, transposed, gain)
     return matrix
 
 
@@ -261,13 +255,6 @@ def _householder(work, transposed, gain):
     diag = np.diagonal(work).copy()
     _form_q(work, transposed, tau)
     _scale(work, transposed, gain * np.where(diag >= 0, 1.0, -1.0).astype(work.dtype))
-
-
-def _numpy_qr(q, gain):  # pragma: no cover - used only without SciPy
-    g = np.asarray(q, dtype=np.float64)
-    qq, r = np.linalg.qr(g)
-    qq *= np.where(np.diag(r) >= 0, gain, -gain)
-    q[...] = qq
 
 
 def _cholqr2(work, transposed, gain):

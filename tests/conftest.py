@@ -69,3 +69,12 @@ def contract_backend(request):
         yield name
     finally:
         backends.register(name, None)
+
+
+# -- Hypothesis: the same examples on every run (CI); HYPOTHESIS_PROFILE=explore searches anew --
+
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False, max_examples=1000)
+settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -114,6 +114,7 @@ def test_random_functions(name, shape, dtype, seed, p, index, stream, backend, w
         return
     if out is not None:
         assert result is out
+    shape = shape if shape is not None else result.shape   # None: out's shape
     _check_equal_to_fresh(result, lambda: draw(shape, p, **{**kw, "dtype": result.dtype}))
 
 
@@ -134,6 +135,7 @@ def test_initializer_calls(init, shape, dtype, index, stream, which_out):
     result = _call_or_error(lambda: init(shape, dtype, out=out, index=index, stream=stream), out)
     if result is None:
         return
+    shape = shape if shape is not None else result.shape   # None: out's shape
     _check_equal_to_fresh(result, lambda: init(shape, result.dtype, index=index, stream=stream))
 
 
