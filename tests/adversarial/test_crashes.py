@@ -14,13 +14,14 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
 
 from fastinit import materialize as m
 from fastinit.materialize import _staging
+
+from helpers import wait_mid_write
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -118,16 +119,7 @@ def test_npy_killed_mid_write_leaves_no_partial_file(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fastinit", "materialize", str(spec_path),
                              str(out), "--seed", "1", "--format", "npy", "--chunk-mb", "1",
                              "--no-progress"])
-    deadline = time.monotonic() + 60
-    caught = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        staged = [d for d in os.listdir(out)] if out.exists() else []
-        inner = os.listdir(out / staged[0]) if staged and (out / staged[0]).is_dir() else []
-        if inner and os.path.getsize(out / staged[0] / inner[0]) > (4 << 20):
-            caught = True
-            break
-        time.sleep(0.005)
-    assert caught and proc.poll() is None, "did not catch the run mid-write"
+    assert wait_mid_write(proc, out), "did not catch the run mid-write"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert [f for f in os.listdir(out) if f.endswith(".npy")] == []

@@ -40,13 +40,6 @@ def gpu():
     backends.register("gpucopy", None)
 
 
-def both(name, shape, **kw):
-    expected = draw(name, shape, backend="numpy", **kw)
-    got = draw(name, shape, backend="gpucopy", **kw)
-    assert_bits_equal(got, expected)
-    return got
-
-
 
 
 # -- Philox --------------------------------------------------------------------------------

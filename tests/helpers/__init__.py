@@ -141,3 +141,19 @@ def exact_initializers():
         ("identity", fi.Identity(gain=2.0)),
         ("sparse", fi.Sparse(0.3, stddev=1.0, seed=3)),
     ]
+
+
+def wait_mid_write(proc, out_dir, min_bytes=4 << 20, timeout=60.0):
+    """Wait until process ``proc`` has staged a file of ``min_bytes`` in ``out_dir``
+    (a checkpoint run caught in the middle of writing); True if it was caught alive."""
+    import os
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        staged = [out_dir / d for d in os.listdir(out_dir)] if out_dir.exists() else []
+        for folder in (d for d in staged if d.is_dir() and d.name.startswith(".")):
+            files = os.listdir(folder)
+            if files and os.path.getsize(folder / files[0]) > min_bytes:
+                return proc.poll() is None
+        time.sleep(0.005)
+    return False

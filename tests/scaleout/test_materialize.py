@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ import fastinit.initializers as fi
 from fastinit import materialize as m
 from fastinit.sharding import name_stream
 
-from helpers import assert_bits_equal
+from helpers import assert_bits_equal, wait_mid_write
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -212,18 +211,7 @@ def test_killed_mid_write_leaves_no_partial_file(tmp_path, sig):
     spec_path.write_text(json.dumps(spec))
     out = tmp_path / "out"
     proc = _spawn(spec_path, out)
-    deadline = time.monotonic() + 60
-    staged = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists():
-            dirs = [d for d in os.listdir(out) if d.startswith(m._staging.STAGING_PREFIX)]
-            if dirs:
-                files = os.listdir(out / dirs[0])
-                if files and os.path.getsize(out / dirs[0] / files[0]) > (4 << 20):
-                    staged = dirs[0]
-                    break
-        time.sleep(0.005)
-    assert staged is not None and proc.poll() is None, "did not catch the run mid-write"
+    assert wait_mid_write(proc, out), "did not catch the run mid-write"
     proc.send_signal(sig)
     proc.wait(timeout=30)
     finals = [f for f in os.listdir(out) if not f.startswith(m._staging.STAGING_PREFIX)]
@@ -247,14 +235,7 @@ def test_cli_sigterm_cleans_up(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fastinit", "materialize", str(spec_path),
                              str(out), "--seed", "1", "--chunk-mb", "1", "--no-progress"],
                             stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        dirs = [d for d in os.listdir(out)] if out.exists() else []
-        if dirs and os.listdir(out / dirs[0]) and \
-                os.path.getsize(out / dirs[0] / os.listdir(out / dirs[0])[0]) > (4 << 20):
-            break
-        time.sleep(0.005)
-    assert proc.poll() is None
+    assert wait_mid_write(proc, out), "did not catch the run mid-write"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM

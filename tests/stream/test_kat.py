@@ -5,28 +5,16 @@ import pytest
 
 from fastinit import random as fr, stream
 
-from helpers import HAVE_NUMBA, KAT, SHARED_DATA
+from helpers import HAVE_NUMBA, KAT, KAT_IDS, SHARED_DATA, read_kat
 
 KAT_FILE = SHARED_DATA / "philox4x32-10.kat"
-KAT_IDS = ["zeros", "ones", "pi"]
 
 
-def read_kat_file(path):
-    vectors = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        words = [int(w, 16) for w in line.split()]
-        assert len(words) == 10, line
-        vectors.append((tuple(words[:4]), tuple(words[4:6]), tuple(words[6:])))
-    return vectors
-
-
-def test_embedded_vectors_match_shared_file():
+def test_vectors_match_the_shared_file():
+    """tests/data holds a copy of the project's shared known-answer file."""
     if not KAT_FILE.exists():
-        pytest.skip(f"{KAT_FILE} not present; the embedded vectors are still tested")
-    assert read_kat_file(KAT_FILE) == KAT
+        pytest.skip(f"{KAT_FILE} not present; the copy in tests/data is still tested")
+    assert read_kat(KAT_FILE) == KAT
 
 
 @pytest.mark.parametrize("counter, key, expected", KAT, ids=KAT_IDS)
