@@ -1,205 +1,759 @@
-"""A stand-in for CuPy on the CPU, for testing fastinit's GPU plumbing without a GPU.
+"""A stand-in for CuPy on the CPU, as strict as the real one where fastinit depends on it.
 
-Arrays are NumPy arrays of a subclass that exports ``__cuda_array_interface__``
-(so fastinit routes them to its GPU path); the CUDA fill kernels are replaced
-by the NumPy backend (:func:`install`); the cuSOLVER and cuBLAS routines that
-fastinit calls (``geqrf``, ``orgqr``, ``potrf``, ``trsm``) by the LAPACK/BLAS
-routines they mirror (same column-major arguments, on host pointers), and the
-Householder kernel by a NumPy transcription. What this checks is the Python
-side of the GPU path: routing, allocation, regions, strided outputs, writes of
-host values, bfloat16 bits, the initializers' GPU branches and the arguments
-of the solver calls. The CUDA kernels themselves, the real libraries and
-streams are only exercised by tests/test_gpu.py on a real GPU.
+Arrays are NumPy arrays of a subclass in host memory. What it holds fastinit to
+(CuPy 14.2, the version the ``cupy`` test extra pins; ``version="13.6.0"`` for
+CuPy 13's rules):
+
+- signatures: every function fastinit calls has CuPy's parameters
+  (``helpers.cupy_api`` pins them; with real CuPy installed a test compares);
+  ``RawModule`` is keyword-only with tuple options; ``empty`` defaults to float64;
+- kernels: :mod:`helpers.fake_cupy_kernels` compiles the real sources with the
+  real NVRTC, the way CuPy would for the call made (``RawModule(code=...)``
+  appends ``-ftz=true``), checks every launch argument against the PTX, refuses
+  PTX that flushes float32 subnormals, and runs NumPy in place of the kernels;
+- devices and streams: arrays live on the device that was current when they
+  were allocated; an operation on an array of another device raises (CuPy
+  without peer access); every operation is logged with the current stream
+  (:attr:`State.log`), so a test can see which stream touched which memory;
+- memory: CuPy's pool is counted (``used_bytes``, peak), ``using_allocator``
+  and ``PythonFunctionAllocator`` route allocations elsewhere, huge ones raise
+  ``OutOfMemoryError``; ``shares_memory`` costs what CuPy's does;
+- DLPack and bfloat16: the dtype rules of the version (CuPy 13 exports no
+  bfloat16 and imports none; CuPy 14 imports a bfloat16 producer as bfloat16);
+  ``fill`` converts values, ``a[...] = host_array`` is refused.
 """
 
+import contextlib
 import ctypes
+import importlib.machinery
+import itertools
 import sys
+import time
 import types
+import warnings
+import weakref
+from bisect import bisect_right
 
 import numpy as np
 
+VERSION = "14.2.0"
+_STATE = []  # the state of the installed stand-in
+
+
+class CUDARuntimeError(RuntimeError):
+    def __init__(self, status, text):
+        super().__init__(text)
+        self.status = status
+
+
+class OutOfMemoryError(MemoryError):
+    pass
+
+
+class State:
+    """Devices, streams, memory and the log of one stand-in."""
+
+    def __init__(self, version, devices, capability, nvrtc, linalg, capacity):
+        self.version, self.major = version, int(version.split(".")[0])
+        self.devices, self.capability = devices, capability
+        self.nvrtc, self.linalg, self.capacity = nvrtc, linalg, capacity
+        self.device_stack, self.stream_stack = [0], []
+        self.starts, self.blocks = [], {}    # registered memory: start -> (size, device, kind)
+        self.used, self.peak = {}, 0          # bytes per kind; CuPy pool peak
+        self.log = []                         # (operation, stream, device, ranges)
+        self.allocator = None                 # using_allocator (thread-local in CuPy)
+        self.default_allocator = None         # set_allocator
+
+    # -- memory -----------------------------------------------------------------------
+    def register(self, start, size, device, kind, owner=None):
+        if start in self.blocks:
+            raise AssertionError(f"memory at {start:#x} registered twice")
+        self.starts.insert(bisect_right(self.starts, start), start)
+        self.blocks[start] = (size, device, kind)
+        self.used[kind] = self.used.get(kind, 0) + size
+        if kind == "cupy":
+            self.peak = max(self.peak, self.used[kind])
+        if owner is not None:
+            weakref.finalize(owner, self.release, start)
+
+    def release(self, start):
+        size, _, kind = self.blocks.pop(start)
+        self.starts.remove(start)
+        self.used[kind] -= size
+
+    def block(self, address):
+        """``(start, size, device, kind)`` of the registered memory holding ``address``."""
+        i = bisect_right(self.starts, address) - 1
+        if i >= 0:
+            start = self.starts[i]
+            size, device, kind = self.blocks[start]
+            if start <= address < start + max(size, 1):
+                return start, size, device, kind
+        return None
+
+    # -- devices and streams --------------------------------------------------------
+    @property
+    def device(self):
+        return self.device_stack[-1]
+
+    @property
+    def stream(self):
+        return self.stream_stack[-1].ptr if self.stream_stack else 0
+
+    def kernel(self, operation, arrays, stream=None):
+        """Check that ``arrays`` are on the current device, and log the operation."""
+        if not self.devices:
+            raise CUDARuntimeError(35, "cudaErrorInsufficientDriver: CUDA driver version is "
+                                       "insufficient for CUDA runtime version")
+        ranges = []
+        for a in arrays:
+            if not isinstance(a, ndarray) or a.size == 0:
+                continue
+            device = a.device.id
+            if device != self.device:
+                raise ValueError(f"The device where the array resides ({device}) is different "
+                                 f"from the current device ({self.device}). Peer access is "
+                                 "unavailable between these devices.")
+            ranges.append(_bounds(a))
+        self.log.append((operation, self.stream if stream is None else stream, self.device,
+                         ranges))
+
+    def accesses(self, array):
+        """The ``(operation, stream)`` of every logged operation on ``array``'s memory."""
+        lo, hi = _bounds(array)
+        return [(op, stream) for op, stream, _, ranges in self.log
+                if any(a < hi and lo < b for a, b in ranges)]
+
+
+def state():
+    return _STATE[-1]
+
+
+def _address(array):
+    return array.__array_interface__["data"][0]
+
+
+def _bounds(array):
+    from numpy.lib.array_utils import byte_bounds
+    return byte_bounds(array.view(np.ndarray))
+
+
+def _is_bf16(dtype):
+    return np.dtype(dtype).name == "bfloat16"
+
+
+def _no_bf16_kernels(*arrays):
+    if state().major < 14 and any(isinstance(a, np.ndarray) and _is_bf16(a.dtype)
+                                  for a in arrays):
+        raise KeyError("<class 'ml_dtypes.bfloat16'>")  # CuPy 13: no bfloat16 kernel
+
+
+# -- arrays ------------------------------------------------------------------------------
+
 
 class ndarray(np.ndarray):  # noqa: N801 - CuPy's name
+    def __new__(cls, shape, dtype=float, memptr=None, strides=None, order="C"):
+        if memptr is None:
+            return empty(shape, dtype, order)
+        return _over(memptr, shape, np.dtype(dtype), strides)
+
+    def __array_finalize__(self, obj):
+        if self.size == 0 or not _STATE:
+            return
+        s = state()
+        if s.block(_address(self)) is None:  # new memory (a NumPy result): allocated now
+            base = self
+            while isinstance(base.base, np.ndarray):
+                base = base.base
+            kind = "allocator" if (s.allocator or s.default_allocator) else "cupy"
+            s.register(_address(base), base.nbytes, s.device, kind, owner=base)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        out = kwargs.get("out", ())
+        for x in (*inputs, *out):
+            if type(x) is np.ndarray:  # CuPy takes no host arrays in its kernels
+                raise TypeError(f"Unsupported type {type(x)}")
+        _no_bf16_kernels(*inputs, *out)
+        state().kernel(ufunc.__name__, [*inputs, *out])
+        plain = [x.view(np.ndarray) if isinstance(x, ndarray) else x for x in inputs]
+        if out:
+            kwargs["out"] = tuple(o.view(np.ndarray) if isinstance(o, ndarray) else o
+                                  for o in out)
+        result = getattr(ufunc, method)(*plain, **kwargs)
+        if out:
+            return out[0] if len(out) == 1 else out
+        return _wrap(result)
+
     @property
     def __cuda_array_interface__(self):
-        interface = dict(self.__array_interface__)
-        interface["version"] = 3
+        interface = dict(self.view(np.ndarray).__array_interface__)
+        if _is_bf16(self.dtype):
+            interface["typestr"] = interface["descr"][0][1] = "<V2"
+        if self.flags.c_contiguous:
+            interface["strides"] = None
+        interface.update(version=3, stream=state().stream or 1)
         return interface
 
     @property
     def device(self):
-        return Device(0)
+        found = state().block(_address(self)) if self.size else None
+        return Device(found[2] if found else state().device)
 
     @property
-    def data(self):  # CuPy's MemoryPointer: .ptr
-        return types.SimpleNamespace(ptr=self.ctypes.data)
+    def data(self):
+        device = self.device.id
+        return MemoryPointer(UnownedMemory(_address(self), self.nbytes, self, device), 0)
 
-    def get(self):
+    def get(self, stream=None, order="C", out=None, blocking=True):
         return asnumpy(self)
+
+    def fill(self, value):
+        state().kernel("fill", [self])
+        if state().major < 14 and _is_bf16(self.dtype) and value != 0:
+            _no_bf16_kernels(self)
+        value = np.asarray(value, dtype=self.dtype)  # CuPy converts the value, bits or not
+        np.ndarray.fill(self.view(np.ndarray), value)
+
+    def __setitem__(self, slices, value):
+        if type(value) is np.ndarray and value.ndim > 0:
+            raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
+        _no_bf16_kernels(self, value)
+        state().kernel("setitem", [self, value])
+        value = value.view(np.ndarray) if isinstance(value, ndarray) else value
+        np.ndarray.__setitem__(self.view(np.ndarray), slices, value)
+
+    def view(self, dtype=None, type=None):  # noqa: A002 - CuPy's name
+        if dtype is None:
+            return np.ndarray.view(self)
+        return np.ndarray.view(self, dtype)
+
+    def reshape(self, *shape, order="C", copy=None):
+        result = np.ndarray.reshape(self, *shape, order=order)
+        if self.size and not np.may_share_memory(result, self):  # a copy: a kernel
+            state().kernel("reshape", [self, result])
+        return result
+
+    def astype(self, dtype, order="K", casting=None, subok=None, copy=True):
+        _no_bf16_kernels(self)
+        state().kernel("astype", [self])
+        return _wrap(self.view(np.ndarray).astype(dtype, order=order, copy=copy))
+
+    def copy(self, order="C"):
+        state().kernel("copy", [self])
+        return _wrap(self.view(np.ndarray).copy(order=order))
+
+    def __dlpack_device__(self):
+        return (2, self.device.id)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        if self.dtype.kind not in "uifcb" and not _is_bf16(self.dtype) or (
+                _is_bf16(self.dtype) and state().major < 14):
+            raise BufferError("dtype is not supported for dlpack export")
+        state().kernel("dlpack-export", [self])  # CuPy makes the consumer's stream wait
+        if _is_bf16(self.dtype):  # NumPy exports no bfloat16: a torch CPU capsule has it
+            import torch
+            host = torch.from_numpy(self.view(np.ndarray).view(np.int16))
+            return host.view(torch.bfloat16).__dlpack__()
+        kwargs = {} if max_version is None else {"max_version": max_version}
+        return self.view(np.ndarray).__dlpack__(**kwargs)
+
+
+def _wrap(result):
+    if isinstance(result, np.ndarray) and not isinstance(result, ndarray):
+        return result.view(ndarray)
+    return result
+
+
+def _over(memptr, shape, dtype, strides=None, order="C"):
+    """A stand-in array over the memory of ``memptr`` (kept alive by the array)."""
+    shape = tuple(int(n) for n in np.atleast_1d(shape)) if np.ndim(shape) else (int(shape),)
+    if strides is None:
+        strides = _strides(shape, dtype.itemsize, order)
+    count = int(np.prod(shape, dtype=np.int64))
+    extent = (sum((n - 1) * abs(s) for n, s in zip(shape, strides)) + dtype.itemsize
+              if count else 0)
+    s = state()
+    if count and s.block(memptr.ptr) is None:  # e.g. from a PythonFunctionAllocator
+        s.register(memptr.ptr, extent, memptr.device_id, "allocator", owner=memptr.mem)
+    buffer = (ctypes.c_char * max(extent, 1)).from_address(memptr.ptr) if count else b""
+    array = np.ndarray.__new__(ndarray, shape, dtype, buffer=buffer, strides=strides)
+    array._memptr = memptr
+    return array
+
+
+def _strides(shape, itemsize, order):
+    dims = list(shape) if order == "F" else list(shape)[::-1]
+    strides, step = [], itemsize
+    for n in dims:
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(strides) if order == "F" else tuple(strides[::-1])
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+class BaseMemory:
+    def __init__(self, ptr, size, device_id):
+        self.ptr, self.size, self.device_id = int(ptr), int(size), int(device_id)
+
+
+class UnownedMemory(BaseMemory):
+    def __init__(self, ptr, size, owner, device_id=-1):
+        if device_id < 0:
+            device_id = runtime_pointer_attributes(ptr).device
+        super().__init__(ptr, size, device_id)
+        self.owner = owner
+        if size and state().block(ptr) is None:  # memory only a foreign producer knew
+            state().register(int(ptr), int(size), device_id, "external", owner=self)
+
+
+class _PoolMemory(BaseMemory):
+    def __init__(self, size, device):
+        self.buffer = np.empty(max(size, 1), np.uint8)
+        super().__init__(self.buffer.ctypes.data, size, device)
+        state().register(self.ptr, size, device, "cupy", owner=self)
+
+
+class MemoryPointer:
+    def __init__(self, mem, offset):
+        self.mem, self.ptr, self.device_id = mem, mem.ptr + int(offset), mem.device_id
+
+
+class MemoryPool:
+    def malloc(self, size):
+        s = state()
+        if s.used.get("cupy", 0) + size > s.capacity:
+            raise OutOfMemoryError(f"Out of memory allocating {size:,} bytes (allocated so "
+                                   f"far: {s.used.get('cupy', 0):,} bytes).")
+        return MemoryPointer(_PoolMemory(size, s.device), 0)
+
+    def used_bytes(self):
+        return state().used.get("cupy", 0)
+
+    def total_bytes(self):
+        return state().used.get("cupy", 0)
+
+    def free_all_blocks(self, stream=None):
+        pass
+
+
+_POOL = MemoryPool()
+
+
+class _FunctionMemory(BaseMemory):
+    def __init__(self, size, malloc_func, free_func, device):
+        self.ptr, self._free = 0, free_func
+        super().__init__(malloc_func(size, device) if size else 0, size, device)
+
+    def __del__(self):
+        if self.ptr:
+            self._free(self.ptr, self.device_id)
+
+
+class PythonFunctionAllocator:
+    def __init__(self, malloc_func, free_func):
+        self._malloc, self._free = malloc_func, free_func
+
+    def malloc(self, size):
+        return MemoryPointer(_FunctionMemory(size, self._malloc, self._free, state().device), 0)
+
+
+@contextlib.contextmanager
+def using_allocator(allocator=None):
+    s = state()
+    previous, s.allocator = s.allocator, allocator or _POOL.malloc
+    try:
+        yield
+    finally:
+        s.allocator = previous
+
+
+def set_allocator(allocator=None):
+    state().default_allocator = None if allocator in (None, _POOL.malloc) else allocator
+
+
+def get_default_memory_pool():
+    return _POOL
+
+
+def empty(shape, dtype=float, order="C"):
+    s = state()
+    if not s.devices:
+        raise CUDARuntimeError(35, "cudaErrorInsufficientDriver")
+    dtype = np.dtype(dtype)
+    shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(n) for n in shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes > s.capacity:
+        raise OutOfMemoryError(f"Out of memory allocating {nbytes:,} bytes.")
+    allocate = s.allocator or s.default_allocator or _POOL.malloc
+    return _over(allocate(nbytes), shape, dtype, order=order)
+
+
+def zeros(shape, dtype=float, order="C"):
+    array = empty(shape, dtype, order)
+    array.fill(0)
+    return array
+
+
+def empty_like(prototype, dtype=None, order="K", subok=None, shape=None):
+    return empty(prototype.shape if shape is None else shape,
+                 prototype.dtype if dtype is None else dtype)
+
+
+def asarray(a, dtype=None, order=None, *, copy=None, blocking=False):
+    if isinstance(a, ndarray) and (dtype is None or np.dtype(dtype) == a.dtype) and not copy:
+        return a
+    if isinstance(a, ndarray):
+        return a.astype(a.dtype if dtype is None else dtype)
+    host = np.asarray(a, dtype=dtype)
+    array = empty(host.shape, host.dtype)
+    state().kernel("host-to-device", [array])
+    np.copyto(array.view(np.ndarray), host)
+    return array
+
+
+def ascontiguousarray(a, dtype=None):
+    a = asarray(a, dtype)
+    return a if a.flags.c_contiguous else a.copy()
+
+
+def asnumpy(a, stream=None, order="C", out=None, *, blocking=True):
+    if isinstance(a, ndarray):
+        with Device(a.device.id):  # CuPy copies on the array's device
+            state().kernel("device-to-host", [a])
+        return np.array(a.view(np.ndarray), copy=True, order=order)
+    return np.asarray(a)
+
+
+def shares_memory(a, b, max_work=None):
+    """CuPy's cost: the address of every element of both, sorted and searched on the GPU."""
+    if a is b:
+        return True
+    pointers = [empty(x.size, np.uint64) for x in (a, b)]
+    work = empty(2 * b.size, np.int64), empty(b.size, np.bool_)
+    state().kernel("shares_memory", [a, b, *pointers, *work])
+    return bool(np.shares_memory(a.view(np.ndarray), b.view(np.ndarray)))
+
+
+def may_share_memory(a, b, max_work=None):
+    if a.device.id != b.device.id:
+        return False
+    return bool(np.may_share_memory(a.view(np.ndarray), b.view(np.ndarray)))
+
+
+def moveaxis(a, source, destination):
+    return np.moveaxis(a, source, destination)
+
+
+def diagonal(a, offset=0, axis1=0, axis2=1):
+    return np.diagonal(a, offset, axis1, axis2)
+
+
+def where(condition, x=None, y=None):
+    state().kernel("where", [condition, x, y])
+    plain = [v.view(np.ndarray) if isinstance(v, ndarray) else v for v in (condition, x, y)]
+    return _wrap(np.where(*plain))
+
+
+def isfinite(x, /, out=None, *, casting="same_kind", dtype=None):
+    return np.isfinite(x)
+
+
+def any(a, axis=None, out=None, keepdims=False):  # noqa: A001 - CuPy's name
+    return np.any(a, axis=axis, keepdims=keepdims)
+
+
+def eye(N, M=None, k=0, dtype=float, order="C"):  # noqa: N803 - CuPy's names
+    return asarray(np.eye(N, M, k, dtype))
+
+
+def from_dlpack(array, *, device=None, copy=None):
+    if device is not None:
+        raise NotImplementedError("from_dlpack() does not support device yet.")
+    kind, _ = array.__dlpack_device__()
+    if kind not in (2, 13):
+        raise TypeError("the stand-in imports CUDA DLPack buffers only")
+    capsule = array.__dlpack__(stream=state().stream or 1)  # CuPy passes its stream
+    if not isinstance(capsule, Capsule):
+        raise TypeError("the stand-in imports DLPack from its DlpackBuffer producers only")
+    view = capsule.array.view(ndarray)
+    if _is_bf16(view.dtype):
+        if state().major < 14:
+            raise NotImplementedError("CuPy does not support bfloat16 yet")
+        from fastinit.backends.cuda import _compat
+        if not _compat.has_bfloat16(sys.modules["cupy"]):
+            raise NotImplementedError("CuPy does not support bfloat16. Please install "
+                                      "ml_dtypes to use bfloat16.")
+    return view
+
+
+class Capsule:
+    def __init__(self, array):
+        self.array = array
+
+
+class DlpackBuffer:
+    """A producer that exports DLPack only (as JAX does): ``__dlpack__`` records the
+    consumer's stream, which a real producer would make wait for its own work."""
+
+    def __init__(self, array):
+        self.array, self.consumer_streams = array, []
+
+    def __dlpack_device__(self):
+        return (2, self.array.device.id)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        self.consumer_streams.append(stream)
+        return Capsule(self.array)
+
+
+class CaiBuffer:
+    """A producer that exports ``__cuda_array_interface__`` only, with or without a stream."""
+
+    def __init__(self, array, stream=None):
+        self.array, self.stream = array, stream
+
+    @property
+    def __cuda_array_interface__(self):
+        interface = self.array.__cuda_array_interface__
+        interface.pop("stream")
+        if self.stream is not None:
+            interface["stream"] = self.stream
+        return interface
+
+
+# -- devices and streams -------------------------------------------------------------------
 
 
 class Device:
     def __init__(self, device=None):
-        self.id = 0 if device is None else int(device)
+        self.id = state().device if device is None else int(device)
 
     def __enter__(self):
+        if not 0 <= self.id < state().devices:
+            raise CUDARuntimeError(101, "cudaErrorInvalidDevice: invalid device ordinal")
+        state().device_stack.append(self.id)
         return self
 
     def __exit__(self, *exc):
-        return False
+        state().device_stack.pop()
+
+    def __int__(self):
+        return self.id
+
+    @property
+    def compute_capability(self):
+        return state().capability
+
+    @property
+    def attributes(self):
+        return {"MultiProcessorCount": 132}
+
+    def synchronize(self):
+        state().log.append(("device-synchronize", None, self.id, []))
+
+
+_stream_ids = itertools.count(0x7000)
+
+
+class Stream:
+    def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
+        self.ptr = 0 if null else next(_stream_ids)
+        self.device_id = -1 if null else state().device
+
+    def __enter__(self):
+        state().stream_stack.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        state().stream_stack.pop()
+
+    def synchronize(self):
+        state().log.append(("synchronize", self.ptr, state().device, []))
+
+    def wait_event(self, event):
+        state().log.append(("wait", self.ptr, state().device, []))
+
+
+def _stream_protocol(self):
+    return (0, self.ptr)
+
+
+def _from_external(cls, obj):
+    protocol = getattr(obj, "__cuda_stream__", None)
+    if protocol is None:
+        raise TypeError(f"Object of type {type(obj).__name__} does not implement the CUDA "
+                        "stream protocol (__cuda_stream__ method)")
+    stream = cls.__new__(cls)
+    stream.ptr, stream.device_id = int(protocol()[1]), -1
+    return stream
+
+
+class ExternalStream(Stream):
+    def __init__(self, ptr, device_id=-1):
+        if state().major >= 14:
+            warnings.warn("ExternalStream is deprecated. Use Stream.from_external() instead "
+                          "to interoperate with external streams that implement the CUDA "
+                          "stream protocol.", DeprecationWarning, stacklevel=2)
+        self.ptr, self.device_id = int(ptr), int(device_id)
+
+    def __enter__(self):
+        if self.device_id >= 0 and self.device_id != state().device:
+            raise RuntimeError(f"The current device is {state().device} while the stream's "
+                               f"device is {self.device_id}")
+        return super().__enter__()
+
+
+class Event:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.time = None
+
+    def record(self, stream=None):
+        self.time = time.perf_counter()
 
     def synchronize(self):
         pass
 
 
-def _wrap(array):
-    return np.asarray(array).view(ndarray)
+def get_elapsed_time(start_event, end_event):
+    return (end_event.time - start_event.time) * 1e3
 
 
-def empty(shape, dtype=np.float32, order="C"):
-    return _wrap(np.empty(shape, dtype=dtype, order=order))
+def get_current_stream(device_id=-1):
+    s = state()
+    return s.stream_stack[-1] if s.stream_stack else _NULL
 
 
-def asarray(values, dtype=None):
-    return _wrap(np.array(values, dtype=dtype, copy=True))
+_NULL = Stream.__new__(Stream)
+_NULL.ptr, _NULL.device_id = 0, -1
 
 
-def asnumpy(array):
-    return np.array(np.asarray(array).view(np.ndarray), copy=True)
+def runtime_pointer_attributes(ptr):
+    found = state().block(int(ptr))
+    if found is None:
+        raise CUDARuntimeError(1, "cudaErrorInvalidValue: the stand-in knows no device memory "
+                                  f"at {int(ptr):#x}")
+    return types.SimpleNamespace(device=found[2], devicePointer=int(ptr), hostPointer=0,
+                                 type=2)
 
 
-# -- cuSOLVER / cuBLAS as the LAPACK / BLAS routines they mirror ----------------------------
-# The fakes get raw pointers, as the real ones do, and run fastinit's own LAPACK caller
-# (_orthogonal._lapack_call) or SciPy's wrappers on column-major views of that memory.
+def _device_count():
+    if not state().devices:
+        raise CUDARuntimeError(35, "cudaErrorInsufficientDriver: CUDA driver version is "
+                                   "insufficient for CUDA runtime version")
+    return state().devices
 
 
-def _host(pointer, shape, dtype):
-    """The column-major (F-ordered) array of ``shape`` at host address ``pointer``."""
-    count = int(np.prod(shape))
-    memory = (ctypes.c_char * (count * np.dtype(dtype).itemsize)).from_address(pointer)
-    return np.frombuffer(memory, dtype, count).reshape(shape, order="F")
+# -- the module ------------------------------------------------------------------------------
 
 
-def _set_info(dev_info, value):
-    ctypes.c_int.from_address(dev_info).value = value
+def module(version=VERSION, devices=1, capability="90", nvrtc="real", linalg=True,
+           capacity=64 << 30):
+    """A fresh stand-in ``cupy`` module (and the modules beside it, in ``.extra``).
 
-
-def _solver_module():
-    from scipy.linalg import lapack
-    from fastinit._orthogonal import _lapack_call
-    solver = types.SimpleNamespace()
-    for t, dtype in (("s", np.float32), ("d", np.float64)):
-        def geqrf(handle, m, n, a, lda, tau, work, lwork, dev_info, dtype=dtype):
-            assert lda == m
-            _lapack_call("geqrf", _host(a, (m, n), dtype), _host(tau, (min(m, n),), dtype))
-            _set_info(dev_info, 0)
-
-        def orgqr(handle, m, n, k, a, lda, tau, work, lwork, dev_info, dtype=dtype):
-            assert lda == m
-            _lapack_call("orgqr", _host(a, (m, n), dtype), _host(tau, (k,), dtype))
-            _set_info(dev_info, 0)
-
-        def potrf(handle, uplo, n, a, lda, work, lwork, dev_info, t=t, dtype=dtype):
-            assert lda == n
-            matrix = _host(a, (n, n), dtype)
-            result, info = getattr(lapack, t + "potrf")(matrix, lower=uplo == 0, overwrite_a=1,
-                                                        clean=0)
-            assert np.shares_memory(result, matrix)
-            _set_info(dev_info, info)
-
-        setattr(solver, t + "geqrf", geqrf)
-        setattr(solver, t + "orgqr", orgqr)
-        setattr(solver, t + "potrf", potrf)
-        setattr(solver, t + "geqrf_bufferSize", lambda handle, m, n, a, lda: 64 * n)
-        setattr(solver, t + "orgqr_bufferSize", lambda handle, m, n, k, a, lda, tau: 64 * n)
-        setattr(solver, t + "potrf_bufferSize", lambda handle, uplo, n, a, lda: 1)
-    return solver
-
-
-def _blas_module():
-    from scipy.linalg import blas as scipy_blas
-    blas = types.SimpleNamespace(CUBLAS_FILL_MODE_LOWER=0, CUBLAS_FILL_MODE_UPPER=1,
-                                 CUBLAS_SIDE_LEFT=0, CUBLAS_SIDE_RIGHT=1, CUBLAS_OP_N=0,
-                                 CUBLAS_OP_T=1, CUBLAS_OP_C=2, CUBLAS_DIAG_NON_UNIT=0,
-                                 CUBLAS_DIAG_UNIT=1)
-    for t, dtype in (("s", np.float32), ("d", np.float64)):
-        def trsm(handle, side, uplo, trans, diag, m, n, alpha, a, lda, b, ldb, t=t,
-                 dtype=dtype):
-            k = m if side == 0 else n
-            assert lda == k and ldb == m
-            matrix = _host(b, (m, n), dtype)
-            result = getattr(scipy_blas, t + "trsm")(
-                _host(alpha, (1,), dtype)[0], _host(a, (k, k), dtype), matrix, side=side,
-                lower=uplo == 0, trans_a=trans, diag=diag, overwrite_b=1)
-            assert np.shares_memory(result, matrix)
-        setattr(blas, t + "trsm", trsm)
-    return blas
-
-
-class RawModule:
-    """The Householder kernel (kernels/fastinit_householder.cu), transcribed to NumPy."""
-
-    def __init__(self, code, options=()):
-        assert "householder_columns" in code
-
-    def get_function(self, name):
-        def householder(grid, block, args):
-            a, lda, m, n, tau, sign = args
-            assert lda == m and np.asarray(a).flags.f_contiguous and block == (256,)
-            a = np.asarray(a)
-            for k in range(int(n)):
-                x = a[k:, k]
-                alpha = float(x[0])
-                xnorm = float(np.sqrt(np.sum(x[1:].astype(np.float64) ** 2)))
-                beta, t, s = alpha, 0.0, 1.0
-                if xnorm != 0.0:
-                    beta = -np.copysign(np.hypot(alpha, xnorm), alpha)
-                    t = (beta - alpha) / beta
-                    s = 1.0 / (alpha - beta)
-                x[0], tau[k], sign[k] = beta, t, 1.0 if beta >= 0 else -1.0
-                x[1:] *= a.dtype.type(s)
-        assert name.startswith("fastinit_householder_")
-        return householder
-
-
-def module():
-    """The fake ``cupy`` module."""
+    ``devices=0`` models a machine without a driver; ``nvrtc="missing"`` CuPy
+    without NVRTC; ``linalg=False`` without cuSOLVER/cuBLAS.
+    """
+    from . import fake_cupy_kernels, fake_cupy_linalg
+    _STATE.append(State(version, devices, capability, nvrtc, linalg, capacity))
     cupy = types.ModuleType("cupy")
-    cupy.ndarray = ndarray
-    cupy.empty = empty
-    cupy.asarray = asarray
-    cupy.asnumpy = asnumpy
-    cupy.moveaxis = np.moveaxis
-    cupy.shares_memory = np.shares_memory
-    cupy.where = lambda *a: _wrap(np.where(*a))
-    cupy.diagonal = np.diagonal
-    cupy.isfinite = np.isfinite
-    cupy.RawModule = RawModule
-    runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
-                                    cudaDevAttrMultiProcessorCount=16,
-                                    deviceGetAttribute=lambda attribute, device: 132)
-    memory = types.SimpleNamespace(OutOfMemoryError=MemoryError)
-    device = types.SimpleNamespace(get_cusolver_handle=lambda: 0, get_cublas_handle=lambda: 0)
-    cupy.cuda = types.ModuleType("cupy.cuda")
-    cupy.cuda.__dict__.update(Device=Device, runtime=runtime, memory=memory, device=device,
-                              cusolver=_solver_module(), cublas=_blas_module())
+    cupy.__version__ = version
+    cupy.state = state()
+    for name in ("ndarray", "empty", "zeros", "empty_like", "asarray", "ascontiguousarray",
+                 "asnumpy", "shares_memory", "may_share_memory", "moveaxis", "diagonal",
+                 "where", "isfinite", "any", "from_dlpack", "get_default_memory_pool", "eye"):
+        setattr(cupy, name, globals()[name])
+    for name in ("uint16", "uint32", "int16", "int32", "int64", "float16", "float32",
+                 "float64", "abs"):
+        setattr(cupy, name, getattr(np, name))
+    cupy.RawModule = fake_cupy_kernels.RawModule
+    cupy.RawKernel = fake_cupy_kernels.RawKernel
+    stream_class = Stream
+    if state().major >= 14:  # Stream.from_external and the stream protocol are new in 14
+        stream_class = type("Stream", (Stream,), {
+            "from_external": classmethod(_from_external), "__cuda_stream__": _stream_protocol})
+    runtime = types.SimpleNamespace(
+        getDeviceCount=_device_count, cudaDevAttrMultiProcessorCount=16,
+        deviceGetAttribute=lambda attrib, device: 132, CUDARuntimeError=CUDARuntimeError,
+        memGetInfo=lambda: (state().capacity - state().used.get("cupy", 0), state().capacity),
+        pointerGetAttributes=runtime_pointer_attributes, runtimeGetVersion=lambda: 12090,
+        getDeviceProperties=lambda device: {"name": b"CuPy stand-in (CPU)"})
+    memory = types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError, MemoryPool=MemoryPool,
+                                   PythonFunctionAllocator=PythonFunctionAllocator)
+    cuda = types.ModuleType("cupy.cuda")
+    cuda.__dict__.update(
+        Device=Device, Stream=stream_class, ExternalStream=ExternalStream, Event=Event,
+        get_elapsed_time=get_elapsed_time, get_current_stream=get_current_stream,
+        runtime=runtime, memory=memory, UnownedMemory=UnownedMemory,
+        MemoryPointer=MemoryPointer, using_allocator=using_allocator,
+        set_allocator=set_allocator,
+        device=fake_cupy_linalg.handles())
+    linalg_modules = fake_cupy_linalg.modules()
+
+    def missing(name):
+        if name in linalg_modules:
+            if not state().linalg:
+                raise ImportError(f'Failure finding "libcusolver.so.11": the stand-in models '
+                                  f"CuPy without cuSOLVER/cuBLAS ({name})")
+            return linalg_modules[name]
+        raise AttributeError(f"module 'cupy.cuda' has no attribute {name!r}")
+
+    cuda.__getattr__ = missing
+    cupy.cuda = cuda
+    backends = types.ModuleType("cupy_backends")
+    backends.cuda = types.ModuleType("cupy_backends.cuda")
+    backends.cuda.libs = libs = types.ModuleType("cupy_backends.cuda.libs")
+    libs.nvrtc = fake_cupy_kernels.nvrtc_module(state())
+    cupy.extra = {"cupy.cuda": cuda, "cupy_backends": backends,
+                  "cupy_backends.cuda": backends.cuda, "cupy_backends.cuda.libs": libs,
+                  "cupy_backends.cuda.libs.nvrtc": libs.nvrtc}
+    for name, value in [("cupy", cupy), *cupy.extra.items()]:  # importlib.util.find_spec
+        value.__spec__ = importlib.machinery.ModuleSpec(name, None)
     return cupy
 
 
-def install(monkeypatch):
-    """Make ``import cupy`` give the fake and the CUDA fills run the NumPy backend."""
-    from fastinit.backends import cuda as cupy_backend, numpy_backend
-    from fastinit import _dtypes
+def _forget_fastinit_tables():
+    """Drop what fastinit keeps of the CuPy it saw (modules, kernels, allocators)."""
+    import importlib
+    from fastinit.backends import cuda
+    cuda._sm_count.clear()
+    for name, call in (("_compile", "forget"), ("_memory", "_allocators.clear")):
+        try:
+            module = importlib.import_module(f"fastinit.backends.cuda.{name}")
+        except ImportError:  # an older fastinit (the tests also run against one)
+            continue
+        target = module
+        for part in call.split("."):
+            target = getattr(target, part)
+        target()
 
-    def fill(dist, key, out, run_starts, run_length, *, dtype=None, grid=None, block=None):
-        assert isinstance(out, ndarray) and out.ndim == 1 and out.flags.c_contiguous
-        view = np.asarray(out).view(np.ndarray)
-        if dtype == "bfloat16":
-            view = view.view(_dtypes.bfloat16())
-        numpy_backend.fill(dist, key, view, run_starts, run_length)
 
-    fake = module()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setitem(sys.modules, "cupy.cuda", fake.cuda)
-    monkeypatch.setattr(cupy_backend, "fill", fill)
-    return fake
+def install(monkeypatch, **config):
+    """Make ``import cupy`` give a fresh stand-in (``config``: see :func:`module`)."""
+    cupy = module(**config)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    for name, value in cupy.extra.items():
+        monkeypatch.setitem(sys.modules, name, value)
+    _forget_fastinit_tables()
+    return cupy
+
+
+def install_for_process(**config):
+    """:func:`install` for a whole process (the GPU check script's rehearsal)."""
+    cupy = module(**config)
+    sys.modules["cupy"] = cupy
+    sys.modules.update(cupy.extra)
+    return cupy
+
+
+def real_cupy_or_skip():
+    """The installed CuPy; the calling test is skipped without it or under the stand-in."""
+    import pytest
+    try:
+        import cupy
+    except ImportError:
+        pytest.skip("CuPy is not installed (the cupy test extra: pip install '.[test]' on Linux)")
+    if getattr(cupy, "state", None) is not None:
+        pytest.skip("the stand-in CuPy is installed (a rehearsal)")
+    return cupy
