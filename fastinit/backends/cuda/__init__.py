@@ -7,7 +7,7 @@ are passed as their uint16 bits with ``dtype="bfloat16"``. The values are
 bit-identical to the NumPy and Numba backends.
 
 The CUDA module is compiled by NVRTC on first use with the flags of the
-bit-identity rules and cached on disk (:mod:`._compile`: not through
+bit-identity rules and cached on disk (``_compile.py``: not through
 ``RawModule(code=...)``, which would add ``-ftz=true``). Kernels are launched
 on CuPy's current stream; the output is written once, with no temporary
 buffers. Each thread of a grid-stride loop owns whole Philox blocks, so the
@@ -194,7 +194,7 @@ def philox4x32_10(counters, keys):
 
 def allocate(shape, dtype_name, device=None):
     """An uninitialised CuPy array for ``dtype_name`` (uint16 bits for bfloat16), from
-    the allocator :mod:`._memory` chooses (torch's where the program uses torch).
+    the allocator ``_memory.py`` chooses (torch's where the program uses torch).
 
     Out-of-memory becomes :class:`DeviceMemoryError` naming the size and the
     device; nothing stays allocated.

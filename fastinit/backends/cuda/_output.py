@@ -16,7 +16,7 @@ CPU path or a :class:`GpuOutput`:
 
 bfloat16 is held as uint16 bits inside (CuPy's ``fill`` and copies would
 convert bfloat16 values numerically); a ``device=`` result is a bfloat16 view
-where CuPy supports the dtype (:mod:`._compat`), else the bits.
+where CuPy supports the dtype (``_compat.py``), else the bits.
 
 Nothing here imports CuPy or a framework unless a GPU output is asked for.
 """
@@ -272,7 +272,7 @@ class GpuOutput:
     @contextlib.contextmanager
     def context(self):
         """A ``with`` block on the output's device and stream, allocating from the
-        allocator of :mod:`._memory`; for an output whose producer's stream is unknown,
+        allocator ``_memory.py`` chooses; for an output whose producer's stream is unknown,
         the stream is synchronized on leaving."""
         cupy = self.cupy
         with cupy.cuda.Device(self.device), self._stream(), _memory.allocations(cupy):
