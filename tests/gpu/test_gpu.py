@@ -464,7 +464,7 @@ def test_orthogonal_on_a_side_stream():
             fi.Orthogonal(seed=4, column_axis=1)(out=t)
     s.synchronize()
     expected = fi.Orthogonal(seed=4, column_axis=1)((3, 64, 200), backend="numpy")
-    np.testing.assert_allclose(t.cpu().numpy(), expected, atol=2e-5)
+    np.testing.assert_allclose(t.cpu().numpy(), expected, atol=2e-4)
 
 
 @pytest.mark.skipif(N_GPUS < 2, reason="needs two GPUs")
@@ -474,7 +474,7 @@ def test_device_other_than_the_current_one():
         x = fi.Orthogonal(seed=4, column_axis=1)((3, 64, 200), device="cuda:1")
     assert x.device.id == 1
     expected = fi.Orthogonal(seed=4, column_axis=1)((3, 64, 200), backend="numpy")
-    np.testing.assert_allclose(cupy.asnumpy(x), expected, atol=2e-5)
+    np.testing.assert_allclose(cupy.asnumpy(x), expected, atol=2e-4)
 
 
 def test_is_available():

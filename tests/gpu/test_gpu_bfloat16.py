@@ -31,11 +31,12 @@ def test_device_result_and_to_torch(stand_in, monkeypatch, version):
     from helpers import fake_torch_cuda
     fake_torch_cuda.install(monkeypatch, cupy)
     b = fr.normal((64, 32), seed=2, dtype="bfloat16", device="cuda")
-    assert b.dtype.name == ("uint16" if version.startswith("13") else "bfloat16")
     for tensor in (to_torch(b, dtype="bfloat16"), to_torch(b.view(np.uint16), "bfloat16")):
         assert tensor.dtype == torch.bfloat16 and tensor.data_ptr() == b.data.ptr
         assert_bits_equal(tensor.view(torch.int16).numpy().view(np.uint16),
                           _expected_bits((64, 32), seed=2))
+    # CuPy 13 can neither compute with nor export a bfloat16 array: it gets the bits.
+    assert b.dtype.name == ("uint16" if version.startswith("13") else "bfloat16")
     if version.startswith("14"):
         assert to_torch(b).dtype == torch.bfloat16
 

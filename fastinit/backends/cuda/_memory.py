@@ -83,6 +83,9 @@ def out_of_memory_errors(cupy):
     """The exceptions an allocation raises when the GPU is full."""
     errors = [cupy.cuda.memory.OutOfMemoryError]
     torch = sys.modules.get("torch")
-    if torch is not None and hasattr(torch, "OutOfMemoryError"):
-        errors.append(torch.OutOfMemoryError)
+    if torch is not None:  # torch.OutOfMemoryError since 2.5, torch.cuda's before
+        error = getattr(torch, "OutOfMemoryError", None) or getattr(
+            getattr(torch, "cuda", None), "OutOfMemoryError", None)
+        if error is not None:
+            errors.append(error)
     return tuple(errors)
