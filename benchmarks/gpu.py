@@ -1,8 +1,9 @@
 """GPU benchmark: fastinit's CUDA kernels against a plain fill, torch and cupy.random.
 
-Run on a machine with an NVIDIA GPU and CuPy (torch optional)::
+Run on a machine with an NVIDIA GPU and CuPy (torch optional); benchmarks/gpu_check.sh
+runs it with the GPU tests and writes docs/benchmarks-gpu.md::
 
-    python benchmarks/gpu.py --size 1e9 --json docs/benchmarks-gpu.json
+    python benchmarks/gpu.py --size 1e9 --json benchmarks-gpu.json
 
 All rows fill the same float32 buffer of ``--size`` elements (4 GB at 1e9) in one
 run: ``fill`` (``cupy.ndarray.fill``, the write-bandwidth reference), fastinit
@@ -94,6 +95,7 @@ def main(argv=None):
     import numpy as np
 
     import fastinit
+    import fastinit.gpu
     from fastinit import backends, stream
     from fastinit import random as fr
 
@@ -144,7 +146,17 @@ def main(argv=None):
         if "seconds" in r and fill_s:
             r["fraction_of_fill_bandwidth"] = fill_s / r["seconds"]
 
-    # Memory: the pool peak of a device= call, and bits against the NumPy backend.
+    device_name = (props["name"].decode() if isinstance(props["name"], bytes)
+                   else str(props["name"]))
+    report = dict(device=device_name, size=n, dtype="float32", fastinit=fastinit.__version__,
+                  cupy=cupy.__version__, python=platform.python_version(),
+                  time=time.strftime("%Y-%m-%d %H:%M:%S"), results=results)
+    if args.json:  # the fill table first: kept if a later part runs out of time
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+    # Memory: the pool peak of a device= call (CuPy's pool: with torch imported, fastinit
+    # would allocate through torch), and bits against the NumPy backend.
     del buf
     pool = cupy.get_default_memory_pool()
     pool.free_all_blocks()
@@ -157,6 +169,7 @@ def main(argv=None):
 
     base = pool.used_bytes()
     cupy.cuda.set_allocator(malloc)
+    previous_allocator = fastinit.gpu.set_allocator("cupy")
     try:
         if "device" in __import__("inspect").signature(fr.normal).parameters:
             x = fr.truncated_normal(n, seed=0, device="cuda")
@@ -167,6 +180,7 @@ def main(argv=None):
         dev.synchronize()
     finally:
         cupy.cuda.set_allocator(pool.malloc)
+        fastinit.gpu.set_allocator(previous_allocator)
     memory = dict(output_bytes=x.nbytes, pool_peak_bytes=peak[0] - base)
     prefix = min(n, 1 << 22)
     same = bool(np.array_equal(cupy.asnumpy(x[:prefix]).view(np.uint32),
@@ -176,12 +190,7 @@ def main(argv=None):
 
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.orthogonal.split(",") if s]
     orthogonal = _orthogonal_rows(cupy, shapes, args.repeat)
-    report = dict(device=props["name"].decode() if isinstance(props["name"], bytes)
-                  else str(props["name"]), size=n, dtype="float32",
-                  fastinit=fastinit.__version__, cupy=cupy.__version__,
-                  python=platform.python_version(), time=time.strftime("%Y-%m-%d %H:%M:%S"),
-                  results=results, memory=memory, bit_identical_prefix=same,
-                  orthogonal=orthogonal)
+    report.update(memory=memory, bit_identical_prefix=same, orthogonal=orthogonal)
     print(f"{report['device']}, n = {n:.3g} float32 ({nbytes / 1e9:.1f} GB)")
     print(f"{'':32s} {'ms':>9s} {'GB/s':>8s} {'% of fill':>10s}")
     for r in results:

@@ -1,4 +1,5 @@
-"""GPU helpers: is a GPU usable, and zero-copy hand-off of CuPy results to PyTorch and JAX.
+"""GPU helpers: is the GPU path usable, zero-copy hand-off of CuPy results to PyTorch
+and JAX, and which allocator owns the GPU memory.
 
 ``fastinit.random`` functions called with ``device="cuda"`` (or ``"cuda:1"``)
 return a CuPy array on that device; with ``out=`` a CuPy array or a CUDA
@@ -17,7 +18,8 @@ Examples (need CuPy and an NVIDIA GPU)::
     assert t.data_ptr() == w.data.ptr
     j = to_jax(w)                                    # jax.Array on the GPU (zero-copy)
 
-    # bfloat16: CuPy holds the bits as uint16; to_torch reinterprets them.
+    # bfloat16: a bfloat16 CuPy array on CuPy 14 (with ml_dtypes), the uint16
+    # bits on CuPy 13; to_torch reinterprets either, without a copy.
     b = fr.normal((1024, 1024), dtype="bfloat16", seed=0, device="cuda")
     tb = to_torch(b, dtype="bfloat16")               # torch.bfloat16, same memory
 
@@ -26,20 +28,41 @@ Examples (need CuPy and an NVIDIA GPU)::
     x = torch.empty(4096, 4096, device="cuda", dtype=torch.bfloat16)
     fr.normal(std=0.02, seed=0, out=x)               # same bits as the CPU backends
 
+Memory: a ``device=`` result comes from PyTorch's caching allocator when the
+program has imported torch (and torch sees the GPU), else from CuPy's memory
+pool, where it stays after :func:`to_torch` (see :func:`set_allocator`). Filling
+a tensor allocated by torch (``out=``, or :mod:`fastinit.torch`) always leaves
+the memory with torch.
+
 Nothing is imported until a helper is called.
 """
 
-__all__ = ["is_available", "to_torch", "to_jax"]
+__all__ = ["is_available", "to_torch", "to_jax", "set_allocator"]
 
 
-def is_available():
-    """True when CuPy is installed and CUDA reports at least one GPU."""
+def is_available(linalg=True):
+    """True when the GPU path can run: CuPy imports, CUDA reports a GPU, CuPy finds NVRTC
+    (the kernels are compiled at run time) and, with ``linalg`` (``Orthogonal`` needs
+    them), cuSOLVER and cuBLAS. Compiles nothing and allocates nothing."""
     try:
-        from .backends.cuda import import_cupy
-        import_cupy()
+        from .backends.cuda import check
+        check(linalg_too=linalg)
     except Exception:
         return False
     return True
+
+
+def set_allocator(name):
+    """Choose who allocates fastinit's GPU memory; returns the previous choice.
+
+    ``"auto"`` (the default): PyTorch's caching allocator when torch is already
+    imported and sees a GPU, else CuPy's memory pool. ``"torch"``: always
+    PyTorch's (one allocator owns everything a torch program uses, and
+    ``torch.cuda.memory_allocated`` counts it). ``"cupy"``: CuPy's pool.
+    Applies to ``device=`` results and to every GPU temporary of a call.
+    """
+    from .backends.cuda import _memory
+    return _memory.set_allocator(name)
 
 
 def _bits_dtype(array, dtype):
@@ -47,11 +70,16 @@ def _bits_dtype(array, dtype):
     return name.replace("torch.", "")
 
 
+def _is_bfloat16_bits(array, name):
+    return name == "bfloat16" and str(array.dtype) in ("uint16", "int16", "bfloat16")
+
+
 def to_torch(array, dtype=None):
     """A ``torch.Tensor`` sharing ``array``'s GPU memory (``torch.from_dlpack``, no copy).
 
-    ``dtype="bfloat16"`` reinterprets uint16 bits (how CuPy holds bfloat16) as
-    ``torch.bfloat16``, still without a copy.
+    bfloat16 (a bfloat16 CuPy array, or uint16 bits with ``dtype="bfloat16"``)
+    is handed over as int16 and reinterpreted as ``torch.bfloat16``, still
+    without a copy (CuPy 13 cannot export bfloat16 through DLPack).
 
     Examples (need CuPy, PyTorch with CUDA and a GPU)::
 
@@ -62,10 +90,9 @@ def to_torch(array, dtype=None):
     """
     import torch
     name = _bits_dtype(array, dtype)
-    if name == "bfloat16" and str(array.dtype) in ("uint16", "int16"):
-        tensor = torch.from_dlpack(array.view("int16") if str(array.dtype) == "uint16"
-                                   else array)
-        return tensor.view(torch.bfloat16)
+    if _is_bfloat16_bits(array, name):
+        bits = array if str(array.dtype) == "int16" else array.view("int16")
+        return torch.from_dlpack(bits).view(torch.bfloat16)
     tensor = torch.from_dlpack(array)
     if dtype is not None and str(tensor.dtype).replace("torch.", "") != name:
         raise TypeError(f"to_torch: the array holds {array.dtype}, not {name}. "
@@ -76,9 +103,11 @@ def to_torch(array, dtype=None):
 def to_jax(array, dtype=None):
     """A ``jax.Array`` on the GPU from ``array`` through DLPack (zero-copy where JAX allows).
 
-    JAX arrays are immutable: do not write to ``array`` afterwards. ``dtype=
-    "bfloat16"`` reinterprets uint16 bits as ``jnp.bfloat16`` (``jax.lax.bitcast_convert_type``,
-    which JAX may compute into a new buffer).
+    JAX arrays are immutable: do not write to ``array`` afterwards. bfloat16
+    goes through DLPack as is where CuPy can export it (CuPy 14 with
+    ml_dtypes), else as uint16 bits reinterpreted by ``jax.lax.bitcast_convert_type``
+    (which JAX may compute into a new buffer). Without ``jax_enable_x64`` JAX
+    turns float64 into float32.
 
     Examples (need CuPy, JAX with CUDA and a GPU)::
 
@@ -89,7 +118,13 @@ def to_jax(array, dtype=None):
     import jax
     import jax.numpy as jnp
     name = _bits_dtype(array, dtype)
-    if name == "bfloat16" and str(array.dtype) in ("uint16", "int16"):
-        bits = jax.dlpack.from_dlpack(array)
+    if _is_bfloat16_bits(array, name):
+        import cupy
+
+        from .backends.cuda import _compat
+        if _compat.has_bfloat16(cupy):
+            from ._dtypes import bfloat16
+            return jax.dlpack.from_dlpack(array.view(bfloat16()))
+        bits = jax.dlpack.from_dlpack(array.view("uint16"))
         return jax.lax.bitcast_convert_type(bits, jnp.bfloat16)
     return jax.dlpack.from_dlpack(array)

@@ -91,6 +91,7 @@ def get(name="auto"):
         raise ValueError("backend='numba' needs the numba package (pip install numba). "
                          "Received: backend='numba'")
     if name == "cupy" and not cupy_available():
-        raise ValueError("backend='cupy' needs the cupy package (pip install cupy-cuda12x or "
-                         "cupy-cuda13x) and an NVIDIA GPU. Received: backend='cupy'")
+        raise ValueError("backend='cupy' needs CuPy with its CUDA libraries (pip install "
+                         "\"fastinit-ml[cupy]\", i.e. cupy-cuda12x[ctk]; cupy-cuda13x[ctk] for "
+                         "a CUDA 13 driver) and an NVIDIA GPU. Received: backend='cupy'")
     return importlib.import_module(f"{__name__}.{_MODULES[name]}")

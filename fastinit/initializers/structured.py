@@ -8,6 +8,7 @@ in place on the output buffer when it is C-contiguous and of the working
 dtype, float32 or float64; narrow dtypes are computed in float32).
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -126,13 +127,22 @@ class Orthogonal(SeededInitializer):
     def fill(self, values, request):
         """Fill ``values`` (the whole tensor, float32 or float64, a NumPy array or on the
         GPU a CuPy array) in place and return it."""
+        # On a GPU all of it (the temporary, the factorisation, the copy-back) runs on the
+        # output's device and stream.
+        with _on_device(request):
+            return self._fill(values, request)
+
+    def _fill(self, values, request):
         xp = np if request.gpu is None else request.gpu.cupy
         shape = values.shape
         axis = self.column_axis % len(shape)
         n_cols = shape[axis]
         moved = xp.moveaxis(values, axis, -1)
         matrix = moved.reshape(-1, n_cols)  # a view for C-ordered values and axis 0 or -1
-        in_place = xp.shares_memory(matrix, values)
+        # Exact here (matrix is a view of values or a new copy); CuPy's shares_memory would
+        # launch kernels over an address array of every element.
+        in_place = (np.shares_memory if request.gpu is None else xp.may_share_memory)(
+            matrix, values)
         target = matrix if in_place else xp.empty(matrix.shape, values.dtype)
         kw = dict(seed=self.seed, stream=request.stream, offset=request.offset,
                   method=self.method, gain=self.gain)
@@ -140,8 +150,7 @@ class Orthogonal(SeededInitializer):
             _orthogonal.haar(target, backend=request.backend, **kw)
         else:
             from ..backends.cuda import orthogonal
-            with request.gpu.context():
-                orthogonal.haar(target, **kw)
+            orthogonal.haar(target, **kw)
         if target is not matrix:
             moved[...] = target.reshape(moved.shape)
         return values
@@ -159,6 +168,11 @@ class Orthogonal(SeededInitializer):
         if self.method != "auto":
             config["method"] = self.method
         return config
+
+
+def _on_device(request):
+    """The output's device and stream context on a GPU (nothing on the CPU)."""
+    return request.gpu.context() if request.gpu is not None else contextlib.nullcontext()
 
 
 def _working_dtype(request):
@@ -206,7 +220,8 @@ class DeltaOrthogonal(Orthogonal):
         self.validate(request)
         shape = request.shape
         values = request.work_array(_working_dtype(request))
-        values[...] = 0
+        with _on_device(request):
+            values[...] = 0
         centre = tuple((k - 1) // 2 for k in shape[:-2])
         self.fill(values[centre], request)
         return request.result() if request.is_output(values) else request.write_whole(values)

@@ -158,7 +158,8 @@ def test_cuda_tensor_without_a_gpu_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
     for fill in (lambda: ft.normal_(t, seed=0), lambda: ft.eye_(t),
                  lambda: ft.orthogonal_(t, seed=0), lambda: ft.fill_(t, "glorot_uniform")):
-        with pytest.raises(GpuUnavailableError, match="needs CuPy"):
+        # Without CuPy, or with CuPy but no driver (CI installs CuPy for its API checks).
+        with pytest.raises(GpuUnavailableError, match="needs CuPy|needs an NVIDIA GPU"):
             fill()
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import fastinit.backends as backends
+import fastinit.gpu
 from fastinit import random as fr, stream
 
 from helpers import DTYPES, KAT, assert_bits_equal, draw, exact_initializers
@@ -199,11 +200,13 @@ def test_memory_peak_is_the_output():
     pool.free_all_blocks()
     base = pool.used_bytes()
     cupy.cuda.set_allocator(malloc)
+    previous = fastinit.gpu.set_allocator("cupy")
     try:
         x = fr.truncated_normal(10_000_000, seed=0, device="cuda")
         cupy.cuda.Device().synchronize()
     finally:
         cupy.cuda.set_allocator(pool.malloc)
+        fastinit.gpu.set_allocator(previous)
     assert peak[0] - base == x.nbytes
 
 
@@ -245,9 +248,11 @@ def test_zero_copy_hand_off():
     torch = _torch_cuda()
     t = to_torch(x)
     assert t.data_ptr() == x.data.ptr and t.is_cuda
-    b = fr.normal((64, 32), seed=2, dtype="bfloat16", device="cuda")
+    b = fr.normal((64, 32), seed=2, dtype="bfloat16", device="cuda")  # CuPy 13: uint16 bits
     tb = to_torch(b, dtype="bfloat16")
     assert tb.dtype == torch.bfloat16 and tb.data_ptr() == b.data.ptr
+    expected = fr.normal((64, 32), seed=2, dtype="bfloat16", backend="numpy")
+    assert_bits_equal(tb.cpu().view(torch.int16).numpy().view(expected.dtype), expected)
     jax = pytest.importorskip("jax")
     if not any(d.platform == "gpu" for d in jax.devices()):
         pytest.skip("jax without GPU")
@@ -374,7 +379,7 @@ def test_fastinit_torch_fills_cuda_tensors_in_place():
 
 def test_init_module_on_cuda_equals_cpu():
     torch = _torch_cuda()
-    from fastinit.torch_module import init_module_
+    from fastinit.torch import init_module_
 
     def model():
         return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8),
@@ -387,3 +392,105 @@ def test_init_module_on_cuda_equals_cpu():
     for (name, a), (_, b) in zip(gpu.state_dict().items(), cpu.state_dict().items()):
         assert a.is_cuda
         assert torch.equal(a.cpu(), b), name
+
+
+# -- issue 14: flush-to-zero, bfloat16 hand-off, parameters, streams, allocators -----------------
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_subnormals_are_not_flushed(dtype):
+    """Scales and products below float32's normal range: flushed to zero under -ftz=true."""
+    for kw in (dict(std=1e-39), dict(mean=1e-39, std=1e-40)):
+        x = fr.normal(1 << 16, seed=0, dtype=dtype, device="cuda", **kw)
+        expected = fr.normal(1 << 16, seed=0, dtype=dtype, backend="numpy", **kw)
+        host = cupy.asnumpy(x.view(cupy.uint16) if dtype == "bfloat16" else x)
+        assert_bits_equal(host.view(expected.dtype), expected)
+    t = fr.uniform(1 << 16, low=0.0, high=1e-38, seed=1, device="cuda")
+    assert_bits_equal(cupy.asnumpy(t), fr.uniform(1 << 16, low=0.0, high=1e-38, seed=1,
+                                                  backend="numpy"))
+    assert np.count_nonzero(cupy.asnumpy(t)) > (1 << 15)
+
+
+def test_out_parameter_on_cuda():
+    torch = _torch_cuda()
+    p = torch.nn.Parameter(torch.empty(64, 32, device="cuda"))
+    assert fr.normal(std=0.5, seed=1, out=p) is p and p.requires_grad
+    assert_bits_equal(p.detach().cpu().numpy(), fr.normal((64, 32), std=0.5, seed=1,
+                                                          backend="numpy"))
+
+
+class _DlpackOnly:
+    """A producer that exports DLPack only (as JAX does), here over a torch tensor."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __dlpack__(self, **kwargs):
+        return self.tensor.__dlpack__(**kwargs)
+
+    def __dlpack_device__(self):
+        return self.tensor.__dlpack_device__()
+
+
+@pytest.mark.skipif(int(cupy.__version__.split(".")[0]) < 14, reason="CuPy 13 imports no "
+                    "bfloat16 from DLPack")
+def test_dlpack_bfloat16_outputs_get_bits():
+    torch = _torch_cuda()
+    import fastinit.initializers as fi
+    whole = torch.empty(64, 80, dtype=torch.bfloat16, device="cuda")
+    for tensor in (whole, whole[:, ::2]):
+        for init in (fi.RandomNormal(seed=3), fi.Constant(0.25), fi.Identity(gain=3.0)):
+            init(out=_DlpackOnly(tensor))
+            expected = init(tuple(tensor.shape), "bfloat16", backend="numpy")
+            got = tensor.cpu().contiguous().view(torch.int16).numpy().view(expected.dtype)
+            assert_bits_equal(got, expected)
+
+
+def test_orthogonal_on_a_side_stream():
+    torch = _torch_cuda()
+    import fastinit.initializers as fi
+    s = torch.cuda.Stream()
+    t = torch.empty(3, 64, 200, device="cuda")
+    with torch.cuda.stream(s):
+        for _ in range(3):  # a pending kernel on s before the fill, then the fill
+            t.fill_(float("nan"))
+            fi.Orthogonal(seed=4, column_axis=1)(out=t)
+    s.synchronize()
+    expected = fi.Orthogonal(seed=4, column_axis=1)((3, 64, 200), backend="numpy")
+    np.testing.assert_allclose(t.cpu().numpy(), expected, atol=2e-4)
+
+
+@pytest.mark.skipif(N_GPUS < 2, reason="needs two GPUs")
+def test_device_other_than_the_current_one():
+    import fastinit.initializers as fi
+    with cupy.cuda.Device(0):
+        x = fi.Orthogonal(seed=4, column_axis=1)((3, 64, 200), device="cuda:1")
+    assert x.device.id == 1
+    expected = fi.Orthogonal(seed=4, column_axis=1)((3, 64, 200), backend="numpy")
+    np.testing.assert_allclose(cupy.asnumpy(x), expected, atol=2e-4)
+
+
+def test_is_available():
+    assert fastinit.gpu.is_available() and fastinit.gpu.is_available(linalg=False)
+
+
+def test_torch_allocator_owns_device_results():
+    torch = _torch_cuda()
+    from fastinit.gpu import to_torch
+    pool = cupy.get_default_memory_pool()
+    previous = fastinit.gpu.set_allocator("torch")
+    try:
+        import gc
+        gc.collect()  # nothing of earlier tests is freed while this one counts
+        torch.cuda.synchronize()
+        before, pool_before = torch.cuda.memory_allocated(), pool.used_bytes()
+        x = fr.normal(1 << 20, seed=0, device="cuda")
+        assert torch.cuda.memory_allocated() - before >= x.nbytes
+        assert pool.used_bytes() == pool_before
+        t = to_torch(x)
+        assert t.data_ptr() == x.data.ptr
+        assert_bits_equal(t.cpu().numpy(), fr.normal(1 << 20, seed=0, backend="numpy"))
+        del x, t
+        assert torch.cuda.memory_allocated() == before
+    finally:
+        fastinit.gpu.set_allocator(previous)

@@ -1,10 +1,11 @@
-"""The GPU path's Python side, run on the CPU with a fake CuPy (``tests/fake_cupy.py``).
+"""The GPU path's Python side, run on the CPU with the stand-in CuPy (``helpers.fake_cupy``).
 
 Routing by ``device=`` / ``out=``, allocation, regions, strided outputs
 through the scratch slabs, host values written to the device, bfloat16 bits,
-and the initializers' GPU branches. The fake runs the NumPy backend in place
-of the CUDA kernels, so every result must equal the CPU's bit for bit. The
-kernels, cuSOLVER/cuBLAS and streams are tested on a GPU by tests/test_gpu.py.
+and the initializers' GPU branches. The stand-in compiles the CUDA files with
+the real NVRTC, checks each launch against the PTX and runs NumPy in place of
+the kernels, so every result must equal the CPU's bit for bit. The kernels,
+cuSOLVER/cuBLAS and streams themselves are tested on a GPU by tests/gpu/test_gpu.py.
 """
 
 import numpy as np
@@ -13,18 +14,11 @@ import pytest
 from helpers import fake_cupy
 import fastinit.initializers as fi
 from fastinit import _target, random as fr
-from fastinit.backends.cuda import orthogonal as _orthogonal_gpu
 
 from helpers import assert_bits_equal, exact_initializers
 
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
 TOL = {"float32": 2e-5, "float64": 1e-12}
-
-
-@pytest.fixture
-def cupy(monkeypatch):
-    monkeypatch.setattr(_orthogonal_gpu, "_modules", {})  # no fake kernels left behind
-    return fake_cupy.install(monkeypatch)
 
 
 def _bits(x, dtype):
@@ -98,3 +92,33 @@ def test_strided_outputs_are_filled_in_slabs(cupy, monkeypatch, dtype):
     fr.normal((3, 5000), seed=8, out=wide)
     assert_bits_equal(fake_cupy.asnumpy(wide), fr.normal((3, 5000), seed=8, dtype=dtype,
                                                          backend="numpy"))
+
+
+def test_kernels_are_loaded_from_fastinits_own_build(cupy, monkeypatch, kernel_cache):
+    """Every module comes from fastinit's NVRTC build, by path: CuPy adds no -ftz=true."""
+    made = []
+    real = cupy.RawModule
+
+    def recording(**kwargs):
+        made.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(cupy, "RawModule", recording)
+    fr.normal(10, seed=0, device="cuda")
+    fi.Orthogonal(seed=0, method="stewart")((40, 30), device="cuda")
+    assert len(made) == 2 and all(set(kw) == {"path"} for kw in made)
+    assert all(kw["path"].startswith(str(kernel_cache)) for kw in made)
+
+
+def test_the_stand_in_refuses_what_cupys_own_pipeline_compiles(cupy, monkeypatch):
+    """RawModule(code=..., options=...) appends -ftz=true: float32 subnormals would flush."""
+    from fastinit.backends.cuda import _compile, sources
+
+    def cupy_pipeline(cupy_module, name, source, kernel):  # fastinit before it compiled itself
+        module = cupy_module.RawModule(code=source(), options=sources.OPTIONS)
+        return module.get_function(kernel)
+
+    monkeypatch.setattr(_compile, "function", cupy_pipeline)
+    with pytest.raises(AssertionError, match="flushes float32 subnormals"):
+        fr.normal(10, seed=0, device="cuda")
+    fr.normal(10, seed=0, dtype="float64", device="cuda")  # no float32 arithmetic: no flush

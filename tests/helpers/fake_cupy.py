@@ -1,205 +1,276 @@
-"""A stand-in for CuPy on the CPU, for testing fastinit's GPU plumbing without a GPU.
+"""A stand-in for CuPy on the CPU, as strict as the real one where fastinit depends on it.
 
-Arrays are NumPy arrays of a subclass that exports ``__cuda_array_interface__``
-(so fastinit routes them to its GPU path); the CUDA fill kernels are replaced
-by the NumPy backend (:func:`install`); the cuSOLVER and cuBLAS routines that
-fastinit calls (``geqrf``, ``orgqr``, ``potrf``, ``trsm``) by the LAPACK/BLAS
-routines they mirror (same column-major arguments, on host pointers), and the
-Householder kernel by a NumPy transcription. What this checks is the Python
-side of the GPU path: routing, allocation, regions, strided outputs, writes of
-host values, bfloat16 bits, the initializers' GPU branches and the arguments
-of the solver calls. The CUDA kernels themselves, the real libraries and
-streams are only exercised by tests/test_gpu.py on a real GPU.
+Arrays are NumPy arrays of a subclass in host memory. What it holds fastinit to
+(CuPy 14.2, the version the ``cupy`` test extra pins; ``version="13.6.0"`` for
+CuPy 13's rules):
+
+- signatures: every function fastinit calls has CuPy's parameters
+  (``helpers.cupy_api`` pins them; with real CuPy installed a test compares);
+  ``RawModule`` is keyword-only with tuple options; ``empty`` defaults to float64;
+- kernels: :mod:`helpers.fake_cupy_kernels` compiles the real sources with the
+  real NVRTC, the way CuPy would for the call made (``RawModule(code=...)``
+  appends ``-ftz=true``), checks every launch argument against the PTX, refuses
+  PTX that flushes float32 subnormals, and runs NumPy in place of the kernels;
+- devices and streams: arrays live on the device that was current when they
+  were allocated; an operation on an array of another device raises (CuPy
+  without peer access); every operation is logged with the current stream
+  (:attr:`State.log`), so a test can see which stream touched which memory;
+- memory: CuPy's pool is counted (``used_bytes``, peak), ``using_allocator``
+  and ``PythonFunctionAllocator`` route allocations elsewhere, huge ones raise
+  ``OutOfMemoryError``; ``shares_memory`` costs what CuPy's does;
+- DLPack and bfloat16: the dtype rules of the version (CuPy 13 exports no
+  bfloat16 and imports none; CuPy 14 imports a bfloat16 producer as bfloat16);
+  ``fill`` converts values, ``a[...] = host_array`` is refused.
+
+Here: the module, streams and foreign producers; ``fake_cupy_arrays`` holds the
+state, devices, arrays and memory, ``fake_cupy_kernels`` NVRTC and the kernels,
+``fake_cupy_linalg`` cuSOLVER and cuBLAS.
 """
 
-import ctypes
+import importlib.machinery
+import itertools
 import sys
+import time
 import types
+import warnings
 
 import numpy as np
 
+from . import fake_cupy_arrays as arrays
+from .fake_cupy_arrays import (Capsule, CUDARuntimeError, Device, OutOfMemoryError,  # noqa: F401
+                               State, asnumpy, ndarray, state)
 
-class ndarray(np.ndarray):  # noqa: N801 - CuPy's name
+VERSION = "14.2.0"
+
+# -- producers of foreign buffers ----------------------------------------------------------
+
+
+class DlpackBuffer:
+    """A producer that exports DLPack only (as JAX does): ``__dlpack__`` records the
+    consumer's stream, which a real producer would make wait for its own work."""
+
+    def __init__(self, array):
+        self.array, self.consumer_streams = array, []
+
+    def __dlpack_device__(self):
+        return (2, self.array.device.id)
+
+    def __dlpack__(self, *, stream=None, max_version=None, dl_device=None, copy=None):
+        self.consumer_streams.append(stream)
+        return Capsule(self.array)
+
+
+class CaiBuffer:
+    """A producer that exports ``__cuda_array_interface__`` only, with or without a stream."""
+
+    def __init__(self, array, stream=None):
+        self.array, self.stream = array, stream
+
     @property
     def __cuda_array_interface__(self):
-        interface = dict(self.__array_interface__)
-        interface["version"] = 3
+        interface = self.array.__cuda_array_interface__
+        interface.pop("stream")
+        if self.stream is not None:
+            interface["stream"] = self.stream
         return interface
 
-    @property
-    def device(self):
-        return Device(0)
 
-    @property
-    def data(self):  # CuPy's MemoryPointer: .ptr
-        return types.SimpleNamespace(ptr=self.ctypes.data)
-
-    def get(self):
-        return asnumpy(self)
+# -- streams -------------------------------------------------------------------------------
 
 
-class Device:
-    def __init__(self, device=None):
-        self.id = 0 if device is None else int(device)
+_stream_ids = itertools.count(0x7000)
+
+
+class Stream:
+    def __init__(self, null=False, non_blocking=False, ptds=False, priority=None):
+        self.ptr = 0 if null else next(_stream_ids)
+        self.device_id = -1 if null else state().device
 
     def __enter__(self):
+        state().stream_stack.append(self)
         return self
 
     def __exit__(self, *exc):
-        return False
+        state().stream_stack.pop()
+
+    def synchronize(self):
+        state().log.append(("synchronize", self.ptr, state().device, []))
+
+    def wait_event(self, event):
+        state().log.append(("wait", self.ptr, state().device, []))
+
+
+def _stream_protocol(self):
+    return (0, self.ptr)
+
+
+def _from_external(cls, obj):
+    protocol = getattr(obj, "__cuda_stream__", None)
+    if protocol is None:
+        raise TypeError(f"Object of type {type(obj).__name__} does not implement the CUDA "
+                        "stream protocol (__cuda_stream__ method)")
+    stream = cls.__new__(cls)
+    stream.ptr, stream.device_id = int(protocol()[1]), -1
+    return stream
+
+
+class ExternalStream(Stream):
+    def __init__(self, ptr, device_id=-1):
+        if state().major >= 14:
+            warnings.warn("ExternalStream is deprecated. Use Stream.from_external() instead "
+                          "to interoperate with external streams that implement the CUDA "
+                          "stream protocol.", DeprecationWarning, stacklevel=2)
+        self.ptr, self.device_id = int(ptr), int(device_id)
+
+    def __enter__(self):
+        if self.device_id >= 0 and self.device_id != state().device:
+            raise RuntimeError(f"The current device is {state().device} while the stream's "
+                               f"device is {self.device_id}")
+        return super().__enter__()
+
+
+class Event:
+    def __init__(self, block=False, disable_timing=False, interprocess=False):
+        self.time = None
+
+    def record(self, stream=None):
+        self.time = time.perf_counter()
 
     def synchronize(self):
         pass
 
 
-def _wrap(array):
-    return np.asarray(array).view(ndarray)
+def get_elapsed_time(start_event, end_event):
+    return (end_event.time - start_event.time) * 1e3
 
 
-def empty(shape, dtype=np.float32, order="C"):
-    return _wrap(np.empty(shape, dtype=dtype, order=order))
+def get_current_stream(device_id=-1):
+    s = state()
+    return s.stream_stack[-1] if s.stream_stack else _NULL
 
 
-def asarray(values, dtype=None):
-    return _wrap(np.array(values, dtype=dtype, copy=True))
+_NULL = Stream.__new__(Stream)
+_NULL.ptr, _NULL.device_id = 0, -1
 
 
-def asnumpy(array):
-    return np.array(np.asarray(array).view(np.ndarray), copy=True)
+def _device_count():
+    if not state().devices:
+        raise CUDARuntimeError(35, "cudaErrorInsufficientDriver: CUDA driver version is "
+                                   "insufficient for CUDA runtime version")
+    return state().devices
 
 
-# -- cuSOLVER / cuBLAS as the LAPACK / BLAS routines they mirror ----------------------------
-# The fakes get raw pointers, as the real ones do, and run fastinit's own LAPACK caller
-# (_orthogonal._lapack_call) or SciPy's wrappers on column-major views of that memory.
+# -- the module ------------------------------------------------------------------------------
 
 
-def _host(pointer, shape, dtype):
-    """The column-major (F-ordered) array of ``shape`` at host address ``pointer``."""
-    count = int(np.prod(shape))
-    memory = (ctypes.c_char * (count * np.dtype(dtype).itemsize)).from_address(pointer)
-    return np.frombuffer(memory, dtype, count).reshape(shape, order="F")
+def module(version=VERSION, devices=1, capability="90", nvrtc="real", linalg=True,
+           capacity=64 << 30):
+    """A fresh stand-in ``cupy`` module (and the modules beside it, in ``.extra``).
 
-
-def _set_info(dev_info, value):
-    ctypes.c_int.from_address(dev_info).value = value
-
-
-def _solver_module():
-    from scipy.linalg import lapack
-    from fastinit._orthogonal import _lapack_call
-    solver = types.SimpleNamespace()
-    for t, dtype in (("s", np.float32), ("d", np.float64)):
-        def geqrf(handle, m, n, a, lda, tau, work, lwork, dev_info, dtype=dtype):
-            assert lda == m
-            _lapack_call("geqrf", _host(a, (m, n), dtype), _host(tau, (min(m, n),), dtype))
-            _set_info(dev_info, 0)
-
-        def orgqr(handle, m, n, k, a, lda, tau, work, lwork, dev_info, dtype=dtype):
-            assert lda == m
-            _lapack_call("orgqr", _host(a, (m, n), dtype), _host(tau, (k,), dtype))
-            _set_info(dev_info, 0)
-
-        def potrf(handle, uplo, n, a, lda, work, lwork, dev_info, t=t, dtype=dtype):
-            assert lda == n
-            matrix = _host(a, (n, n), dtype)
-            result, info = getattr(lapack, t + "potrf")(matrix, lower=uplo == 0, overwrite_a=1,
-                                                        clean=0)
-            assert np.shares_memory(result, matrix)
-            _set_info(dev_info, info)
-
-        setattr(solver, t + "geqrf", geqrf)
-        setattr(solver, t + "orgqr", orgqr)
-        setattr(solver, t + "potrf", potrf)
-        setattr(solver, t + "geqrf_bufferSize", lambda handle, m, n, a, lda: 64 * n)
-        setattr(solver, t + "orgqr_bufferSize", lambda handle, m, n, k, a, lda, tau: 64 * n)
-        setattr(solver, t + "potrf_bufferSize", lambda handle, uplo, n, a, lda: 1)
-    return solver
-
-
-def _blas_module():
-    from scipy.linalg import blas as scipy_blas
-    blas = types.SimpleNamespace(CUBLAS_FILL_MODE_LOWER=0, CUBLAS_FILL_MODE_UPPER=1,
-                                 CUBLAS_SIDE_LEFT=0, CUBLAS_SIDE_RIGHT=1, CUBLAS_OP_N=0,
-                                 CUBLAS_OP_T=1, CUBLAS_OP_C=2, CUBLAS_DIAG_NON_UNIT=0,
-                                 CUBLAS_DIAG_UNIT=1)
-    for t, dtype in (("s", np.float32), ("d", np.float64)):
-        def trsm(handle, side, uplo, trans, diag, m, n, alpha, a, lda, b, ldb, t=t,
-                 dtype=dtype):
-            k = m if side == 0 else n
-            assert lda == k and ldb == m
-            matrix = _host(b, (m, n), dtype)
-            result = getattr(scipy_blas, t + "trsm")(
-                _host(alpha, (1,), dtype)[0], _host(a, (k, k), dtype), matrix, side=side,
-                lower=uplo == 0, trans_a=trans, diag=diag, overwrite_b=1)
-            assert np.shares_memory(result, matrix)
-        setattr(blas, t + "trsm", trsm)
-    return blas
-
-
-class RawModule:
-    """The Householder kernel (kernels/fastinit_householder.cu), transcribed to NumPy."""
-
-    def __init__(self, code, options=()):
-        assert "householder_columns" in code
-
-    def get_function(self, name):
-        def householder(grid, block, args):
-            a, lda, m, n, tau, sign = args
-            assert lda == m and np.asarray(a).flags.f_contiguous and block == (256,)
-            a = np.asarray(a)
-            for k in range(int(n)):
-                x = a[k:, k]
-                alpha = float(x[0])
-                xnorm = float(np.sqrt(np.sum(x[1:].astype(np.float64) ** 2)))
-                beta, t, s = alpha, 0.0, 1.0
-                if xnorm != 0.0:
-                    beta = -np.copysign(np.hypot(alpha, xnorm), alpha)
-                    t = (beta - alpha) / beta
-                    s = 1.0 / (alpha - beta)
-                x[0], tau[k], sign[k] = beta, t, 1.0 if beta >= 0 else -1.0
-                x[1:] *= a.dtype.type(s)
-        assert name.startswith("fastinit_householder_")
-        return householder
-
-
-def module():
-    """The fake ``cupy`` module."""
+    ``devices=0`` models a machine without a driver; ``nvrtc="missing"`` CuPy
+    without NVRTC; ``linalg=False`` without cuSOLVER/cuBLAS.
+    """
+    from . import fake_cupy_kernels, fake_cupy_linalg
+    arrays._STATE.append(State(version, devices, capability, nvrtc, linalg, capacity))
     cupy = types.ModuleType("cupy")
-    cupy.ndarray = ndarray
-    cupy.empty = empty
-    cupy.asarray = asarray
-    cupy.asnumpy = asnumpy
-    cupy.moveaxis = np.moveaxis
-    cupy.shares_memory = np.shares_memory
-    cupy.where = lambda *a: _wrap(np.where(*a))
-    cupy.diagonal = np.diagonal
-    cupy.isfinite = np.isfinite
-    cupy.RawModule = RawModule
-    runtime = types.SimpleNamespace(getDeviceCount=lambda: 1,
-                                    cudaDevAttrMultiProcessorCount=16,
-                                    deviceGetAttribute=lambda attribute, device: 132)
-    memory = types.SimpleNamespace(OutOfMemoryError=MemoryError)
-    device = types.SimpleNamespace(get_cusolver_handle=lambda: 0, get_cublas_handle=lambda: 0)
-    cupy.cuda = types.ModuleType("cupy.cuda")
-    cupy.cuda.__dict__.update(Device=Device, runtime=runtime, memory=memory, device=device,
-                              cusolver=_solver_module(), cublas=_blas_module())
+    cupy.__version__ = version
+    cupy.state = state()
+    for name in ("ndarray", "empty", "zeros", "empty_like", "asarray", "ascontiguousarray",
+                 "asnumpy", "shares_memory", "may_share_memory", "moveaxis", "diagonal",
+                 "where", "isfinite", "any", "from_dlpack", "get_default_memory_pool", "eye"):
+        setattr(cupy, name, getattr(arrays, name))
+    for name in ("uint16", "uint32", "int16", "int32", "int64", "float16", "float32",
+                 "float64", "abs"):
+        setattr(cupy, name, getattr(np, name))
+    cupy.RawModule = fake_cupy_kernels.RawModule
+    cupy.RawKernel = fake_cupy_kernels.RawKernel
+    stream_class = Stream
+    if state().major >= 14:  # Stream.from_external and the stream protocol are new in 14
+        stream_class = type("Stream", (Stream,), {
+            "from_external": classmethod(_from_external), "__cuda_stream__": _stream_protocol})
+    runtime = types.SimpleNamespace(
+        getDeviceCount=_device_count, cudaDevAttrMultiProcessorCount=16,
+        deviceGetAttribute=lambda attrib, device: 132, CUDARuntimeError=CUDARuntimeError,
+        memGetInfo=lambda: (state().capacity - state().used.get("cupy", 0), state().capacity),
+        pointerGetAttributes=arrays.runtime_pointer_attributes, runtimeGetVersion=lambda: 12090,
+        getDeviceProperties=lambda device: {"name": b"CuPy stand-in (CPU)"})
+    memory = types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError,
+                                   MemoryPool=arrays.MemoryPool,
+                                   PythonFunctionAllocator=arrays.PythonFunctionAllocator)
+    cuda = types.ModuleType("cupy.cuda")
+    cuda.__dict__.update(
+        Device=Device, Stream=stream_class, ExternalStream=ExternalStream, Event=Event,
+        get_elapsed_time=get_elapsed_time, get_current_stream=get_current_stream,
+        runtime=runtime, memory=memory, UnownedMemory=arrays.UnownedMemory,
+        MemoryPointer=arrays.MemoryPointer, using_allocator=arrays.using_allocator,
+        set_allocator=arrays.set_allocator,
+        device=fake_cupy_linalg.handles())
+    linalg_modules = fake_cupy_linalg.modules()
+
+    def missing(name):
+        if name in linalg_modules:
+            if not state().linalg:
+                raise ImportError(f'Failure finding "libcusolver.so.11": the stand-in models '
+                                  f"CuPy without cuSOLVER/cuBLAS ({name})")
+            return linalg_modules[name]
+        raise AttributeError(f"module 'cupy.cuda' has no attribute {name!r}")
+
+    cuda.__getattr__ = missing
+    cupy.cuda = cuda
+    backends = types.ModuleType("cupy_backends")
+    backends.cuda = types.ModuleType("cupy_backends.cuda")
+    backends.cuda.libs = libs = types.ModuleType("cupy_backends.cuda.libs")
+    libs.nvrtc = fake_cupy_kernels.nvrtc_module(state())
+    cupy.extra = {"cupy.cuda": cuda, "cupy_backends": backends,
+                  "cupy_backends.cuda": backends.cuda, "cupy_backends.cuda.libs": libs,
+                  "cupy_backends.cuda.libs.nvrtc": libs.nvrtc}
+    for name, value in [("cupy", cupy), *cupy.extra.items()]:  # importlib.util.find_spec
+        value.__spec__ = importlib.machinery.ModuleSpec(name, None)
     return cupy
 
 
-def install(monkeypatch):
-    """Make ``import cupy`` give the fake and the CUDA fills run the NumPy backend."""
-    from fastinit.backends import cuda as cupy_backend, numpy_backend
-    from fastinit import _dtypes
+def _forget_fastinit_tables():
+    """Drop what fastinit keeps of the CuPy it saw (modules, kernels, allocators)."""
+    import importlib
+    from fastinit.backends import cuda
+    cuda._sm_count.clear()
+    for name, call in (("_compile", "forget"), ("_memory", "_allocators.clear")):
+        try:
+            module = importlib.import_module(f"fastinit.backends.cuda.{name}")
+        except ImportError:  # an older fastinit (the tests also run against one)
+            continue
+        target = module
+        for part in call.split("."):
+            target = getattr(target, part)
+        target()
 
-    def fill(dist, key, out, run_starts, run_length, *, dtype=None, grid=None, block=None):
-        assert isinstance(out, ndarray) and out.ndim == 1 and out.flags.c_contiguous
-        view = np.asarray(out).view(np.ndarray)
-        if dtype == "bfloat16":
-            view = view.view(_dtypes.bfloat16())
-        numpy_backend.fill(dist, key, view, run_starts, run_length)
 
-    fake = module()
-    monkeypatch.setitem(sys.modules, "cupy", fake)
-    monkeypatch.setitem(sys.modules, "cupy.cuda", fake.cuda)
-    monkeypatch.setattr(cupy_backend, "fill", fill)
-    return fake
+def install(monkeypatch, **config):
+    """Make ``import cupy`` give a fresh stand-in (``config``: see :func:`module`)."""
+    cupy = module(**config)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    for name, value in cupy.extra.items():
+        monkeypatch.setitem(sys.modules, name, value)
+    _forget_fastinit_tables()
+    return cupy
+
+
+def install_for_process(**config):
+    """:func:`install` for a whole process (the GPU check script's rehearsal)."""
+    cupy = module(**config)
+    sys.modules["cupy"] = cupy
+    sys.modules.update(cupy.extra)
+    return cupy
+
+
+def real_cupy_or_skip():
+    """The installed CuPy; the calling test is skipped without it or under the stand-in."""
+    import pytest
+    try:
+        import cupy
+    except ImportError:
+        pytest.skip("CuPy is not installed (the cupy test extra: pip install '.[test]' on Linux)")
+    if getattr(cupy, "state", None) is not None:
+        pytest.skip("the stand-in CuPy is installed (a rehearsal)")
+    return cupy
+

@@ -3,34 +3,37 @@
 Same contract as the CPU backends (see ``fastinit.backends``):
 ``fill(dist, key, out, run_starts, run_length)``, with ``out`` a 1-D
 C-contiguous CuPy array on the device that runs the kernel. bfloat16 outputs
-are passed as their uint16 bits with ``dtype="bfloat16"`` (CuPy has no
-bfloat16 dtype). The values are bit-identical to the NumPy and Numba backends.
+are passed as their uint16 bits with ``dtype="bfloat16"``. The values are
+bit-identical to the NumPy and Numba backends.
 
-The CUDA module is compiled by NVRTC on first use, once per device (CuPy
-caches the binary on disk too), with the flags of the bit-identity rules
-(``sources.OPTIONS``). Kernels are launched on CuPy's
-current stream; the output is written once, with no temporary buffers. Each
-thread of a grid-stride loop owns whole Philox blocks, so the result does not
-depend on the grid or block size (``grid=`` / ``block=`` exist to test that).
+The CUDA module is compiled by NVRTC on first use with the flags of the
+bit-identity rules and cached on disk (``_compile.py``: not through
+``RawModule(code=...)``, which would add ``-ftz=true``). Kernels are launched
+on CuPy's current stream; the output is written once, with no temporary
+buffers. Each thread of a grid-stride loop owns whole Philox blocks, so the
+result does not depend on the grid or block size (``grid=`` / ``block=``
+exist to test that).
 
 CuPy is imported on first use, not with this module.
 """
 
-import threading
+import sys
 
 import numpy as np
 
 from ... import stream
-from . import sources as cuda_sources
+from . import _compile, _memory, sources as cuda_sources
 
 BLOCK = 256             # threads per CUDA block
 WAVES = 4               # grid = at most WAVES full waves of resident blocks
 _RESIDENT_PER_SM = 2048 // BLOCK
 
-_lock = threading.Lock()
-_module = None
-_kernels = {}
 _sm_count = {}
+
+#: What to install: CuPy alone finds neither NVRTC nor cuBLAS/cuSOLVER without a
+#: system CUDA toolkit; the ``[ctk]`` extra brings them as wheels.
+INSTALL_HINT = ('Install CuPy with the CUDA libraries it loads: pip install "fastinit-ml[cupy]" '
+                '(cupy-cuda12x[ctk]), or cupy-cuda13x[ctk] for a CUDA 13 driver')
 
 
 class GpuUnavailableError(NotImplementedError):
@@ -51,9 +54,8 @@ def import_cupy(what="a GPU output"):
         import cupy
     except ImportError as exc:
         raise GpuUnavailableError(
-            f"{what} needs CuPy, which is not installed: pip install cupy-cuda12x (or "
-            "cupy-cuda13x, matching your CUDA driver), or generate on the CPU (device=None)"
-        ) from exc
+            f"{what} needs CuPy, which is not installed. {INSTALL_HINT}; or generate on "
+            "the CPU (device=None)") from exc
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # CUDARuntimeError: no driver, no device
@@ -66,24 +68,29 @@ def import_cupy(what="a GPU output"):
     return cupy
 
 
-def _module_for_current_device(cupy):
-    global _module
-    if _module is None:
-        with _lock:
-            if _module is None:
-                _module = cupy.RawModule(code=cuda_sources.source(),
-                                         options=tuple(cuda_sources.OPTIONS))
-    return _module
-
-
 def kernel(name):
-    """The compiled kernel ``name`` (compiled once per device, then cached)."""
+    """The compiled kernel ``name`` of ``fastinit_fill.cu`` for the current device."""
+    return _compile.function(import_cupy(), cuda_sources.KERNELS, cuda_sources.source, name)
+
+
+def linalg(what="Orthogonal on a GPU"):
+    """``(cusolver, cublas)``: CuPy's bindings, or GpuUnavailableError naming what is missing."""
+    try:  # "from cupy.cuda import": CuPy 14 locates the libraries on that path only
+        from cupy.cuda import cublas, cusolver
+    except Exception as exc:  # ImportError: libcusolver / libcublas / libnvJitLink not found
+        raise GpuUnavailableError(f"{what} needs cuSOLVER and cuBLAS, which CuPy cannot load "
+                                  f"({exc}). {INSTALL_HINT}") from exc
+    return cusolver, cublas
+
+
+def check(linalg_too=True):
+    """CuPy, a GPU and NVRTC (and cuSOLVER/cuBLAS with ``linalg_too``), or
+    GpuUnavailableError naming the first missing piece. Compiles nothing."""
     cupy = import_cupy()
-    k = _kernels.get(name)
-    if k is None:
-        k = _module_for_current_device(cupy).get_function(name)  # RawKernel: per-device cache
-        _kernels[name] = k
-    return k
+    _compile.nvrtc_binding()
+    if linalg_too:
+        linalg()
+    return cupy
 
 
 def _grid(n_items, grid, block):
@@ -118,7 +125,8 @@ def fill(dist, key, out, run_starts, run_length, *, dtype=None, grid=None, block
     written into uint16 bits). ``grid`` and ``block`` override the launch
     geometry; the values do not depend on them.
     """
-    if isinstance(out, np.ndarray):
+    loaded = sys.modules.get("cupy")  # (a stand-in CuPy's arrays are NumPy subclasses)
+    if isinstance(out, np.ndarray) and not (loaded and isinstance(out, loaded.ndarray)):
         raise ValueError("backend='cupy' writes GPU arrays: pass device='cuda' or a GPU out=, "
                          "or use backend='auto' for NumPy outputs. Received: backend='cupy' "
                          "with a numpy.ndarray output")
@@ -185,7 +193,8 @@ def philox4x32_10(counters, keys):
 
 
 def allocate(shape, dtype_name, device=None):
-    """An uninitialised CuPy array for ``dtype_name`` (uint16 bits for bfloat16).
+    """An uninitialised CuPy array for ``dtype_name`` (uint16 bits for bfloat16), from
+    the allocator ``_memory.py`` chooses (torch's where the program uses torch).
 
     Out-of-memory becomes :class:`DeviceMemoryError` naming the size and the
     device; nothing stays allocated.
@@ -196,8 +205,9 @@ def allocate(shape, dtype_name, device=None):
     dev = cupy.cuda.Device(device) if device is not None else cupy.cuda.Device()
     with dev:
         try:
-            return cupy.empty(shape, dtype=storage)
-        except cupy.cuda.memory.OutOfMemoryError as exc:
+            with _memory.allocations(cupy):
+                return cupy.empty(shape, dtype=storage)
+        except _memory.out_of_memory_errors(cupy) as exc:
             try:
                 free, total = cupy.cuda.runtime.memGetInfo()
             except Exception:  # pragma: no cover

@@ -7,18 +7,27 @@ CPU path or a :class:`GpuOutput`:
   a new CuPy array on that device is filled and returned;
 - ``out=`` a CuPy array, or any CUDA buffer exporting ``__cuda_array_interface__``
   or DLPack (a torch CUDA tensor, bfloat16 included; a JAX GPU array's buffer
-  where writable): filled in place, without a copy, and returned; the kernels
-  run on that framework's current stream where it has one (torch), else on
-  CuPy's current stream.
+  where writable): filled in place, without a copy, and returned. The work
+  runs on the stream the producer names: torch's current stream for a torch
+  tensor, the ``stream`` of ``__cuda_array_interface__``; else on CuPy's
+  current stream (DLPack: CuPy asks the producer to order its pending work
+  before it), and then that stream is synchronized before the call returns,
+  since nothing would order the producer's later work after the writes.
+
+bfloat16 is held as uint16 bits inside (CuPy's ``fill`` and copies would
+convert bfloat16 values numerically); a ``device=`` result is a bfloat16 view
+where CuPy supports the dtype (``_compat.py``), else the bits.
 
 Nothing here imports CuPy or a framework unless a GPU output is asked for.
 """
 
 import contextlib
+import sys
 
 import numpy as np
 
 from ... import _dtypes
+from . import _compat, _memory
 
 _GPU_NAMES = ("cuda", "gpu")
 _DLPACK_CUDA = (2, 13)  # kDLCUDA, kDLCUDAManaged
@@ -67,8 +76,8 @@ def is_gpu_array(obj):
     """True for CuPy arrays and CUDA buffers (``__cuda_array_interface__`` or DLPack on CUDA)."""
     if obj is None:
         return False
-    if _is_torch_cuda(obj):  # before hasattr: a CUDA tensor that requires grad raises there
-        return True
+    if _is_torch(obj):  # first: a CUDA tensor that requires grad raises in the property
+        return bool(obj.is_cuda)
     if isinstance(obj, np.ndarray) and type(obj) is np.ndarray:
         return False
     try:
@@ -87,8 +96,11 @@ def is_gpu_array(obj):
     return False
 
 
-def _is_torch_cuda(obj):
-    return type(obj).__module__.startswith("torch") and getattr(obj, "is_cuda", False)
+def _is_torch(obj):
+    """True for torch tensors (subclasses such as ``nn.Parameter`` included)."""
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
+    tensor = getattr(torch, "Tensor", None) if torch is not None else None
+    return tensor is not None and isinstance(obj, tensor)
 
 
 def route(out, device, backend):
@@ -117,37 +129,47 @@ def route(out, device, backend):
                          f"Received: device={device!r}")
     if out is None:
         return GpuOutput(cupy, None, None, None, index)
-    array, dtype_name, stream = as_cupy(out)
+    array, dtype_name, stream, sync = as_cupy(out)
     if index is not None and array.device.id != index:
         raise ValueError(f"out is on cuda:{array.device.id}, device={device!r} asks for "
                          f"cuda:{index}. Received: device={device!r}")
-    return GpuOutput(cupy, out, array, dtype_name, array.device.id, stream)
+    return GpuOutput(cupy, out, array, dtype_name, array.device.id, stream, sync)
 
 
 def as_cupy(out):
-    """``(cupy_view, dtype_name, stream)`` for a GPU buffer, without a copy.
+    """``(cupy_view, dtype_name, stream, sync)`` for a GPU buffer, without a copy.
 
-    bfloat16 buffers become uint16 views (CuPy has no bfloat16 dtype);
-    ``stream`` is the producer's current CUDA stream handle, or None.
+    bfloat16 buffers become uint16 views; ``stream`` is the producer's CUDA
+    stream handle, or None; ``sync`` says that the producer's stream is
+    unknown, so the writes must be finished before returning.
     """
     import cupy
     if isinstance(out, cupy.ndarray):
-        name = "bfloat16" if out.dtype.name == "bfloat16" else out.dtype.name
-        view = out.view(np.uint16) if name == "bfloat16" else out
-        return view, name, None
-    if _is_torch_cuda(out):
-        return _from_torch(cupy, out)
+        return (*_bits(out), None, False)
+    if _is_torch(out):
+        return (*_from_torch(cupy, out), False)
     interface = getattr(out, "__cuda_array_interface__", None)
     if interface is not None:
-        return _from_interface(cupy, out, interface), _interface_dtype(out, interface), \
-            _interface_stream(interface)
+        stream = _interface_stream(interface)
+        return (_from_interface(cupy, out, interface), _interface_dtype(out, interface),
+                stream, stream is None)
     try:
-        view = cupy.from_dlpack(out)
+        view = cupy.from_dlpack(out)  # passes CuPy's current stream to the producer
     except Exception as exc:
-        raise TypeError("out exports DLPack but CuPy cannot import it (bfloat16 buffers need "
-                        "__cuda_array_interface__ or a torch tensor). Received: out of type "
-                        f"{type(out).__name__}") from exc
-    return view, view.dtype.name, None
+        raise TypeError(
+            f"out exports DLPack, but CuPy {cupy.__version__} cannot import it ({exc}). "
+            "bfloat16 DLPack buffers need CuPy 14 with ml_dtypes and NumPy >= 2.1.2; a "
+            "buffer with __cuda_array_interface__ or a torch tensor works with any "
+            f"CuPy. Received: out of type {type(out).__name__}") from exc
+    return (*_bits(view), None, True)
+
+
+def _bits(array):
+    """``(array, dtype name)``, bfloat16 as a uint16 view: CuPy's fill and copies would
+    convert bfloat16 values, not copy bits."""
+    if array.dtype.name == "bfloat16":
+        return array.view(np.uint16), "bfloat16"
+    return array, array.dtype.name
 
 
 def _from_torch(cupy, tensor):
@@ -213,13 +235,14 @@ def _from_interface(cupy, owner, interface):
 class GpuOutput:
     """A GPU output: allocated on the device (``device=``) or wrapping ``out=`` without a copy."""
 
-    def __init__(self, cupy, out, array, dtype_name, device, stream=None):
+    def __init__(self, cupy, out, array, dtype_name, device, stream=None, sync=False):
         self.cupy = cupy
         self.out = out                  # what the caller passed (returned as is)
         self.array = array              # CuPy view of it (bfloat16 as uint16)
         self.dtype_name = dtype_name
         self.device = device
-        self.stream = stream
+        self.stream = stream            # the producer's stream handle, or None
+        self.sync = sync                # finish the writes before leaving context()
 
     @property
     def dtype(self):
@@ -237,7 +260,8 @@ class GpuOutput:
         if self.array is None:
             from . import allocate
             self.array = allocate(shape, name, self.device)
-            self.out = self.array if name != "bfloat16" else _bfloat16_view(self.array)
+            self.out = self.array if name != "bfloat16" else _bfloat16_view(self.cupy,
+                                                                            self.array)
         return self.array
 
     def scratch(self, n, name):
@@ -247,9 +271,14 @@ class GpuOutput:
 
     @contextlib.contextmanager
     def context(self):
-        """Enter the output's device and the producer's stream (a ``with`` block)."""
-        with self.cupy.cuda.Device(self.device), self._stream():
+        """A ``with`` block on the output's device and stream, allocating from the
+        allocator ``_memory.py`` chooses; for an output whose producer's stream is unknown,
+        the stream is synchronized on leaving."""
+        cupy = self.cupy
+        with cupy.cuda.Device(self.device), self._stream(), _memory.allocations(cupy):
             yield
+            if self.sync:
+                cupy.cuda.get_current_stream().synchronize()
 
     def write(self, values, shape, dtype):
         """Copy ``values`` (a scalar, or a NumPy or CuPy array broadcastable to
@@ -273,7 +302,7 @@ class GpuOutput:
                 host = np.asarray(values).astype(_dtypes.resolve(name) if name in _dtypes.SUPPORTED
                                                  else np.dtype(name))
             if name == "bfloat16":
-                host = host.view(np.uint16)
+                host = host.view(np.uint16)  # array holds the bits: copy bits, not values
             if host.ndim == 0:
                 array.fill(host[()])
             else:
@@ -283,15 +312,9 @@ class GpuOutput:
     def _stream(self):
         if self.stream is None:
             return contextlib.nullcontext()
-        import warnings
-        with warnings.catch_warnings():  # deprecated in CuPy 14 for Stream.from_external
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return self.cupy.cuda.ExternalStream(self.stream, self.device)
+        return _compat.external_stream(self.cupy, self.stream, self.device)
 
 
-def _bfloat16_view(bits):
+def _bfloat16_view(cupy, bits):
     """A bfloat16 CuPy view of uint16 bits where CuPy supports bfloat16, else the bits."""
-    try:
-        return bits.view(_dtypes.bfloat16())
-    except Exception:
-        return bits
+    return bits.view(_dtypes.bfloat16()) if _compat.has_bfloat16(cupy) else bits

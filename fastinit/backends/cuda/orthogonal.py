@@ -34,11 +34,9 @@ import numpy as np
 
 from ... import random as fr
 from ..._orthogonal import auto_method, check_method, frame
-from . import sources as cuda_sources
+from . import _compile, sources as cuda_sources
 
 __all__ = ["haar"]
-
-_modules = {}
 
 
 def haar(matrix, *, seed, stream=0, offset=0, method="auto", gain=1.0):
@@ -48,6 +46,8 @@ def haar(matrix, *, seed, stream=0, offset=0, method="auto", gain=1.0):
     same methods), for a 2-D float32 or float64 CuPy array.
     """
     import cupy
+    from . import linalg
+    linalg()  # GpuUnavailableError naming the missing library, before any work
     q, big, small = frame(matrix)
     if check_method(method) == "auto":
         method = auto_method(big, small)
@@ -86,12 +86,7 @@ def _householder_vectors(cupy, q):
     sign = cupy.empty(small, dtype=q.dtype)
     name = cuda_sources.HOUSEHOLDER_KERNELS[int(q.dtype == np.float64)]
     device = cupy.cuda.Device().id
-    module = _modules.get(device)
-    if module is None:
-        module = _modules[device] = cupy.RawModule(
-            code=cuda_sources.read(cuda_sources.HOUSEHOLDER),
-            options=tuple(cuda_sources.OPTIONS))
-    kernel = module.get_function(name)
+    kernel = _compile.function(cupy, cuda_sources.HOUSEHOLDER, _householder_source, name)
     sms = cupy.cuda.runtime.deviceGetAttribute(
         cupy.cuda.runtime.cudaDevAttrMultiProcessorCount, device)
     grid = int(min(small, 8 * sms))
@@ -100,9 +95,13 @@ def _householder_vectors(cupy, q):
     return tau, sign
 
 
+def _householder_source():
+    return cuda_sources.read(cuda_sources.HOUSEHOLDER)
+
+
 def _solver(routine, dtype):
-    from cupy.cuda import cusolver
-    return getattr(cusolver, _lapack_names(dtype) + routine)
+    from . import linalg
+    return getattr(linalg()[0], _lapack_names(dtype) + routine)
 
 
 def _check_info(info, what):
@@ -145,7 +144,10 @@ def _cholqr2(cupy, work, transposed, gain):
     """CholeskyQR2 in place on F-ordered ``work``: ``(big, small)`` with orthonormal
     columns, or ``(small, big)`` with orthonormal rows (``transposed``). False if a
     Cholesky factorisation fails (``work`` left garbled)."""
-    from cupy.cuda import cublas, device
+    from cupy.cuda import device
+
+    from . import linalg
+    cublas = linalg()[1]
     small, big = work.shape if transposed else work.shape[::-1]
     dtype = work.dtype
     potrf = _solver("potrf", dtype)
