@@ -23,30 +23,13 @@ import numpy as np
 
 from ... import stream
 from . import _compile, _memory, sources as cuda_sources
+from ._errors import INSTALL_HINT, DeviceMemoryError, GpuUnavailableError  # noqa: F401
 
 BLOCK = 256             # threads per CUDA block
 WAVES = 4               # grid = at most WAVES full waves of resident blocks
 _RESIDENT_PER_SM = 2048 // BLOCK
 
 _sm_count = {}
-
-#: What to install: CuPy alone finds neither NVRTC nor cuBLAS/cuSOLVER without a
-#: system CUDA toolkit; the ``[ctk]`` extra brings them as wheels.
-INSTALL_HINT = ('Install CuPy with the CUDA libraries it loads: pip install "fastinit-ml[cupy]" '
-                '(cupy-cuda12x[ctk]), or cupy-cuda13x[ctk] for a CUDA 13 driver')
-
-
-class GpuUnavailableError(NotImplementedError):
-    """A GPU output was asked for, but CuPy or a CUDA device is missing.
-
-    A ``NotImplementedError`` (so a ``RuntimeError``), as fastinit raised for any
-    GPU request before this backend.
-    """
-
-
-class DeviceMemoryError(MemoryError):
-    """The GPU has not enough free memory for the requested output."""
-
 
 def import_cupy(what="a GPU output"):
     """CuPy, or :class:`GpuUnavailableError` saying what is missing."""

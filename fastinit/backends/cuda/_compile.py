@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass
 
 from . import sources
+from ._errors import INSTALL_HINT, GpuUnavailableError
 
 FORMAT = 1  # bump when the cache layout or the meaning of a key changes
 
@@ -50,7 +51,6 @@ def nvrtc_binding():
     try:
         nvrtc.getVersion()
     except Exception as exc:  # CuPy 14: DynamicLibNotFoundError; 13: RuntimeError
-        from . import GpuUnavailableError, INSTALL_HINT
         raise GpuUnavailableError(
             f"fastinit compiles its CUDA kernels with NVRTC, which CuPy cannot load ({exc}). "
             f"{INSTALL_HINT}") from exc
