@@ -164,7 +164,8 @@ def saved_keys(model):
 def save_config(model, directory, dtype):
     """Write ``config.json`` (and ``generation_config.json`` for generative models) as
     ``save_pretrained`` does; returns the file names."""
-    config = model.config
+    import copy
+    config = copy.deepcopy(model.config)
     config.architectures = [model_class(model).__name__]
     config.dtype = str(dtype).replace("torch.", "")
     config.save_pretrained(directory)
