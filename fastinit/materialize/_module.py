@@ -85,7 +85,7 @@ class Planned(Initializer):
                         for (lo, hi), (_, _, kept) in zip(inter, want))
             if op[0] == "init":
                 _, init, _, layout = op
-                target = out[dst]
+                target = out[dst + (Ellipsis,)]  # a view, also of a 0-d output
                 gshape = shape
                 if layout == "keras" and len(shape) >= 2:
                     perm = _tensor.keras_permutation(len(shape))
