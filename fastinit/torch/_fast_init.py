@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import sys
 import threading
+import weakref
 
 from .. import sharding
 from .._checks import check_uint64
@@ -176,7 +177,7 @@ class State:
         self.in_init = False
         self.call_site = None       # name of the module whose _init_weights runs
         self.anonymous = 0
-        self.pending = {}           # id -> (tensor, fn, kwargs): construction-time draws
+        self.pending = {}           # id -> (weakref, fn, kwargs): construction-time draws
         self.deferred = []          # (model, run): nested models the outermost one covers
         self.touched = set()        # ids of the named tensors a fill or copy_ reached
         self.skip = set()           # ids filled by something else (init_module_'s rules)
@@ -206,7 +207,7 @@ class State:
                 and _hf.outer_under_construction(None) is not None:
             # A transformers model is being built: its init decides (after construction).
             if not tensor.is_meta and self.mode == "live":
-                self.pending[id(tensor)] = (tensor, fn, kw)
+                self.pending[id(tensor)] = (weakref.ref(tensor), fn, kw)
             return tensor
         target = self._target(tensor)
         if target is not None:
@@ -250,8 +251,11 @@ class State:
         self.in_init, self.call_site = True, None
         try:
             result = run()
-            for key, (tensor, fn, kw) in list(self.pending.items()):
-                if key in names.aliases:  # drawn at construction, untouched by the init
+            for key, (ref, fn, kw) in list(self.pending.items()):
+                tensor = ref()
+                if tensor is None:
+                    del self.pending[key]
+                elif names.tensors.get(key) is tensor:  # drawn at construction, untouched
                     del self.pending[key]
                     self.fill(fn, tensor, kw)
         finally:
@@ -279,10 +283,16 @@ class State:
             self.call_site = saved
 
     def finish(self):
-        """At the end of the context: models whose outermost model never initialised them."""
+        """At the end of the context: models whose outermost model never initialised them,
+        then parameters drawn at construction that no init reached (anonymous rule)."""
         while self.deferred:
             model, run = self.deferred.pop(0)
             self.managed(model, run)
+        pending, self.pending = self.pending, {}
+        for ref, fn, kw in pending.values():
+            tensor = ref()
+            if tensor is not None:
+                self.fill(fn, tensor, kw)
 
     # -- helpers
 
