@@ -6,7 +6,7 @@ so ``GlorotUniform`` would come back as Keras' class. Registered as
 package="fastinit")`` does), a layer's config carries that name and
 ``keras.layers.deserialize`` / ``load_model`` give fastinit's class back.
 The registration happens when Keras' registry module is imported (a one-shot
-import hook) or at once if it already is. See ``docs/initializers.md``.
+import hook) or at once if it already is. See ``docs/getting-started.md`` (Keras 3).
 """
 
 import importlib.abc

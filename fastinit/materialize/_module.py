@@ -190,9 +190,11 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
     ----------
     module : torch.nn.Module
         Built on the meta device (``with torch.device("meta"): model = ...``):
-        it is never allocated. A transformers ``PreTrainedModel`` gives the
-        files ``save_pretrained`` would (safetensors, index, ``config.json``,
-        ``generation_config.json``), which ``from_pretrained`` loads.
+        it is never allocated. (A model with real tensors is initialised in
+        place by ``init_module_`` and written.) A transformers
+        ``PreTrainedModel`` gives the files ``save_pretrained`` would
+        (safetensors, index, ``config.json``, ``generation_config.json``),
+        which ``from_pretrained`` loads.
     out_dir : path
     seed : int
     rules, layout

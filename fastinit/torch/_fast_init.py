@@ -404,13 +404,15 @@ def fast_init(seed=0, *, module=None, prefix="", backend="auto", torch_rng=True)
         Seed torch's own generator from (seed, module name) while a transformers
         ``_init_weights`` runs, for code that draws with ``torch.rand`` directly.
 
-    Inside the block: a transformers model built (or a tensor of ``module``)
-    draws from the stream of its fully-qualified name, the one
-    ``save_pretrained`` keeps (``with fast_init(0): model = LlamaForCausalLM(config)``
-    equals ``init_module_(model, 0)`` on the same model built on the meta
-    device); any other tensor from ``name_stream("<fastinit.anonymous>/k")``
-    for the k-th such fill of the block (k from 0, in program order). A
-    ``generator=`` argument gets torch's function. The functions are patched
+    Notes
+    -----
+    Inside the block, a tensor of a transformers model being built, or of
+    ``module``, draws from the stream of its fully-qualified name, the one
+    ``save_pretrained`` keeps. So a model built in the block equals the same
+    model built on the meta device and filled by ``init_module_`` with the
+    same seed. Any other random fill draws from the stream of the name
+    ``<fastinit.anonymous>/k`` for the k-th such fill of the block (k from 0,
+    in program order). A ``generator=`` argument gets torch's function. The functions are patched
     for the whole process while a block is open, but act only in the thread
     that opened it (other threads get torch's functions); blocks do not nest.
     Everything is restored on exit, also on an exception. See ``docs/models.md``.
