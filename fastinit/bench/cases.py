@@ -374,7 +374,10 @@ def _model(how):
         from transformers import LlamaConfig, LlamaForCausalLM
         import fastinit.torch as ft
         torch.set_num_threads(ctx["threads"])
-        if _installed("numba"):
+        import fastinit
+        if hasattr(fastinit, "set_num_threads"):  # fastinit's own thread pool
+            fastinit.set_num_threads(ctx["threads"])
+        elif _installed("numba"):
             import numba
             numba.set_num_threads(ctx["threads"])
         config = LlamaConfig(**model_config(ctx["size"]), dtype=out.dtype.name)
