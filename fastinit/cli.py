@@ -61,9 +61,11 @@ def build_parser(prog=None):
     bench.add_arguments(p_demo)
     from .materialize import _cli as materialize
     materialize.add_arguments(sub.add_parser(
-        "materialize", help="write a model spec (JSON/TOML) to safetensors files",
-        description="Write the tensors of SPEC to safetensors files in OUT_DIR, chunk by "
-                    "chunk, atomically (see fastinit.materialize)."))
+        "materialize", help="write a model spec (JSON/TOML) or a transformers config.json "
+                            "to safetensors files",
+        description="Write the tensors of SPEC (a spec, or the model a transformers "
+                    "config.json describes) to safetensors files in OUT_DIR, chunk by chunk, "
+                    "atomically (see fastinit.materialize)."))
     return parser
 
 

@@ -16,10 +16,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CASES", "FLAT_CASES", "NUMPY_REFERENCE", "SEED", "TRUNCATION", "Runner",
-           "case_shape", "implementations", "numpy_truncated_normal", "numpy_orthogonal"]
+__all__ = ["CASES", "ALL_CASES", "FLAT_CASES", "NUMPY_REFERENCE", "SEED", "TRUNCATION",
+           "Runner", "case_shape", "implementations", "numpy_truncated_normal",
+           "numpy_orthogonal", "model_config"]
 
 CASES = ("normal", "uniform", "truncated_normal", "variance_scaling", "orthogonal")
+#: Cases run only when asked for (``--cases model``): they need transformers.
+ALL_CASES = CASES + ("model",)
 FLAT_CASES = ("normal", "uniform", "truncated_normal")  # a flat output of --size elements
 TRUNCATION = 2.0  # truncated normal on [-TRUNCATION, TRUNCATION] std, as torch's default
 SEED = 0
@@ -34,7 +37,8 @@ DTYPES = ("float32", "float64", "float16", "bfloat16")
 
 NUMPY_REFERENCE = {"normal": "numpy Generator", "uniform": "numpy Generator",
                     "truncated_normal": "numpy rejection",
-                    "variance_scaling": "numpy Generator", "orthogonal": "numpy.linalg.qr"}
+                    "variance_scaling": "numpy Generator", "orthogonal": "numpy.linalg.qr",
+                    "model": "transformers"}
 
 
 @dataclass
@@ -159,6 +163,8 @@ def case_shape(case, size, ortho_size=DEFAULT_ORTHO_SIZE):
         return (size // cols, cols)
     if case == "orthogonal":
         return (ortho_size, ortho_size)
+    if case == "model":
+        return (_llama_parameters(model_config(size)),)
     return (size,)
 
 
@@ -331,12 +337,84 @@ def _jax_orthogonal(case, out, ctx):
     return _jax_initializer("orthogonal")(case, out, ctx)
 
 
+# -- a whole model: a Llama-style transformers model, initialised three ways ------------
+
+
+def model_config(size):
+    """The Llama-style config of the ``model`` case for about ``size`` parameters: hidden
+    1024 (512 below 1e8 parameters), intermediate 2.75x hidden, 16 heads, vocabulary 32000
+    (4000), untied embeddings, and as many layers as ``size`` allows (at least one)."""
+    hidden, vocab = (1024, 32000) if size >= 10**8 else (512, 4000)
+    config = {"hidden_size": hidden, "intermediate_size": hidden * 11 // 4,
+              "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": vocab,
+              "num_hidden_layers": 1}
+    per_layer = _llama_parameters(config) - _llama_parameters({**config,
+                                                               "num_hidden_layers": 0})
+    rest = size - _llama_parameters({**config, "num_hidden_layers": 0})
+    config["num_hidden_layers"] = max(1, round(rest / per_layer))
+    return config
+
+
+def _llama_parameters(c):
+    h, i, v, n = (c["hidden_size"], c["intermediate_size"], c["vocab_size"],
+                  c["num_hidden_layers"])
+    kv = h // c["num_attention_heads"] * c["num_key_value_heads"]
+    return 2 * v * h + h + n * (2 * h * h + 2 * h * kv + 3 * h * i + 2 * h)
+
+
+def _model(how):
+    """A row of the model case: ``transformers`` (its own init, torch's generator),
+    ``fast_init`` (the same code on fastinit) or ``init_module_`` (meta build, to_empty,
+    init_module_)."""
+    def make(case, out, ctx):
+        if not _installed("transformers"):
+            return "needs transformers"
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
+        import fastinit.torch as ft
+        torch.set_num_threads(ctx["threads"])
+        import fastinit
+        if hasattr(fastinit, "set_num_threads"):  # fastinit's own thread pool
+            fastinit.set_num_threads(ctx["threads"])
+        elif _installed("numba"):
+            import numba
+            numba.set_num_threads(ctx["threads"])
+        config = LlamaConfig(**model_config(ctx["size"]), dtype=out.dtype.name)
+
+        def build():
+            return LlamaForCausalLM._from_config(config)
+
+        if how == "transformers":
+            call, note = build, "LlamaForCausalLM(config), torch's generator"
+        elif how == "fast_init":
+            def call():
+                with ft.fast_init(SEED):
+                    return build()
+            note = "the same, inside fastinit.torch.fast_init"
+        else:
+            def call():
+                with torch.device("meta"):
+                    model = build()
+                model.to_empty(device="cpu")
+                return ft.init_module_(model, SEED)
+            note = "meta build, to_empty, init_module_"
+        layers = config.num_hidden_layers
+        return Runner(call, allocates_output=True,
+                      note=f"{note}, {layers} layers, {_threads(ctx)}")
+    return make
+
+
 def _installed(module):
     return importlib.util.find_spec(module) is not None
 
 
 def implementations(case):
     """``(name, factory)`` for the rows of ``case``; optional peers only when installed."""
+    if case == "model":
+        return [("fastinit init_module_", _model("init_module_")),
+                ("fastinit fast_init", _model("fast_init")),
+                ("transformers", _model("transformers"))]
     if case == "variance_scaling":
         rows = [("fastinit numba", _fastinit_glorot("numba")),
                 ("fastinit numpy", _fastinit_glorot("numpy")),

@@ -10,7 +10,8 @@ import numpy as np
 
 from .. import _units
 from .._system import available_memory
-from .cases import CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, DTYPES, QUICK_ORTHO_SIZE, \
+from .cases import ALL_CASES, CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, DTYPES, \
+    QUICK_ORTHO_SIZE, \
     QUICK_SIZE
 from .measure import _PeakMeter, _loadavg, available_cores, machine_info, run
 from .report import PLOT_MISSING, format_table, plot_title, to_json, write_plot
@@ -31,14 +32,15 @@ def parse_count(text):
 def _parse_cases(text):
     cases = [c.strip() for c in str(text).split(",") if c.strip()]
     aliases = {"trunc_normal": "truncated_normal", "truncnorm": "truncated_normal",
-               "truncated": "truncated_normal", "glorot": "variance_scaling",
+               "truncated": "truncated_normal", "glorot": "variance_scaling", "llama": "model",
                "glorot_uniform": "variance_scaling", "xavier": "variance_scaling",
                "xavier_uniform": "variance_scaling", "ortho": "orthogonal"}
     cases = [aliases.get(c, c) for c in cases]
-    bad = [c for c in cases if c not in CASES]
+    bad = [c for c in cases if c not in ALL_CASES]
     if bad or not cases:
         raise argparse.ArgumentTypeError(
-            f"cases must be a comma-separated list of {', '.join(CASES)}. Received: {text!r}")
+            f"cases must be a comma-separated list of {', '.join(ALL_CASES)}. "
+            f"Received: {text!r}")
     return list(dict.fromkeys(cases))
 
 
@@ -68,7 +70,9 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE):
                              "QR in the orthogonal case) (default: all cores, "
                              f"{available_cores()} here)")
     parser.add_argument("--cases", type=_parse_cases, default=list(CASES), metavar="LIST",
-                        help=f"comma-separated cases (default {','.join(CASES)})")
+                        help=f"comma-separated cases (default {','.join(CASES)}; also "
+                             "'model': a Llama-style transformers model of about --size "
+                             "parameters, needs transformers)")
     parser.add_argument("--ortho-size", type=_positive_int, default=None, metavar="M",
                         help=f"side of the square matrix of the orthogonal case (default "
                              f"{DEFAULT_ORTHO_SIZE}; {QUICK_ORTHO_SIZE} with --quick)")

@@ -322,6 +322,11 @@ def _thread_settings(blas=None):
     return restore
 
 
+def _dtypes_resolve(dtype):
+    from .. import _dtypes
+    return _dtypes.resolve(dtype)
+
+
 def _make_output(n, dtype):
     from .. import _dtypes
     out = np.empty(n, dtype=_dtypes.resolve(dtype))
@@ -338,7 +343,7 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
     """
     threads = threads or available_cores()
     blas = _BlasThreads()
-    ctx = {"threads": threads, "blas": blas}
+    ctx = {"threads": threads, "blas": blas, "size": size}
     meter = _PeakMeter()
     plan = [(case, name, factory) for case in cases for name, factory in implementations(case)]
     bar = _progress.Progress(len(plan), enabled=progress, desc="fastinit bench", unit="row")
@@ -348,7 +353,9 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
         for case in cases:
             shape = case_shape(case, size, ortho_size)
             n = math.prod(shape)
-            out = _make_output(n, dtype).reshape(shape)
+            # The model case builds its own tensors: its "output" only carries the dtype.
+            out = (np.empty(0, _dtypes_resolve(dtype)) if case == "model"
+                   else _make_output(n, dtype).reshape(shape))
             for name, factory in implementations(case):
                 gc.collect()  # garbage of the previous row must not count against this one
                 bar.describe(f"{case}: {name}")

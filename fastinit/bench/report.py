@@ -4,7 +4,8 @@ import time
 
 import numpy as np
 
-from .cases import FLAT_CASES, KERNEL_COLUMNS, SEED, TRUNCATION, DEFAULT_ORTHO_SIZE
+from .cases import FLAT_CASES, KERNEL_COLUMNS, SEED, TRUNCATION, DEFAULT_ORTHO_SIZE, \
+    model_config
 from .measure import machine_line
 
 __all__ = ["format_table", "to_json", "write_plot", "plot_title", "PLOT_MISSING"]
@@ -13,7 +14,8 @@ MiB = float(1 << 20)
 
 _CASE_LABEL = {"normal": "normal", "uniform": "uniform",
                "truncated_normal": f"trunc normal +-{TRUNCATION:g}",
-               "variance_scaling": "glorot uniform", "orthogonal": "orthogonal"}
+               "variance_scaling": "glorot uniform", "orthogonal": "orthogonal",
+               "model": "llama model"}
 
 
 def _case_label(result):
@@ -22,7 +24,7 @@ def _case_label(result):
     return _CASE_LABEL[result.case]
 
 
-def _shape_lines(results, dtype):
+def _shape_lines(results, dtype, size):
     """What the cases with their own shapes measure (their n differs from --size)."""
     shapes = {}
     for r in results:
@@ -39,6 +41,15 @@ def _shape_lines(results, dtype):
         lines.append(f"orthogonal: one {shape[0]:,} x {shape[1]:,} {dtype} matrix "
                      f"({n:,} elements, {n * _itemsize(dtype) / MiB:,.1f} MiB); rate in "
                      f"elements/s, the time per matrix in the note")
+    if "model" in shapes:
+        _, n = shapes["model"]
+        c = model_config(size)
+        lines.append(f"llama model: LlamaForCausalLM, hidden {c['hidden_size']}, intermediate "
+                     f"{c['intermediate_size']}, {c['num_hidden_layers']} layers, vocabulary "
+                     f"{c['vocab_size']}, {dtype} ({n:,} parameters, "
+                     f"{n * _itemsize(dtype) / MiB:,.1f} MiB); rate in parameters/s, "
+                     "'x NumPy' is the ratio to the transformers build, peak MiB excludes "
+                     "the model")
     return lines
 
 
@@ -50,7 +61,7 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
         (f"n = {size:,} {dtype} elements ({size * _itemsize(dtype) / MiB:,.1f} MiB output), "
          if any(r.case in FLAT_CASES for r in results) else f"{dtype}, ")
         + f"best of {repeat}, threads = {threads}",
-        *_shape_lines(results, dtype),
+        *_shape_lines(results, dtype, size),
         "",
     ]
     header = ("case", "implementation", "G elem/s", "x NumPy", "peak MiB", "note")

@@ -1,8 +1,9 @@
 """Names of initializers, and ``get`` / ``serialize`` / ``deserialize``.
 
 Every built-in class is registered under its class name and its snake_case
-name, plus Keras' aliases and the PyTorch / TensorFlow / JAX names people
-type. Deserialisation only looks names up: in ``custom_objects`` first, then
+name, plus Keras' aliases, the PyTorch / TensorFlow / JAX names people
+type, and ``"fastinit>Name"``, the name it has in Keras' serialization
+registry (``_keras``), so that Keras round-trips keep fastinit's classes. Deserialisation only looks names up: in ``custom_objects`` first, then
 in this registry. It never imports a module or evaluates anything, whatever
 a config's ``module`` field says.
 
@@ -23,6 +24,7 @@ import re
 import numpy as np
 
 from .._checks import shown
+from . import _keras
 from .base import Initializer
 from .constant import Constant, FromArray, Ones, Zeros
 from .random_initializers import (
@@ -100,6 +102,8 @@ def register(cls=None, *, name=None):
                              f"Received: name={key!r}")
         _REGISTRY[key] = obj
         _NAME_OF.setdefault(obj, key)
+        if ">" in key and inspect.isclass(obj):  # "package>Name": Keras' form, registered there too
+            _keras.add(key, obj)
         return obj
     return decorate if cls is None else decorate(cls)
 
@@ -107,7 +111,10 @@ def register(cls=None, *, name=None):
 for _cls in ALL_OBJECTS:
     register(_cls)
     _REGISTRY.setdefault(_snake_case(_cls.__name__), _cls)
+    _REGISTRY[_keras.keras_name(_cls)] = _cls   # the name Keras' configs carry
+    _keras.add(_keras.keras_name(_cls), _cls)
 _REGISTRY.update(ALIASES)
+_keras.install()
 
 
 def names():

@@ -8,31 +8,34 @@ buffers, atomically, and :func:`materialize_npy` writes one tensor to a
 spec format, the file layout and the guarantees are in ``docs/scaleout.md``;
 the command line is ``fastinit materialize SPEC OUT_DIR --seed N``.
 
+:func:`materialize_module` writes the checkpoint of a torch model (a
+transformers model loads it with ``from_pretrained``) without allocating it.
+
 Modules: ``_spec`` (specs), ``_safetensors`` (file layout), ``_writer``
 (chunks and the writer thread), ``_staging`` (atomic commit and crash
-recovery), ``_npy`` (the ``.npy`` format, shared with :mod:`fastinit.dask`),
-``_cli`` (the command).
+recovery), ``_commit`` (a checkpoint's run: checks, staging, writing,
+commit), ``_npy`` (the ``.npy`` format, shared with :mod:`fastinit.dask`),
+``_module`` (torch models), ``_cli`` (the command).
 """
 
-import math
 import os
-import shutil
 
-from .. import _progress
-from .._system import available_memory
 from .._units import parse_bytes
+from ._commit import chunk_size as _chunk_bytes
+from ._commit import run as _run
+from ._commit import write_safetensors
+from ._module import materialize_module
 from ._npy import check_dtype as _check_npy_dtype
 from ._npy import header as _npy_header
-from ._safetensors import INDEX_SUFFIX, header, index, plan_files, shard_pattern
+from ._safetensors import INDEX_SUFFIX, plan_files
 from ._spec import SpecError, TensorSpec, check_file_names, load_spec, parse_spec
-from ._staging import Transaction
-from ._writer import Writer, write_file
+from ._writer import write_file
 
 __all__ = ["SpecError", "TensorSpec", "load_spec", "parse_spec", "plan_files", "materialize",
-           "materialize_npy", "INDEX_NAME", "DEFAULT_CHUNK_BYTES"]
+           "materialize_npy", "materialize_module", "INDEX_NAME", "DEFAULT_CHUNK_BYTES"]
 
 INDEX_NAME = "model" + INDEX_SUFFIX
-DEFAULT_CHUNK_BYTES = 32 << 20
+DEFAULT_CHUNK_BYTES = 32 << 20  # also _module.DEFAULT_CHUNK_BYTES
 
 
 def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
@@ -92,38 +95,12 @@ def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
     tensors, options = parse_spec(spec, seed)
     if max_shard_size is not None:
         options["max_shard_size"] = parse_bytes(max_shard_size, "max_shard_size")
-    chunk_bytes = _chunk_bytes(chunk_bytes)
-    _check_prefix(prefix)
-    files = plan_files(tensors, options["max_shard_size"], prefix)
     from .. import STREAM_VERSION
     metadata = {**options["metadata"], "format": "pt", "fastinit_seed": options["seed"],
                 "fastinit_stream_version": STREAM_VERSION}
-    headers = [header(group, metadata) for _, group in files]  # size limits checked here
-    names = [name for name, _ in files]
-    if len(files) > 1:
-        names.append(prefix + INDEX_SUFFIX)
-    total = sum(t.nbytes for t in tensors)
-    return _run(out_dir, tensors, total + sum(map(len, headers)), check_space, chunk_bytes,
-                progress, names, _retired(prefix),
-                lambda staging, writer, bar: _write_safetensors(
-                    staging, files, headers, writer, chunk_bytes, backend, bar, prefix))
-
-
-def _write_safetensors(staging, files, headers, writer, chunk_bytes, backend, bar, prefix):
-    for (name, group), head in zip(files, headers):
-        write_file(staging.path(name), head, group, writer, chunk_bytes, backend, bar)
-    if len(files) > 1:
-        _write_text(staging.path(prefix + INDEX_SUFFIX), index(files))
-
-
-def _retired(prefix):
-    """The files of an earlier checkpoint with ``prefix`` in a directory (replaced whole)."""
-    pattern = shard_pattern(prefix)
-
-    def retired(out_dir):
-        return [f for f in os.listdir(out_dir)
-                if pattern.fullmatch(f) or f == prefix + INDEX_SUFFIX]
-    return retired
+    return write_safetensors(out_dir, tensors, metadata, max_shard_size=options["max_shard_size"],
+                             prefix=prefix, chunk_bytes=chunk_bytes, backend=backend,
+                             progress=progress, check_space=check_space)
 
 
 def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, name=None,
@@ -192,68 +169,3 @@ def _write_npy_files(out_dir, files, chunk_bytes, backend, progress, check_space
                 [name for name, _ in files], lambda out_dir: [], write)
 
 
-def _run(out_dir, tensors, total, check_space, chunk_bytes, progress, names, retired, write):
-    """Stage, write and commit ``names`` (the last one last) in ``out_dir``."""
-    if check_space:
-        _check_resources(out_dir, tensors, total, chunk_bytes)
-    enabled = _progress.enabled_by_default() if progress is None else bool(progress)
-    bar = _progress.Progress(total, enabled=enabled, desc="fastinit materialize", unit="B")
-    writer = Writer(chunk_bytes)
-    try:
-        with Transaction(out_dir) as staging:
-            write(staging, writer, bar)
-            return staging.commit(names, retire=[f for f in retired(staging.out_dir)
-                                                 if f not in names])
-    finally:
-        writer.close()
-        bar.close()
-
-
-def _chunk_bytes(chunk_bytes):
-    try:
-        value = float(chunk_bytes)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value < 4096 or value >= 1 << 40:
-        raise ValueError("chunk_bytes must be a number of bytes in [4096, 2**40). "
-                         f"Received: chunk_bytes={chunk_bytes!r}")
-    value = int(value)
-    return value - value % 8
-
-
-def _check_prefix(prefix):
-    if not isinstance(prefix, str) or not prefix:
-        raise ValueError(f"prefix must be a non-empty string. Received: prefix={prefix!r}")
-    check_file_names([prefix], ".safetensors")
-
-
-def _check_resources(out_dir, tensors, total, chunk_bytes):
-    """Refuse, before writing, a run that cannot fit on the disk or in memory."""
-    from .. import sharding
-    directory = os.path.abspath(os.fspath(out_dir))
-    while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
-        directory = os.path.dirname(directory)
-    try:
-        free = shutil.disk_usage(directory).free
-    except OSError:  # pragma: no cover - reported when the files are opened
-        free = None
-    if free is not None and total > free:
-        raise ValueError(f"The files need {total / 2**30:.2f} GiB but {directory!r} has "
-                         f"{free / 2**30:.2f} GiB free (pass check_space=False or "
-                         f"--no-space-check to try anyway). Nothing was written.")
-    memory = available_memory()
-    whole = [t for t in tensors if not sharding.is_elementwise(t.initializer)]
-    need = max((2 * t.nbytes for t in whole), default=0) + 3 * chunk_bytes
-    if memory is not None and whole and need > memory:
-        big = max(whole, key=lambda t: t.nbytes)
-        raise ValueError(f"Tensor {big.name!r} ({type(big.initializer).__name__}, computed "
-                         f"whole) needs about {need / 2**30:.2f} GiB of memory but "
-                         f"{memory / 2**30:.2f} GiB are available (pass check_space=False "
-                         "or --no-space-check to try anyway). Nothing was written.")
-
-
-def _write_text(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())

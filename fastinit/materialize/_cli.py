@@ -1,6 +1,13 @@
-"""``fastinit materialize SPEC OUT_DIR``: the command line of :mod:`fastinit.materialize`."""
+"""``fastinit materialize SPEC OUT_DIR``: the command line of :mod:`fastinit.materialize`.
 
+SPEC is a spec (JSON or TOML) or a transformers ``config.json`` (a file with a
+``model_type``, or a directory holding one): the model it describes is built
+on the meta device and written by :func:`~fastinit.materialize.materialize_module`.
+"""
+
+import json
 import math
+import os
 import sys
 
 from . import DEFAULT_CHUNK_BYTES, materialize, materialize_npy_files, parse_spec
@@ -22,10 +29,13 @@ def _chunk_mb(text):
 
 def add_arguments(parser):
     """The options of ``fastinit materialize``."""
-    parser.add_argument("spec", metavar="SPEC", help="model description (.json or .toml)")
+    parser.add_argument("spec", metavar="SPEC",
+                        help="model description (.json or .toml), or a transformers "
+                             "config.json (or a directory holding one)")
     parser.add_argument("out_dir", metavar="OUT_DIR", help="output directory (created if missing)")
     parser.add_argument("--seed", type=int, default=None,
-                        help="seed of the run (default: the spec's 'seed')")
+                        help="seed of the run (default: the spec's 'seed'; 0 for a "
+                             "transformers config)")
     parser.add_argument("--max-shard-size", default=None,
                         help="bytes of data per safetensors file, e.g. 5GB (default: the "
                              "spec's max_shard_size, else one file)")
@@ -35,6 +45,13 @@ def add_arguments(parser):
                         help="buffer size in MiB (default %(default)g)")
     parser.add_argument("--backend", choices=("auto", "numba", "numpy"), default="auto")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--dtype", default=None,
+                        help="transformers config: the model's dtype (default: the config's)")
+    parser.add_argument("--mode", choices=("auto", "plan", "live"), default="auto",
+                        help="transformers config: record the init and write chunk by chunk "
+                             "(plan), allocate the model (live), or plan when possible (auto)")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="transformers config: allow the model code of an auto_map")
     parser.add_argument("--no-space-check", action="store_true",
                         help="write even when the files seem not to fit on the disk, or a "
                              "tensor computed whole not in memory")
@@ -52,7 +69,19 @@ def run_from_args(args):
     progress = False if args.no_progress else None
     check_space = not args.no_space_check
     try:
-        if args.format == "npy":
+        config = model_config(args.spec)
+        if config is not None:
+            if args.format == "npy":
+                raise ValueError("a transformers config is written as safetensors files")
+            from ..torch import _hf
+            from ._module import materialize_module
+            model = _hf.model_from_config(config, dtype=args.dtype,
+                                          trust_remote_code=args.trust_remote_code)
+            paths = materialize_module(model, args.out_dir, 0 if args.seed is None else args.seed,
+                                       mode=args.mode, max_shard_size=args.max_shard_size,
+                                       chunk_bytes=chunk, backend=args.backend,
+                                       progress=progress, check_space=check_space)
+        elif args.format == "npy":
             tensors, _ = parse_spec(args.spec, args.seed)
             paths = materialize_npy_files(tensors, args.out_dir, chunk_bytes=chunk,
                                           backend=args.backend, progress=progress,
@@ -62,6 +91,10 @@ def run_from_args(args):
                                 max_shard_size=args.max_shard_size, chunk_bytes=chunk,
                                 backend=args.backend, progress=progress,
                                 check_space=check_space)
+    except ImportError as exc:
+        print(f"fastinit materialize: error: a transformers config needs torch and "
+              f"transformers: {exc}", file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError) as exc:
         print(f"fastinit materialize: error: {exc}", file=sys.stderr)
         return 2
@@ -73,3 +106,20 @@ def run_from_args(args):
     for p in paths:
         print(p)
     return 0
+
+
+def model_config(path):
+    """The path of the transformers ``config.json`` that ``path`` is or holds, else None."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "config.json")
+        return path if os.path.isfile(path) else None
+    if not path.lower().endswith(".json"):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return None  # the spec reader reports it
+    return path if isinstance(data, dict) and "model_type" in data and "tensors" not in data \
+        else None

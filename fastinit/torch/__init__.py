@@ -6,11 +6,15 @@ Same names and signatures as :mod:`torch.nn.init`, with PyTorch's fans
 :func:`fastinit.initializers.base.resolve_seed`). Tensors are filled in
 place without a copy, on the CPU or on their GPU, with the same bits as
 ``fastinit.random`` gives for the same shape, parameters and seed; see
-``docs/getting-started.md``. :func:`init_module_` initialises whole models.
+``docs/getting-started.md``. :func:`init_module_` initialises whole models;
+:func:`fast_init` runs a model's own init code (``torch.nn.init``,
+transformers' ``_init_weights``) on fastinit (``docs/models.md``).
 
-Modules: ``_tensor`` (writing into a tensor), ``_rules`` (PyTorch's formulas
-and default rules), ``_module`` (:func:`init_module_`). Torch is imported on
-first use, not with this package.
+Modules: ``_tensor`` (writing into a tensor), ``_regions`` (shards and views),
+``_names`` (tensor names), ``_rules`` (PyTorch's formulas and default rules),
+``_fast_init`` (:func:`fast_init`), ``_hf`` (transformers specifics),
+``_module`` (:func:`init_module_`). Torch is imported on first use, not with
+this package; transformers never.
 
 Examples
 --------
@@ -31,6 +35,7 @@ tensor([[-1.6704, -0.6700],
 """
 
 from . import _tensor
+from ._fast_init import fast_init
 from ._module import init_module_
 from ._rules import calculate_gain, parameters, torch_rule
 from .._checks import check_real
@@ -39,7 +44,8 @@ from ..initializers.base import resolve_seed
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
     "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-    "kaiming_normal_", "orthogonal_", "sparse_", "fill_", "init_module_", "parameters",
+    "kaiming_normal_", "orthogonal_", "sparse_", "fill_", "init_module_", "fast_init",
+    "parameters",
 ]
 
 

@@ -288,3 +288,22 @@ def test_asv_benchmark_runs_once(owner, method, combo, monkeypatch, one_blas_thr
         subprocess.run([sys.executable, "-c", result], check=True)
     elif name.startswith("track_"):
         assert isinstance(result, numbers.Real)
+
+
+def test_model_case(capsys, tmp_path):
+    """``--cases model``: a Llama-style transformers model built three ways (needs
+    transformers; not in the default cases)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    assert "model" not in cases.CASES and "model" in cases.ALL_CASES
+    path = tmp_path / "bench.json"
+    status = cli.main(["bench", "--quick", "--cases", "model", "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "llama model" in out and "LlamaForCausalLM" in out
+    data = json.loads(path.read_text())
+    rows = {r["implementation"]: r for r in data["results"]}
+    assert set(rows) == {"fastinit init_module_", "fastinit fast_init", "transformers"}
+    assert all(r["error"] is None and r["skipped"] is None for r in rows.values())
+    n = rows["transformers"]["n"]
+    assert n == bench.case_shape("model", cases.QUICK_SIZE)[0] > 0

@@ -1,0 +1,109 @@
+"""The fully-qualified names of a model's tensors, and the one each draws its stream from.
+
+A tensor shared by several modules (tied weights) has several names; its
+*canonical* name is the first one (``named_parameters`` order, then
+``named_buffers``) that is not a tied *target* of a transformers model
+(a key of ``all_tied_weights_keys``): the name ``save_pretrained`` keeps.
+A tensor draws from :func:`fastinit.sharding.name_stream` of ``prefix +``
+its canonical name.
+"""
+
+from . import _regions
+
+__all__ = ["Names", "Target"]
+
+
+class Target:
+    """A named tensor a fill reaches: ``base`` (the model's tensor), its canonical ``name``
+    (prefix included), all its ``aliases``, ``index`` (the region of the global tensor a
+    view covers, or None), ``region`` (``(global_shape, index)`` of a plain tensor that
+    holds part of a larger one, or None) and ``shape``, the global shape a fill of the
+    view or tensor sees (fans are computed from it)."""
+
+    __slots__ = ("base", "name", "aliases", "index", "region", "shape")
+
+    def __init__(self, base, name, aliases, index, region, shape):
+        self.base, self.name, self.aliases = base, name, aliases
+        self.index, self.region, self.shape = index, region, shape
+
+    @property
+    def sharded(self):
+        """The storage holds only part of the global tensor."""
+        return self.region is not None or _regions.is_dtensor(self.base)
+
+
+class Names:
+    """``id(tensor) -> names`` and ``id(module) -> name`` of a root module.
+
+    Parameters
+    ----------
+    root : torch.nn.Module
+    prefix : str
+        Prepended to every name (the root's name inside a larger model).
+    regions : mapping, optional
+        ``name -> (global_shape, index)`` (full index tuples, prefix included in the
+        names, as ``init_module_`` takes them) for plain tensors holding part of a
+        larger tensor.
+    """
+
+    def __init__(self, root, prefix="", regions=None):
+        self.root, self.prefix = root, prefix
+        self.aliases, self.tensors, self.buffers = {}, {}, set()
+        for n, t in root.named_parameters(remove_duplicate=False):
+            self.aliases.setdefault(id(t), []).append(n)
+            self.tensors[id(t)] = t
+        for n, t in root.named_buffers(remove_duplicate=False):
+            if id(t) not in self.tensors:
+                self.buffers.add(id(t))
+            self.aliases.setdefault(id(t), []).append(n)
+            self.tensors[id(t)] = t
+        self.targets = set(getattr(root, "all_tied_weights_keys", None) or ())
+        self.modules = {}
+        for n, m in root.named_modules(remove_duplicate=False):
+            self.modules.setdefault(id(m), n)
+        self.regions = dict(regions or {})
+
+    def canonical(self, key):
+        """The canonical name of tensor ``id`` ``key``, without the prefix."""
+        aliases = self.aliases[key]
+        return next((a for a in aliases if a not in self.targets), aliases[0])
+
+    def __contains__(self, tensor):
+        return id(tensor) in self.aliases
+
+    def items(self):
+        """``(canonical name, tensor)`` for every distinct tensor, parameters first."""
+        return [(self.canonical(k), t) for k, t in self.tensors.items()]
+
+    def resolve(self, tensor):
+        """The :class:`Target` a fill of ``tensor`` reaches, or None (not a tensor of root)."""
+        base, index = tensor, None
+        if id(base) not in self.aliases:
+            parent = getattr(tensor, "_base", None)
+            if parent is None or id(parent) not in self.aliases:
+                return None
+            base = parent
+            index = _regions.view_region(parent, tensor)
+        name = self.canonical(id(base))
+        region = self.regions.get(self.prefix + name)
+        if region is not None:
+            region = (tuple(region[0]), region[1])
+        if index is None:
+            if base is not tensor:  # a view fastinit cannot map: handled as unnamed
+                return None
+            shape = region[0] if region is not None else tuple(tensor.shape)
+        else:
+            shape = tuple(tensor.shape)
+            if region is not None:  # local view coordinates -> global ones
+                index = _shift(index, region[1], region[0])
+        return Target(base, self.prefix + name, self.aliases[id(base)], index, region, shape)
+
+
+def _shift(index, held, global_shape):
+    held = tuple(held) + (slice(None),) * (len(global_shape) - len(held))
+    out = []
+    for item, part, n in zip(index, held, global_shape):
+        start = part.indices(n)[0]
+        out.append(item + start if isinstance(item, int)
+                   else slice(item.start + start, item.stop + start))
+    return tuple(out)

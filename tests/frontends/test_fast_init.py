@@ -1,0 +1,189 @@
+"""fastinit.torch.fast_init on plain PyTorch: names, the anonymous rule, restoring torch,
+threads, and init_module_ running a custom module's own reset_parameters."""
+
+import json
+import math
+import subprocess
+import sys
+import threading
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fastinit.torch as ft  # noqa: E402
+from fastinit.sharding import name_stream  # noqa: E402
+
+nn = torch.nn
+INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
+              "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+              "kaiming_normal_", "orthogonal_", "sparse_")
+
+
+def _torch_functions():
+    return {n: getattr(nn.init, n) for n in INIT_NAMES}
+
+
+def test_named_fills_follow_the_name_streams():
+    model = nn.Sequential(nn.Linear(6, 5), nn.Conv1d(2, 3, 3))
+    with ft.fast_init(seed=4, module=model, prefix="net."):
+        nn.init.xavier_uniform_(model[0].weight, gain=2.0)
+        nn.init.kaiming_normal_(model[1].weight, 0, "fan_out", "relu")  # positional form
+        nn.init.trunc_normal_(model[0].bias, std=0.5, a=-0.3, b=0.3)
+        nn.init.constant_(model[1].bias, 0.25)
+    want = ft.xavier_uniform_(torch.empty(5, 6), gain=2.0, seed=4,
+                              stream=name_stream("net.0.weight"))
+    assert torch.equal(model[0].weight.detach(), want)
+    want = ft.kaiming_normal_(torch.empty(3, 2, 3), mode="fan_out", nonlinearity="relu",
+                              seed=4, stream=name_stream("net.1.weight"))
+    assert torch.equal(model[1].weight.detach(), want)
+    want = ft.trunc_normal_(torch.empty(5), std=0.5, a=-0.3, b=0.3, seed=4,
+                            stream=name_stream("net.0.bias"))
+    assert torch.equal(model[0].bias.detach(), want)
+    assert torch.equal(model[1].bias.detach(), torch.full((3,), 0.25))
+
+
+def test_values_do_not_depend_on_order_or_torch_seed():
+    def run(order, torch_seed):
+        torch.manual_seed(torch_seed)
+        model = nn.ModuleDict({"a": nn.Linear(4, 4), "b": nn.Linear(4, 4)})
+        with ft.fast_init(seed=1, module=model):
+            for key in order:
+                nn.init.normal_(model[key].weight, std=0.1)
+        return {k: v.clone() for k, v in model.state_dict().items() if k.endswith("weight")}
+
+    one, two = run("ab", 0), run("ba", 1)
+    assert all(torch.equal(one[k], two[k]) for k in one)
+
+
+def test_anonymous_rule_is_program_order():
+    def run():
+        with ft.fast_init(seed=2):
+            x = nn.init.normal_(torch.empty(3, 4))
+            y = nn.init.uniform_(torch.empty(5), -1, 1)
+        return x, y
+
+    x, y = run()
+    x2, y2 = run()
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    assert torch.equal(x, ft.normal_(torch.empty(3, 4), seed=2,
+                                     stream=name_stream("<fastinit.anonymous>/0")))
+    assert torch.equal(y, ft.uniform_(torch.empty(5), -1, 1, seed=2,
+                                      stream=name_stream("<fastinit.anonymous>/1")))
+
+
+def test_generator_and_meta_and_integer_buffers():
+    gen = torch.Generator().manual_seed(3)
+    with ft.fast_init(seed=0):
+        a = nn.init.normal_(torch.empty(4), generator=gen)
+        meta = nn.init.normal_(torch.empty(4, device="meta"))
+        ints = nn.init.zeros_(torch.full((3,), 7, dtype=torch.int64))
+        with pytest.raises(ValueError, match="2 or more dimensions"):
+            nn.init.orthogonal_(torch.empty(3))
+        with pytest.raises(TypeError):
+            nn.init.normal_(torch.empty(2), 0.0, 1.0, None, "extra")
+    assert torch.equal(a, torch.empty(4).normal_(generator=torch.Generator().manual_seed(3)))
+    assert meta.is_meta and torch.equal(ints, torch.zeros(3, dtype=torch.int64))
+
+
+def test_restored_on_exit_and_on_error():
+    before = _torch_functions()
+    with pytest.raises(RuntimeError, match="boom"):
+        with ft.fast_init(seed=0):
+            assert nn.init.normal_ is not before["normal_"]
+            raise RuntimeError("boom")
+    assert _torch_functions() == before
+    with ft.fast_init(seed=0):
+        with pytest.raises(RuntimeError, match="do not nest"):
+            with ft.fast_init(seed=1):
+                pass
+    assert _torch_functions() == before
+    from torch.nn.modules import activation
+    assert activation.xavier_uniform_ is before["xavier_uniform_"]
+    with pytest.raises(ValueError, match="seed"):
+        with ft.fast_init(seed=-1):
+            pass
+    with pytest.raises(TypeError):
+        with ft.fast_init(seed=1.5):
+            pass
+
+
+def test_other_threads_keep_torch():
+    started, release, out = threading.Event(), threading.Event(), {}
+
+    def other():
+        started.wait()
+        torch.manual_seed(5)
+        out["other"] = nn.init.normal_(torch.empty(100))
+        release.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with ft.fast_init(seed=0):
+        started.set()
+        release.wait(30)
+        mine = nn.init.normal_(torch.empty(100))
+    thread.join()
+    torch.manual_seed(5)
+    assert torch.equal(out["other"], torch.empty(100).normal_())
+    assert torch.equal(mine, ft.normal_(torch.empty(100), seed=0,
+                                        stream=name_stream("<fastinit.anonymous>/0")))
+
+
+class Scaled(nn.Module):
+    """A module with its own reset_parameters (a custom parameter and a child it re-inits)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 4)
+        self.scale = nn.Parameter(torch.empty(4))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        nn.init.uniform_(self.scale, 0.5, 1.5)
+        nn.init.xavier_normal_(self.lin.weight)
+
+
+def test_init_module_runs_custom_reset_parameters():
+    model = nn.Sequential(Scaled(), nn.LayerNorm(4))
+    ft.init_module_(model, seed=3)
+    want = ft.uniform_(torch.empty(4), 0.5, 1.5, seed=3, stream=name_stream("0.scale"))
+    assert torch.equal(model[0].scale.detach(), want)
+    want = ft.xavier_normal_(torch.empty(4, 8), seed=3, stream=name_stream("0.lin.weight"))
+    assert torch.equal(model[0].lin.weight.detach(), want)  # the module's own init wins
+    bound = 1 / math.sqrt(8)
+    want = ft.uniform_(torch.empty(4), -bound, bound, seed=3, stream=name_stream("0.lin.bias"))
+    assert torch.equal(model[0].lin.bias.detach(), want)   # torch's rule for the rest
+    # meta build + to_empty gives the same; so does fast_init around the construction
+    with torch.device("meta"):
+        meta = nn.Sequential(Scaled(), nn.LayerNorm(4))
+    meta.to_empty(device="cpu")
+    ft.init_module_(meta, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 meta.state_dict().values()))
+
+
+def test_rebuild_restores_buffers():
+    class Positions(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+            self.register_buffer("pos", torch.arange(6.0), persistent=False)
+
+    with torch.device("meta"):
+        model = Positions()
+    model.to_empty(device="cpu")
+    with pytest.raises(ValueError, match=r"pos \(Positions\)"):
+        ft.init_module_(model, seed=0)
+    ft.init_module_(model, seed=0, rebuild=Positions)
+    assert torch.equal(model.pos, torch.arange(6.0))
+
+
+def test_import_fastinit_torch_does_not_import_transformers_or_keras():
+    code = ("import sys, json, fastinit, fastinit.torch, fastinit.initializers, "
+            "fastinit.materialize\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('torch', 'transformers', 'keras'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert json.loads(out.strip().splitlines()[-1]) == []
