@@ -2,23 +2,12 @@
 torch.nn layers (filled in place)."""
 
 import math
-import os
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "numpy")  # before keras is imported
+import fastinit.initializers as fi
 
-import fastinit.initializers as fi  # noqa: E402
-
-# Keras 3 on NumPy 2 warns about its own Variable.__array__; not ours.
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn.t accept a copy keyword:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return pytest.importorskip("keras")
 
 
 def test_dense(keras):

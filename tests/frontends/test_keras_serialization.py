@@ -9,18 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
-os.environ.setdefault("KERAS_BACKEND", "numpy")  # before keras is imported
+import fastinit.initializers as fi
+from fastinit.initializers import registry
 
-import fastinit.initializers as fi  # noqa: E402
-from fastinit.initializers import registry  # noqa: E402
-
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn.t accept a copy keyword:DeprecationWarning")
-
-
-@pytest.fixture(scope="module")
-def keras():
-    return pytest.importorskip("keras")
 
 
 def _dense(keras, init):

@@ -157,3 +157,15 @@ def wait_mid_write(proc, out_dir, min_bytes=4 << 20, timeout=60.0):
                 return proc.poll() is None
         time.sleep(0.005)
     return False
+
+
+def raw_words(key, start, n, round_=0):
+    """Word ``p % 4`` of round ``round_`` of Philox block ``p // 4`` for ``p`` in
+    ``[start, start + n)``, from the public Philox function (the reference of the
+    backends' raw-word kernels)."""
+    p = np.arange(start, start + n, dtype=np.uint64)
+    b = p // np.uint64(4)
+    counters = np.stack([(b & np.uint64(0xFFFFFFFF)), b >> np.uint64(32),
+                         np.full_like(b, round_), np.zeros_like(b)], axis=-1).astype(np.uint32)
+    words = fr.philox4x32_10(counters, np.array(key, dtype=np.uint32))
+    return words[np.arange(n), (p % np.uint64(4)).astype(np.int64)]
