@@ -6,7 +6,46 @@ first use. The PyTorch and JAX front ends are ``fastinit.torch`` and
 """
 
 from . import initializers, random
+from ._threads import get_num_threads, set_num_threads
 from .stream import STREAM_VERSION
 
 __version__ = "0.1.0"
-__all__ = ["initializers", "random", "STREAM_VERSION", "__version__"]
+__all__ = ["initializers", "random", "STREAM_VERSION", "__version__", "get_num_threads",
+           "set_num_threads", "warmup"]
+
+
+def warmup(distributions=None, dtypes=None, *, processes=1, verbose=False):
+    """Compile, or load from the disk cache, the Numba kernels ahead of use.
+
+    Each distribution, output dtype (and truncated-normal proposal) has its own
+    small kernel, compiled on its first use and cached on disk; this compiles
+    the named ones now, so that no later process pays for it (container
+    images, CI caches, cluster workers: ``fastinit warmup --all`` on the
+    command line). Imports Numba.
+
+    Parameters
+    ----------
+    distributions : str or sequence of str, optional
+        Some of ``"uniform"``, ``"normal"``, ``"truncated_normal"`` (every
+        proposal of it: which one a call uses depends on its bounds); ``None``
+        or ``"all"``: all of them.
+    dtypes : str or sequence, optional
+        Output dtypes, some of float16, bfloat16, float32, float64; ``None`` or
+        ``"all"``: all of them. The tiled copy for strided outputs is included.
+    processes : int, default 1
+        Compile in this many processes at once (they fill the same disk cache;
+        this process then loads the kernels from it).
+    verbose : bool, default False
+        Print each kernel's name and seconds.
+
+    Returns
+    -------
+    dict
+        Seconds per kernel name, as this process compiled or loaded it.
+    """
+    from .backends import numba_available
+    if not numba_available():
+        raise ImportError("fastinit.warmup compiles the Numba kernels: it needs the numba "
+                          "package (pip install numba)")
+    from .backends.numba._warmup import warmup as _warmup
+    return _warmup(distributions, dtypes, processes=processes, verbose=verbose)

@@ -8,6 +8,11 @@ Subcommands:
 ``fastinit demo [options]``
     The same benchmark with the default size (1e8 elements), introduced by a
     line saying what it does. ``python -m fastinit`` with no arguments runs it.
+``fastinit warmup [--all | --distributions LIST --dtypes LIST] [-j N]``
+    Compile the Numba kernels into the disk cache ahead of use
+    (:func:`fastinit.warmup`), for container images and CI caches.
+``fastinit materialize SPEC OUT_DIR [options]``
+    Random-weight safetensors checkpoints (:mod:`fastinit.materialize`).
 """
 
 import argparse
@@ -59,6 +64,19 @@ def build_parser(prog=None):
                      "(the default command)",
         description="Run the side-by-side benchmark with its defaults (n = 1e8, float32).")
     bench.add_arguments(p_demo)
+    p_warmup = sub.add_parser(
+        "warmup", help="compile the Numba kernels into the disk cache ahead of use",
+        description="Compile (or load) fastinit's Numba kernels now, so that later "
+                    "processes find them in the disk cache.")
+    p_warmup.add_argument("--all", action="store_true",
+                          help="every distribution and dtype (the default)")
+    p_warmup.add_argument("--distributions", metavar="LIST",
+                          help="comma-separated: uniform, normal, truncated_normal")
+    p_warmup.add_argument("--dtypes", metavar="LIST",
+                          help="comma-separated: float16, bfloat16, float32, float64")
+    p_warmup.add_argument("--processes", "-j", type=int, default=1,
+                          help="compile in this many processes at once (default 1)")
+    p_warmup.add_argument("--quiet", "-q", action="store_true")
     from .materialize import _cli as materialize
     materialize.add_arguments(sub.add_parser(
         "materialize", help="write a model spec (JSON/TOML) or a transformers config.json "
@@ -78,6 +96,14 @@ def main(argv=None):
     if args.command == "materialize":
         from .materialize import _cli as materialize
         return materialize.run_from_args(args)
+    if args.command == "warmup":
+        from .backends import numba_available
+        if not numba_available():
+            print("error: fastinit warmup compiles the Numba kernels: it needs the numba "
+                  "package (pip install numba)", file=sys.stderr)
+            return 2
+        from .backends.numba import _warmup
+        return _warmup.main(args)
     from .bench import cases, cli as bench
     command = bench.command_line(prog, argv)
     if args.command == "demo":

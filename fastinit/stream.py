@@ -102,7 +102,7 @@ _F64_COS = tuple(_F64(v) for v in (-1.13585365213876817300e-11, 2.08757008419747
 # -- primitives that every backend maps to its own -----------------------------
 # The element functions below are written once and run unchanged on NumPy
 # arrays (the NumPy backend), on NumPy scalars (the reference) and, compiled by
-# Numba, on machine scalars (kernels.numba_kernels registers them and gives
+# Numba, on machine scalars (backends.numba._math registers them and gives
 # these primitives scalar implementations). Selections are done with bit
 # masks and arithmetic, not branches: exact, and fast on both.
 

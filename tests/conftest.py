@@ -20,14 +20,13 @@ def backend(request):
 
 
 @pytest.fixture
-def numba_threads():
-    """``set(n)`` sets Numba's thread count; the original is restored afterwards."""
-    numba = pytest.importorskip("numba")
-    if numba.config.NUMBA_NUM_THREADS < 2:
-        pytest.skip("Numba has fewer than 2 threads here")
-    original = numba.get_num_threads()
-    yield numba.set_num_threads
-    numba.set_num_threads(original)
+def cpu_threads():
+    """``set(n)`` sets fastinit's CPU thread count; the setting is restored afterwards."""
+    from fastinit import _threads
+    pytest.importorskip("numba")
+    original = _threads.configured()
+    yield _threads.set_num_threads
+    _threads.set_num_threads(original)
 
 
 # -- the contract suite (tests/backends/test_contract.py) ------------------------------------

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._threads import set_num_threads
+
 __all__ = ["CASES", "ALL_CASES", "FLAT_CASES", "NUMPY_REFERENCE", "SEED", "TRUNCATION",
            "Runner", "case_shape", "implementations", "numpy_truncated_normal",
            "numpy_orthogonal", "model_config"]
@@ -58,9 +60,7 @@ def _threads(ctx):
 def _fastinit(backend):
     def make(case, out, ctx):
         from .. import random as fr
-        if backend == "numba":
-            import numba
-            numba.set_num_threads(ctx["threads"])
+        set_num_threads(ctx["threads"])
         if case == "normal":
             def call():
                 return fr.normal(out=out, seed=SEED, backend=backend)
@@ -176,9 +176,7 @@ def _glorot_limit(shape):
 def _fastinit_glorot(backend):
     def make(case, out, ctx):
         from ..initializers import GlorotUniform
-        if backend == "numba":
-            import numba
-            numba.set_num_threads(ctx["threads"])
+        set_num_threads(ctx["threads"])
         init = GlorotUniform(seed=SEED)
         note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
         return Runner(lambda: init(out.shape, out=out, backend=backend),
@@ -275,9 +273,7 @@ def _blas_note(ctx):
 
 def _fastinit_orthogonal(case, out, ctx):
     from ..initializers import Orthogonal
-    if importlib.util.find_spec("numba") is not None:
-        import numba
-        numba.set_num_threads(ctx["threads"])
+    set_num_threads(ctx["threads"])
     init = Orthogonal(seed=SEED)
     init((2, 2))  # loads SciPy's LAPACK (if any), so that its threads can be limited
     return Runner(lambda: init(out.shape, out=out),
@@ -374,12 +370,7 @@ def _model(how):
         from transformers import LlamaConfig, LlamaForCausalLM
         import fastinit.torch as ft
         torch.set_num_threads(ctx["threads"])
-        import fastinit
-        if hasattr(fastinit, "set_num_threads"):  # fastinit's own thread pool
-            fastinit.set_num_threads(ctx["threads"])
-        elif _installed("numba"):
-            import numba
-            numba.set_num_threads(ctx["threads"])
+        set_num_threads(ctx["threads"])
         config = LlamaConfig(**model_config(ctx["size"]), dtype=out.dtype.name)
 
         def build():

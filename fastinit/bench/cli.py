@@ -122,13 +122,6 @@ def run_from_args(args, *, command, argv=()):
     repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
     ortho_size = args.ortho_size or (QUICK_ORTHO_SIZE if args.quick else DEFAULT_ORTHO_SIZE)
     threads = args.threads or available_cores()
-    if importlib.util.find_spec("numba") is not None:
-        import numba
-        limit = numba.config.NUMBA_NUM_THREADS
-        if threads > limit:
-            print(f"error: --threads {threads} exceeds Numba's maximum of {limit} "
-                  f"(set NUMBA_NUM_THREADS to raise it)", file=sys.stderr)
-            return 2
     if args.dtype == "bfloat16" and importlib.util.find_spec("ml_dtypes") is None:
         print("error: --dtype bfloat16 needs the ml_dtypes package (pip install ml_dtypes)",
               file=sys.stderr)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import _progress
+from .. import _progress, _threads
 from .._system import available_cores
 from .cases import CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, NUMPY_REFERENCE, \
     case_shape, implementations
@@ -304,12 +304,9 @@ class _BlasThreads:
 
 
 def _thread_settings(blas=None):
-    """A function restoring Numba's, (if loaded) PyTorch's and the BLAS thread counts as
+    """A function restoring fastinit's, (if loaded) PyTorch's and the BLAS thread counts as
     they are now (``blas``: the :class:`_BlasThreads` that :func:`run` limits)."""
-    saved = []
-    if importlib.util.find_spec("numba") is not None:
-        import numba
-        saved.append((numba.set_num_threads, numba.get_num_threads()))
+    saved = [(_threads.set_num_threads, _threads.configured())]
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         saved.append((torch.set_num_threads, torch.get_num_threads()))

@@ -1,6 +1,6 @@
 """Every problem the adversarial review reported, as a test that failed before its fix.
 
-Numbered as in the report (issue 15). Fork and thread safety are in
+Numbered as in the report (issue 15). Fork and thread safety (item 5) are in
 ``test_concurrency.py``, kills during writes in ``test_crashes.py``.
 """
 

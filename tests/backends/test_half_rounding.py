@@ -6,7 +6,7 @@ import pytest
 from helpers import resolve
 
 numba = pytest.importorskip("numba")
-numba_kernels = pytest.importorskip("fastinit.backends.numba.kernels")
+numba_kernels = pytest.importorskip("fastinit.backends.numba._math")
 
 
 @numba.njit

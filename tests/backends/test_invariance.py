@@ -31,13 +31,13 @@ def gen(name, shape, params, **kw):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
 @pytest.mark.parametrize("name, params", CASES, ids=CASE_IDS)
-def test_numba_thread_count(name, params, dtype, numba_threads):
+def test_numba_thread_count(name, params, dtype, cpu_threads):
     """1 vs 2 Numba threads, over several 8192-element tasks and many runs."""
     shape = (5, 7, 9001)
     index = (slice(None), slice(1, None, 2), slice(3, 8999))
     results = []
     for n in (1, 2):
-        numba_threads(n)
+        cpu_threads(n)
         results.append(gen(name, shape, params, dtype=dtype, backend="numba"))
         results.append(gen(name, shape, params, dtype=dtype, backend="numba", index=index))
     assert_bits_equal(results[0], results[2])

@@ -135,10 +135,10 @@ def test_each_tensor_draws_from_its_name(built, key):
     assert torch.equal(prefixed.get_parameter(name).detach(), want)
 
 
-def test_thread_counts(numba_threads):
-    numba_threads(1)
+def test_thread_counts(cpu_threads):
+    cpu_threads(1)
     one = hm.tensors(hm.meta_init("gpt2", SEED))
-    numba_threads(2)
+    cpu_threads(2)
     two = hm.tensors(hm.meta_init("gpt2", SEED))
     assert hm.differ(one, two) == []
     two = hm.tensors(hm.meta_init("gpt2", SEED, backend="numpy"))

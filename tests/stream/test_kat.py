@@ -73,7 +73,7 @@ def test_numba_compiled_philox_block():
     """stream.philox_block as the Numba kernels compile it (registered jitable there)."""
     import numba
 
-    from fastinit.backends.numba import kernels  # noqa: F401  (registers the stream functions)
+    from fastinit.backends.numba import _math  # noqa: F401  (registers the stream functions)
 
     @numba.njit
     def philox_all(counters, key_schedules, out):

@@ -107,7 +107,7 @@ def test_numba_compiled_math_equals_numpy():
     """The element functions compiled by Numba give NumPy's bits (no FMA, no fastmath)."""
     import numba
 
-    from fastinit.backends.numba import kernels  # noqa: F401  (registers the stream functions)
+    from fastinit.backends.numba import _math  # noqa: F401  (registers the stream functions)
 
     @numba.njit
     def f32_all(w, out):

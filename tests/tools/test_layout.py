@@ -81,7 +81,7 @@ def test_readme_layout_names_every_folder():
     section = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
     # Relative to the package's parent: CI tests an installed (site-packages) copy.
     folders = {str(p.relative_to(PACKAGE.parent)) for p in PACKAGE.rglob("*")
-               if p.is_dir() and p.name != "__pycache__"} | {"fastinit"}
+               if p.is_dir() and "__pycache__" not in p.parts} | {"fastinit"}
     folders |= {f"tests/{p.name}" for p in (ROOT / "tests").iterdir()
                 if p.is_dir() and p.name != "__pycache__"}
     folders |= {"benchmarks", "docs"}

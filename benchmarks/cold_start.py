@@ -1,0 +1,172 @@
+"""Cold-start benchmark: import, first call with an empty / warm Numba cache, and a
+minimal Philox kernel for reference, each in a fresh process.
+
+Every measurement is a new interpreter, timed inside it from before the first
+import to after the last call (interpreter start-up excluded), with
+``NUMBA_CACHE_DIR`` pointing to a fresh temporary folder (``empty cache``) or
+to a folder that one untimed run filled (``warm cache``). Several source trees
+(``--tree name=path``: the code before and after a change) are measured in the
+same run, interleaved: repeat ``r`` of a row runs every tree (and the
+reference rows) before repeat ``r + 1`` of it, so that a change of the
+machine's load hits all of them alike. The best of ``--repeat`` is reported,
+with every value, and the targets as ratios of the reference rows::
+
+    python benchmarks/cold_start.py --tree before=/work/baseline --tree after=. --repeat 5
+
+``warmup --all``: ``fastinit warmup --all`` on an empty cache (trees that have
+it), serial (``-j 1``) and with ``--jobs`` processes.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+MINIMAL = r'''
+import time
+t0 = time.perf_counter()
+import numpy as np
+from numba import njit
+@njit(nogil=True)
+def philox_uniform(out, k0, k1):
+    for b in range(out.size // 4):
+        c0, c1, c2, c3 = np.uint32(b & 0xFFFFFFFF), np.uint32(b >> 32), np.uint32(0), np.uint32(0)
+        a0, a1 = np.uint32(k0), np.uint32(k1)
+        for r in range(10):
+            p0 = np.uint64(0xD2511F53) * np.uint64(c0)
+            p1 = np.uint64(0xCD9E8D57) * np.uint64(c2)
+            c0, c1, c2, c3 = (np.uint32((p1 >> np.uint64(32)) ^ np.uint64(c1) ^ np.uint64(a0)),
+                              np.uint32(p1 & np.uint64(0xFFFFFFFF)),
+                              np.uint32((p0 >> np.uint64(32)) ^ np.uint64(c3) ^ np.uint64(a1)),
+                              np.uint32(p0 & np.uint64(0xFFFFFFFF)))
+            a0 = np.uint32(np.uint64(a0) + np.uint64(0x9E3779B9))
+            a1 = np.uint32(np.uint64(a1) + np.uint64(0xBB67AE85))
+        out[4 * b] = np.float32(c0 >> np.uint32(8)) * np.float32(2.0**-24)
+        out[4 * b + 1] = np.float32(c1 >> np.uint32(8)) * np.float32(2.0**-24)
+        out[4 * b + 2] = np.float32(c2 >> np.uint32(8)) * np.float32(2.0**-24)
+        out[4 * b + 3] = np.float32(c3 >> np.uint32(8)) * np.float32(2.0**-24)
+philox_uniform(np.empty(1000, np.float32), 1, 2)
+print(time.perf_counter() - t0)
+'''
+
+IMPORT_NUMBA = ("import time; t0 = time.perf_counter(); import numba; "
+                "print(time.perf_counter() - t0)")
+IMPORT_FASTINIT = ("import time; t0 = time.perf_counter(); import fastinit; "
+                   "print(time.perf_counter() - t0)")
+WARMUP_ALL = ("import time, sys; t0 = time.perf_counter(); import fastinit; "
+              "fastinit.warmup(processes=int(sys.argv[1])); print(time.perf_counter() - t0)")
+
+
+def first_calls(calls):
+    lines = ["import time", "t0 = time.perf_counter()", "import fastinit.random as fr",
+             "marks = []"]
+    for call in calls:
+        lines.append(call)
+        lines.append("marks.append(time.perf_counter() - t0)")
+    lines.append("print(' '.join(f'{m:.4f}' for m in marks))")
+    return "\n".join(lines)
+
+
+CALLS = {
+    "normal f32": "fr.normal((1000,), seed=1)",
+    "uniform f32": "fr.uniform((1000,), seed=1)",
+    "truncated_normal f32": "fr.truncated_normal((1000,), seed=1)",
+    "normal f64": "fr.normal((1000,), seed=1, dtype='float64')",
+    "truncated_normal f64": "fr.truncated_normal((1000,), seed=1, dtype='float64')",
+    "normal bf16": "fr.normal((1000,), seed=1, dtype='bfloat16')",
+}
+
+
+def run(code, env, args=()):
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                         text=True, cwd=tempfile.gettempdir())
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    return [float(v) for v in out.stdout.split()]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--tree", action="append", default=[], metavar="NAME=PATH",
+                   help="a source tree to put on PYTHONPATH (default: this checkout)")
+    p.add_argument("--jobs", type=int, default=2, help="processes of 'warmup --all' (besides 1)")
+    p.add_argument("--no-warmup", action="store_true")
+    p.add_argument("--json")
+    args = p.parse_args()
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    trees = [t.split("=", 1) for t in args.tree] or [["current", here]]
+    base = dict(os.environ)
+    base.pop("NUMBA_CACHE_DIR", None)
+    envs = {name: {**base, "PYTHONPATH": os.path.abspath(path)} for name, path in trees}
+    has_warmup = {name: run("import fastinit; print(int(hasattr(fastinit, 'warmup')))",
+                            envs[name])[0] == 1 for name, _ in trees}
+
+    def empty(code, env, args=()):
+        with tempfile.TemporaryDirectory() as d:
+            return run(code, {**env, "NUMBA_CACHE_DIR": d}, args)
+
+    warm_dirs = {name: tempfile.mkdtemp(prefix="fastinit-warm-") for name, _ in trees}
+    for name, _ in trees:  # fill the warm caches (untimed)
+        run(first_calls([CALLS["normal f32"]]), {**envs[name], "NUMBA_CACHE_DIR": warm_dirs[name]})
+
+    rows = []  # (label, tree, fn)
+    rows.append(("import numba", "-", lambda: run(IMPORT_NUMBA, base)))
+    rows.append(("import numba + compile minimal Philox kernel (empty cache)", "-",
+                 lambda: empty(MINIMAL, base)))
+    for name, _ in trees:
+        rows.append(("import fastinit", name, lambda n=name: run(IMPORT_FASTINIT, envs[n])))
+    for label, call in CALLS.items():
+        for name, _ in trees:
+            rows.append((f"first {label} (import incl., empty cache)", name,
+                         lambda n=name, c=call: empty(first_calls([c]), envs[n])))
+    for name, _ in trees:
+        rows.append(("first normal f32 then truncated_normal f64 (empty cache)", name,
+                     lambda n=name: empty(first_calls([CALLS["normal f32"],
+                                                       CALLS["truncated_normal f64"]]), envs[n])))
+    for name, _ in trees:
+        rows.append(("first normal f32 (import incl., warm cache)", name,
+                     lambda n=name: run(first_calls([CALLS["normal f32"]]),
+                                        {**envs[n], "NUMBA_CACHE_DIR": warm_dirs[n]})))
+    if not args.no_warmup:
+        for jobs in sorted({1, args.jobs}):
+            for name, _ in trees:
+                if has_warmup[name]:
+                    rows.append((f"fastinit.warmup(all), {jobs} process(es), empty cache", name,
+                                 lambda n=name, j=jobs: empty(WARMUP_ALL, envs[n], [str(j)])))
+
+    results = {}
+    # interleaved: one repeat of every row (all trees) before the next repeat
+    for r in range(args.repeat):
+        for label, tree, fn in rows:
+            results.setdefault((label, tree), []).append(fn()[-1])
+        print(f"repeat {r + 1}/{args.repeat} done", file=sys.stderr, flush=True)
+
+    best = {k: min(v) for k, v in results.items()}
+    print(f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+          f"best of {args.repeat} (seconds), interleaved")
+    print(f"{'measurement':62s} {'tree':8s} {'best':>7s}  all")
+    for label, tree, _ in rows:
+        vals = results[label, tree]
+        print(f"{label:62s} {tree:8s} {best[label, tree]:7.3f}  "
+              f"{' '.join(f'{v:.3f}' for v in vals)}")
+    minimal = best["import numba + compile minimal Philox kernel (empty cache)", "-"]
+    numba_import = best["import numba", "-"]
+    print("\ntargets (ratios of the best values):")
+    for name, _ in trees:
+        first = best["first normal f32 (import incl., empty cache)", name]
+        pair = best["first normal f32 then truncated_normal f64 (empty cache)", name]
+        warm = best["first normal f32 (import incl., warm cache)", name]
+        print(f"  {name:8s} first normal f32 / minimal kernel = {first / minimal:5.2f} (<= 2.5)"
+              f"   pair / minimal kernel = {pair / minimal:5.2f} (<= 4)"
+              f"   warm first call / import numba = {warm / numba_import:5.2f} (<= 2)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({f"{label} [{tree}]": v for (label, tree), v in results.items()}, f,
+                      indent=1)
+
+
+if __name__ == "__main__":
+    main()
