@@ -226,6 +226,7 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
     if max_shard_size is not None:
         max_shard_size = parse_bytes(max_shard_size, "max_shard_size")
     rule_list = _module._rule_list(rules)
+    _module.check_rules_used(module, rule_list)
     meta = all(t.is_meta for t in list(module.parameters()) + list(module.buffers()))
     tensors, why = None, {}
     if mode != "live" and meta:

@@ -60,6 +60,23 @@ def _rule_list(rules):
     return out
 
 
+def check_rules_used(module, rule_list, prefix=""):
+    """ValueError naming the rules that match no parameter or buffer of ``module`` (a typo
+    such as ``"*.q_projj.weight"`` must not pass silently)."""
+    used = set()
+    for fq, _, mod, local_name, _ in entries(module, prefix):
+        for i, rule in enumerate(rule_list):
+            if i not in used and _match([rule], fq, mod, local_name) is not None:
+                used.add(i)
+    unused = [key for i, (key, _) in enumerate(rule_list) if i not in used]
+    if unused:
+        shown = ", ".join(k.__name__ if isinstance(k, type) else repr(getattr(k, "pattern", k))
+                          for k in unused)
+        raise ValueError(f"These rules match no parameter or buffer of the module (names "
+                         f"are fully qualified, e.g. 'layers.0.attn.q_proj.weight'): "
+                         f"{shown}. Received: rules with {len(rule_list)} entries")
+
+
 def _match(rules, fq_name, module, local_name):
     for key, value in rules:
         if isinstance(key, str):
@@ -182,7 +199,7 @@ def init_module_(module, seed, rules=None, *, layout="keras", missing="error", r
         In ``[0, 2**64)``; one seed for the whole model.
     rules : mapping or list of (key, initializer), optional
         Name patterns or module types to initializers, checked in order
-        before anything else.
+        before anything else. A rule that matches nothing is an error.
     layout : {"keras", "torch"}
         How a Keras-style initializer in ``rules`` sees a weight (as
         :func:`fastinit.torch.fill_`). PyTorch-style rules always use PyTorch's layout.
@@ -231,6 +248,7 @@ def init_module_(module, seed, rules=None, *, layout="keras", missing="error", r
             raise ValueError(f"{fq} is on the meta device: materialise the module first "
                              "(module.to_empty(device='cpu' or 'cuda')), then call "
                              "init_module_.")
+    check_rules_used(module, rule_list, prefix)
     pretrained = _hf.is_pretrained(module)
     own = own_resets(module)
     written = set()

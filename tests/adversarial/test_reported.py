@@ -315,3 +315,23 @@ def test_18_zero_chunks_are_a_clear_error():
     fd = pytest.importorskip("fastinit.dask")
     with pytest.raises(ValueError, match="chunks"):
         fd.array("ones", (4, 4), chunks=(0, 3))
+
+
+def test_18_rules_that_match_nothing_are_an_error(tmp_path):
+    torch = pytest.importorskip("torch")
+    import fastinit.torch as ft
+    from fastinit.materialize import materialize_module
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
+    before = [p.detach().clone() for p in model.parameters()]
+    for rules in ({"*.q_projj.weight": fi.Zeros()},
+                  {"0.weight": fi.Zeros(), torch.nn.Conv2d: fi.Ones()},
+                  {torch.nn.Linear: {"kernel": fi.Zeros()}}):
+        with pytest.raises(ValueError, match="match no parameter"):
+            ft.init_module_(model, seed=0, rules=rules)
+        with pytest.raises(ValueError, match="match no parameter"):
+            materialize_module(model, tmp_path / "out", seed=0, rules=rules)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert not (tmp_path / "out").exists()
+    ft.init_module_(model, seed=0, rules={"0.weight": fi.Zeros(), torch.nn.LayerNorm: fi.Ones()})
+    assert not model[0].weight.any()
