@@ -11,8 +11,7 @@ import numpy as np
 from .. import _units
 from .._system import available_memory
 from .cases import ALL_CASES, CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, DTYPES, \
-    QUICK_ORTHO_SIZE, \
-    QUICK_SIZE
+    QUICK_ORTHO_SIZE, QUICK_SIZE, implementations
 from .measure import _PeakMeter, _loadavg, available_cores, machine_info, run
 from .report import PLOT_MISSING, format_table, plot_title, to_json, write_plot
 
@@ -55,7 +54,11 @@ def _positive_int(text):
     return value
 
 
-def add_arguments(parser, *, size_default=DEFAULT_SIZE):
+def _parse_names(text):
+    return [n.strip() for n in str(text).split(",") if n.strip()]
+
+
+def add_arguments(parser, *, size_default=DEFAULT_SIZE, skip_default=()):
     """Add the benchmark options to ``parser`` (shared by ``bench`` and ``demo``)."""
     parser.add_argument("--size", "-n", type=parse_count, default=None, metavar="N",
                         help=f"elements per tensor, e.g. 1e8 (default {size_default:.0e}; "
@@ -66,13 +69,17 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE):
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="output dtype (default float32); peers without it are skipped")
     parser.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
-                        help="threads for Numba, PyTorch and OpenBLAS (NumPy's and SciPy's "
+                        help="threads for fastinit's kernels, PyTorch and OpenBLAS (NumPy's and SciPy's "
                              "QR in the orthogonal case) (default: all cores, "
                              f"{available_cores()} here)")
     parser.add_argument("--cases", type=_parse_cases, default=list(CASES), metavar="LIST",
                         help=f"comma-separated cases (default {','.join(CASES)}; also "
                              "'model': a Llama-style transformers model of about --size "
                              "parameters, needs transformers)")
+    parser.add_argument("--skip", type=_parse_names, default=list(skip_default),
+                        metavar="LIST",
+                        help="comma-separated implementations to leave out, e.g. 'fastinit "
+                             f"numpy,jax' (default: {','.join(skip_default) or 'none'})")
     parser.add_argument("--ortho-size", type=_positive_int, default=None, metavar="M",
                         help=f"side of the square matrix of the orthogonal case (default "
                              f"{DEFAULT_ORTHO_SIZE}; {QUICK_ORTHO_SIZE} with --quick)")
@@ -130,6 +137,12 @@ def run_from_args(args, *, command, argv=()):
     if plot and importlib.util.find_spec("matplotlib") is None:
         print(f"error: {PLOT_MISSING}", file=sys.stderr)  # before the run, not after it
         return 2
+    known = {name for case in ALL_CASES for name, _ in implementations(case)}
+    unknown = [name for name in args.skip if name not in known]
+    if unknown:
+        print(f"error: --skip names no implementation: {', '.join(map(repr, unknown))} "
+              f"(known here: {', '.join(sorted(known))})", file=sys.stderr)
+        return 2
     problem = _check_outputs(args.json, plot) or _check_memory(size, args.dtype)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -138,7 +151,8 @@ def run_from_args(args, *, command, argv=()):
     peak_ok = _PeakMeter().enabled
     load_before = _loadavg()
     results = run(size=size, repeat=repeat, dtype=args.dtype, threads=threads,
-                  cases=args.cases, progress=progress, ortho_size=ortho_size)
+                  cases=args.cases, progress=progress, ortho_size=ortho_size,
+                  skip=args.skip)
     info = machine_info()
     info["loadavg_before"], info["loadavg_after"] = load_before, _loadavg()
     common = dict(info=info, command=command, size=size, dtype=args.dtype, repeat=repeat,

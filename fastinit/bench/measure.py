@@ -332,17 +332,20 @@ def _make_output(n, dtype):
 
 
 def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=None,
-        cases=CASES, progress=False, ortho_size=DEFAULT_ORTHO_SIZE):
+        cases=CASES, progress=False, ortho_size=DEFAULT_ORTHO_SIZE, skip=()):
     """Run the benchmark; a list of :class:`Result`, one per (case, implementation).
 
     ``size`` is the element count of the flat cases and of the Glorot kernel,
-    ``ortho_size`` the side of the orthogonal matrix (see :func:`case_shape`).
+    ``ortho_size`` the side of the orthogonal matrix (see :func:`case_shape`);
+    implementations named in ``skip`` are left out.
     """
     threads = threads or available_cores()
     blas = _BlasThreads()
     ctx = {"threads": threads, "blas": blas, "size": size}
     meter = _PeakMeter()
-    plan = [(case, name, factory) for case in cases for name, factory in implementations(case)]
+    rows = {case: [(name, factory) for name, factory in implementations(case)
+                   if name not in skip] for case in cases}
+    plan = [(case, name) for case in cases for name, _ in rows[case]]
     bar = _progress.Progress(len(plan), enabled=progress, desc="fastinit bench", unit="row")
     results = []
     restore = _thread_settings(blas)
@@ -353,7 +356,7 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
             # The model case builds its own tensors: its "output" only carries the dtype.
             out = (np.empty(0, _dtypes_resolve(dtype)) if case == "model"
                    else _make_output(n, dtype).reshape(shape))
-            for name, factory in implementations(case):
+            for name, factory in rows[case]:
                 gc.collect()  # garbage of the previous row must not count against this one
                 bar.describe(f"{case}: {name}")
                 started = time.perf_counter()

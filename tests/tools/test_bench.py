@@ -109,6 +109,19 @@ def test_cli_demo_prints_intro(capsys):
     assert status == 0
     assert out.startswith("fastinit demo: initialises 1e6-element float32 tensors")
     assert "fastinit numba" in out and "numpy Generator" in out
+    assert "fastinit numpy" not in out  # the demo leaves the NumPy fallback out (--skip)
+
+
+def test_cli_skip(capsys):
+    assert cli.main(["bench", "--quick", "--cases", "uniform", "--skip",
+                     "fastinit numba, numpy Generator"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("uniform ")]
+    assert len(rows) >= 1 and all("fastinit numba" not in r for r in rows)
+    assert any("fastinit numpy" in r for r in rows)
+    assert all("numpy Generator" not in r for r in rows)
+    assert cli.main(["bench", "--quick", "--skip", "fastinit numbaa"]) == 2
+    assert "'fastinit numbaa'" in capsys.readouterr().err
 
 
 def test_cli_rejects_bad_options(capsys):
