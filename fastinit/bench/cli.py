@@ -69,8 +69,8 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE, skip_default=()):
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="output dtype (default float32); peers without it are skipped")
     parser.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
-                        help="threads for fastinit's kernels, PyTorch and OpenBLAS (NumPy's and SciPy's "
-                             "QR in the orthogonal case) (default: all cores, "
+                        help="threads for fastinit's kernels, PyTorch and OpenBLAS (NumPy's "
+                             "and SciPy's QR in the orthogonal case) (default: all cores, "
                              f"{available_cores()} here)")
     parser.add_argument("--cases", type=_parse_cases, default=list(CASES), metavar="LIST",
                         help=f"comma-separated cases (default {','.join(CASES)}; also "
