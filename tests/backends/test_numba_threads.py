@@ -311,8 +311,9 @@ def test_cache_falls_back_to_the_user_cache_dir(tmp_path):
 
 
 def test_concurrent_cold_processes_share_one_cache(tmp_path):
-    """4 processes start at once on an empty cache: all compile and write the same
-    entries; the values agree, and a 5th process loads every kernel from the cache."""
+    """4 processes start at once on an empty cache: each kernel is compiled by one of
+    them and loaded by the others (they take turns on a lock file); the values agree,
+    and a 5th process loads every kernel from the cache."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
                NUMBA_CACHE_DIR=str(tmp_path))
     procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(PROBE)], env=env,
@@ -324,12 +325,37 @@ def test_concurrent_cold_processes_share_one_cache(tmp_path):
         assert p.returncode == 0, stderr[-3000:]
         outs.append(json.loads(stdout.splitlines()[-1]))
     assert {o["digest"] for o in outs} == {_expected_digest()}
+    assert [sum(o["misses"][k] for o in outs) for k in range(3)] == [1, 1, 1]
+    assert [sum(o["hits"][k] for o in outs) for k in range(3)] == [3, 3, 3]
     after = _probe({"NUMBA_CACHE_DIR": str(tmp_path)})
     assert after["digest"] == _expected_digest()
     assert after["hits"] == [1, 1, 1]
     cache = Path(outs[0]["cache_dir"])
     assert not list(cache.glob("*.tmp.*"))  # no half-written file left behind
     assert len(list(cache.glob("*.nbi"))) == 3 and len(list(cache.glob("*.nbc"))) == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_fork_while_holding_the_compile_lock(tmp_path):
+    """A child forked while the parent holds a kernel's compile lock does not keep it
+    (its copy of the lock file would hold the lock for the child's whole life): once
+    the parent releases it, the child takes it at once."""
+    out = _python("""
+        import os, time
+        from fastinit.backends.numba import _jit
+        path = os.path.join(_jit.cache_dir(), "probe.lock")
+        with _jit._compile_lock(path):
+            pid = os.fork()
+            if pid == 0:
+                t0 = time.monotonic()
+                with _jit._compile_lock(path):
+                    pass
+                os._exit(0 if time.monotonic() - t0 < 10 else 3)
+            time.sleep(0.5)
+        status = os.waitpid(pid, 0)[1]
+        print(status)
+    """, env={"NUMBA_CACHE_DIR": str(tmp_path)}, timeout=200)
+    assert out.split()[-1] == "0"
 
 
 def test_kernels_cached_by_different_processes_load_together(tmp_path):

@@ -34,17 +34,20 @@ the user's own ``cache=True`` functions are cached as before.
 Each kernel has its own index file, named with a hash of the target CPU too,
 and one signature: an index only ever holds one entry (Numba rewrites an
 index without a lock; two processes adding different entries could lose one
-or cross them). Processes compiling the same kernel at once write the same
-entry and data file, each replaced atomically (``os.replace``); a reader
-that finds the index before the data compiles the kernel itself.
+or cross them). Processes that need one kernel at once take turns (a lock
+file beside it): one compiles, the others load what it wrote. Files are
+replaced atomically (``os.replace``); a reader that finds the index before
+the data compiles the kernel itself.
 """
 
+import contextlib
 import hashlib
 import os
 import pathlib
 import sys
 import tempfile
 import threading
+import time
 
 import numba
 from numba.core import caching, config
@@ -215,14 +218,60 @@ def kernel(py_func, name, signature, **options):
     dispatcher = numba.njit(**opts)(py_func)
     if cache:
         dispatcher._cache = KernelCache(py_func)
-    dispatcher.compile(signature)
+        # One process compiles, the others wait and load what it wrote: several cold
+        # workers starting at once on a small machine do not compile side by side.
+        with _compile_lock(os.path.join(cache_dir(), f"{name}-{_cpu_tag()}.lock")):
+            dispatcher.compile(signature)  # loads from the cache when it is there
+    else:
+        dispatcher.compile(signature)
     dispatcher.disable_compile()
     return dispatcher
+
+
+COMPILE_LOCK_WAIT = 120.0  # seconds; then compile anyway (a lock holder that hangs)
+_held_fds = set()  # lock files this process holds, closed in a forked child
+
+
+@contextlib.contextmanager
+def _compile_lock(path):
+    """An exclusive ``flock`` on ``path`` while the body runs, where the OS has it; after
+    :data:`COMPILE_LOCK_WAIT` seconds of waiting, the body runs without it."""
+    try:
+        import fcntl
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        deadline = time.monotonic() + COMPILE_LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            except OSError:  # a file system without locks
+                break
+        _held_fds.add(fd)
+        yield
+    finally:
+        _held_fds.discard(fd)
+        os.close(fd)  # releases the lock
 
 
 def _reset_after_fork():
     global _lock
     _lock = threading.Lock()
+    # A fork during a compile: the child's copy of the lock file would keep the lock
+    # held for as long as the child lives (and block its own compiles).
+    for fd in list(_held_fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held_fds.clear()
 
 
 if hasattr(os, "register_at_fork"):
