@@ -452,3 +452,20 @@ def test_warmup_fills_the_cache(tmp_path):
         print(sum(k.stats.cache_hits.values()))
     """, env=env)
     assert out.strip() == "1"
+
+
+def test_warmup_command(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+               NUMBA_CACHE_DIR=str(tmp_path))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "fastinit", "warmup", *args], env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    ok = cli("--distributions", "uniform", "--dtypes", "float16")
+    assert ok.returncode == 0, ok.stderr
+    assert "fill_uniform_f32_f16" in ok.stdout and "copy_2d_u16" in ok.stdout
+    assert "2 kernels ready" in ok.stdout and str(tmp_path) in ok.stdout
+    for bad in (["--distributions", "poisson"], ["--dtypes", "int8"], ["-j", "0"]):
+        proc = cli(*bad)
+        assert proc.returncode == 2 and "Received" in proc.stderr, (bad, proc.stderr)
