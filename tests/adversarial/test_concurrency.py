@@ -27,8 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 
 
-def _run(code, timeout=300):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+def _run(code, timeout=300, env=None):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+               **(env or {}))
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -153,3 +154,42 @@ def test_5_many_threads_through_every_front_end(cpu_threads):
         for got, want in zip(row, expected):
             assert_bits_equal(got, want)
     assert fastinit.get_num_threads() == 2
+
+
+@needs_fork
+def test_5_fork_while_another_thread_compiles(tmp_path):
+    """Forks that land while another thread compiles kernels (empty cache): each child
+    compiles (or loads) a kernel of its own and gets the right values. A fork in the
+    middle of a compile used to leave Numba's compiler lock held in the child, forever."""
+    out = _run("""
+        import os, threading, time
+        import fastinit, fastinit.random as fr
+
+        t = threading.Thread(target=lambda: fastinit.warmup(["truncated_normal"],
+                                                            ["float32", "bfloat16"]))
+        t.start()
+        time.sleep(0.5)
+        statuses = []
+        for i in range(3):
+            pid = os.fork()
+            if pid == 0:
+                a = fr.normal(1001, seed=i, dtype="float64")
+                b = fr.normal(1001, seed=i, dtype="float64", backend="numpy")
+                os._exit(0 if a.tobytes() == b.tobytes() else 3)
+            deadline = time.monotonic() + 120
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    statuses.append(os.waitstatus_to_exitcode(status))
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, 9)
+                    os.waitpid(pid, 0)
+                    statuses.append("hung")
+                    break
+                time.sleep(0.05)
+            time.sleep(0.5)
+        t.join()
+        print(statuses)
+    """, env={"NUMBA_CACHE_DIR": str(tmp_path)})
+    assert out.strip() == "[0, 0, 0]"

@@ -50,7 +50,7 @@ import threading
 import time
 
 import numba
-from numba.core import caching, config
+from numba.core import caching, compiler_lock, config
 from numba.extending import register_jitable
 
 from ... import stream
@@ -261,8 +261,21 @@ def _compile_lock(path):
         os.close(fd)  # releases the lock
 
 
+# A fork never lands in the middle of a compile: the forking thread takes Numba's compiler
+# lock first (waiting for a compile in another thread to end). Forked while another
+# thread held it, a child would find it held forever and could neither compile nor
+# load a kernel.
+def _before_fork():
+    compiler_lock.global_compiler_lock.acquire()
+
+
+def _after_fork_in_parent():
+    compiler_lock.global_compiler_lock.release()
+
+
 def _reset_after_fork():
     global _lock
+    compiler_lock.global_compiler_lock.release()
     _lock = threading.Lock()
     # A fork during a compile: the child's copy of the lock file would keep the lock
     # held for as long as the child lives (and block its own compiles).
@@ -275,7 +288,8 @@ def _reset_after_fork():
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent,
+                        after_in_child=_reset_after_fork)
 
 __all__ = ["OPTIONS", "JITABLE_OPTIONS", "jitable", "kernel", "cache_dir", "cache_roots",
            "source_stamp", "Locator", "KernelCache"]
