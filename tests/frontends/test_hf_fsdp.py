@@ -17,7 +17,7 @@ dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("needs torch.distributed with gloo", allow_module_level=True)
 
-from helpers import hf_models as hm  # noqa: E402
+from helpers import exit_distributed_worker, hf_models as hm  # noqa: E402
 
 SEED = 11
 KEYS = ("llama", "gpt2", "bert")
@@ -55,6 +55,7 @@ def _worker(rank, world, init_file, ref_path, result_dir):
         dist.barrier()  # neither rank tears gloo down while the other still needs it
     finally:
         dist.destroy_process_group()
+    exit_distributed_worker()
 
 
 def test_fsdp2_sharded_init_equals_single_process(tmp_path):

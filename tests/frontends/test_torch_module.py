@@ -16,6 +16,8 @@ import fastinit.initializers as fi  # noqa: E402
 import fastinit.torch as ft  # noqa: E402
 from fastinit.sharding import ShardSpec, name_stream  # noqa: E402
 
+from helpers import exit_distributed_worker  # noqa: E402
+
 nn = torch.nn
 
 
@@ -226,6 +228,7 @@ def _dist_worker(rank, world, port, result_dir):
         dist.barrier()
     finally:
         dist.destroy_process_group()
+    exit_distributed_worker()
 
 
 def test_dtensor_shards_gloo(tmp_path):

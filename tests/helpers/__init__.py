@@ -2,6 +2,8 @@
 
 import importlib.util
 import math
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -169,3 +171,13 @@ def raw_words(key, start, n, round_=0):
                          np.full_like(b, round_), np.zeros_like(b)], axis=-1).astype(np.uint32)
     words = fr.philox4x32_10(counters, np.array(key, dtype=np.uint32))
     return words[np.arange(n), (p % np.uint64(4)).astype(np.int64)]
+
+
+def exit_distributed_worker():
+    """End a finished ``torch.multiprocessing.spawn`` worker without the interpreter's
+    teardown, where gloo's C++ threads sometimes abort the process ("terminate called
+    without an active exception", seen in CI under load). A worker that failed raised
+    before calling this."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
