@@ -214,13 +214,13 @@ def kernel(py_func, name, signature, **options):
     """
     py_func.__name__ = py_func.__qualname__ = name
     opts = dict(OPTIONS, **options)
-    cache = opts.pop("cache") and cache_dir() is not None
+    where = cache_dir() if opts.pop("cache") else None
     dispatcher = numba.njit(**opts)(py_func)
-    if cache:
+    if where is not None:
         dispatcher._cache = KernelCache(py_func)
         # One process compiles, the others wait and load what it wrote: several cold
         # workers starting at once on a small machine do not compile side by side.
-        with _compile_lock(os.path.join(cache_dir(), f"{name}-{_cpu_tag()}.lock")):
+        with _compile_lock(os.path.join(where, f"{name}-{_cpu_tag()}.lock")):
             dispatcher.compile(signature)  # loads from the cache when it is there
     else:
         dispatcher.compile(signature)
