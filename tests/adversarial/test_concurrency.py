@@ -8,11 +8,6 @@ a timeout, so a hang or an abort fails the test instead of the run.
 """
 
 import os
-import subprocess
-import sys
-import textwrap
-import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,24 +16,14 @@ import fastinit
 import fastinit.initializers as fi
 import fastinit.random as fr
 
-from helpers import assert_bits_equal
+from helpers import assert_bits_equal, run_in_threads, run_python
 
-ROOT = Path(__file__).resolve().parents[2]
 needs_fork = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
-
-
-def _run(code, timeout=300, env=None):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-               **(env or {}))
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
 
 
 @needs_fork
 def test_5_fork_pool_after_the_parent_used_fastinit():
-    out = _run("""
+    out = run_python("""
         import multiprocessing as mp
         import fastinit, fastinit.random as fr, fastinit.initializers as fi
 
@@ -61,7 +46,7 @@ def test_5_fork_pool_after_the_parent_used_fastinit():
 def test_5_fork_while_another_thread_is_filling():
     """A fork that lands while a parent thread is mid-fill (pool and kernel-table locks
     possibly held): the child still fills, on a pool of its own."""
-    out = _run("""
+    out = run_python("""
         import os, threading
         import fastinit, fastinit.random as fr
 
@@ -93,7 +78,7 @@ def test_5_fork_while_another_thread_is_filling():
 def test_5_torch_dataloader_workers():
     """PyTorch DataLoader workers (forked) that initialise tensors with fastinit."""
     pytest.importorskip("torch")
-    out = _run("""
+    out = run_python("""
         import torch
         import fastinit, fastinit.random as fr
         import fastinit.torch as ft
@@ -132,24 +117,13 @@ def test_5_many_threads_through_every_front_end(cpu_threads):
              lambda: fi.Orthogonal(seed=6)((64, 96))]
     expected = [call() for call in calls]
     results = [[None] * len(calls) for _ in range(16)]
-    errors = []
-    barrier = threading.Barrier(16)
 
-    def worker(t):
-        try:
-            barrier.wait()
-            for j in range(len(calls)):
-                k = (j + t) % len(calls)
-                results[t][k] = calls[k]()
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def body(t):
+        for j in range(len(calls)):
+            k = (j + t) % len(calls)
+            results[t][k] = calls[k]()
 
-    workers = [threading.Thread(target=worker, args=(t,)) for t in range(16)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert not errors, errors
+    run_in_threads(16, body)
     for row in results:
         for got, want in zip(row, expected):
             assert_bits_equal(got, want)
@@ -161,7 +135,7 @@ def test_5_fork_while_another_thread_compiles(tmp_path):
     """Forks that land while another thread compiles kernels (empty cache): each child
     compiles (or loads) a kernel of its own and gets the right values. A fork in the
     middle of a compile used to leave Numba's compiler lock held in the child, forever."""
-    out = _run("""
+    out = run_python("""
         import os, threading, time
         import fastinit, fastinit.random as fr
 

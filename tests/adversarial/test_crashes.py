@@ -21,7 +21,7 @@ import pytest
 from fastinit import materialize as m
 from fastinit.materialize import _staging
 
-from helpers import wait_mid_write
+from helpers import start_materialize_command, wait_mid_write
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -111,19 +111,12 @@ def test_other_files_in_the_directory_are_left_alone(tmp_path):
 
 
 def test_npy_killed_mid_write_leaves_no_partial_file(tmp_path):
-    spec = {"tensors": {f"t{i}": {"shape": [2048, 4096], "initializer": "random_normal"}
-                        for i in range(4)}}
-    spec_path = tmp_path / "spec.json"
-    spec_path.write_text(json.dumps(spec))
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "fastinit", "materialize", str(spec_path),
-                             str(out), "--seed", "1", "--format", "npy", "--chunk-mb", "1",
-                             "--no-progress"])
+    proc, out = start_materialize_command(tmp_path, "--format", "npy")
     assert wait_mid_write(proc, out), "did not catch the run mid-write"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert [f for f in os.listdir(out) if f.endswith(".npy")] == []
-    m.materialize_npy_files(m.parse_spec(spec_path, 1)[0], out, progress=False)
+    m.materialize_npy_files(m.parse_spec(tmp_path / "spec.json", 1)[0], out, progress=False)
     assert sorted(os.listdir(out)) == [f"t{i}.npy" for i in range(4)]
     import fastinit.initializers as fi
     from fastinit.sharding import name_stream

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,12 @@ import fastinit
 import fastinit.random as fr
 from fastinit import stream
 
-from helpers import DTYPES, assert_bits_equal, draw
+from helpers import DTYPES, ROOT, assert_bits_equal, draw, run_in_threads, run_python
 
 numba = pytest.importorskip("numba")
 
 from fastinit.backends.numba import _jit, _math, _pool  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 CASES = [
     ("uniform", dict(low=-2.0, high=3.0)),
     ("normal", dict(mean=0.5, std=2.0)),
@@ -39,20 +37,6 @@ CASES = [
     ("truncated_normal", dict(mean=0.0, std=1.0, alpha=1.0, beta=1.5)),    # uniform
 ]
 CASE_IDS = ["uniform", "normal", "trunc_normal", "trunc_exponential", "trunc_uniform"]
-
-
-def _python(code, env=None, timeout=600, cwd=None):
-    """Run ``code`` in a fresh interpreter that imports this checkout; its stdout."""
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests")])
-    full_env.update(env or {})
-    for key, value in list(full_env.items()):
-        if value is None:
-            del full_env[key]
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
 
 
 # -- the thread count ---------------------------------------------------------------
@@ -74,7 +58,7 @@ def test_set_and_get_num_threads(cpu_threads):
 def test_default_thread_count_and_numba_setting():
     """Default: NUMBA_NUM_THREADS, else the CPUs of the process; numba.set_num_threads is
     honoured once the user started Numba's threading layer, which fastinit never starts."""
-    out = json.loads(_python("""
+    out = json.loads(run_python("""
         import json, os, sys
         import fastinit, fastinit.random as fr
         fr.normal(200_000, seed=0, backend="numba")   # uses the pool, not Numba's layer
@@ -91,7 +75,7 @@ def test_default_thread_count_and_numba_setting():
     assert not started
     assert before == cpus
     assert after == 1
-    out = _python("import fastinit; print(fastinit.get_num_threads())",
+    out = run_python("import fastinit; print(fastinit.get_num_threads())",
                   env={"NUMBA_NUM_THREADS": "3"})
     assert int(out) == 3
 
@@ -133,26 +117,15 @@ def test_concurrent_python_threads(cpu_threads):
     expected = [draw(n, size, **p, dtype=dt, seed=s, backend="numba")
                 for n, p, size, dt, s in jobs]
     results = [[None] * len(jobs) for _ in range(8)]
-    errors = []
-    barrier = threading.Barrier(8)
 
-    def worker(t):
-        try:
-            barrier.wait()
-            for rep in range(3):
-                for j in range(len(jobs)):
-                    k = (j + t + rep) % len(jobs)
-                    n, p, size, dt, s = jobs[k]
-                    results[t][k] = draw(n, size, **p, dtype=dt, seed=s, backend="numba")
-        except BaseException as exc:  # reported below
-            errors.append(exc)
+    def body(t):
+        for rep in range(3):
+            for j in range(len(jobs)):
+                k = (j + t + rep) % len(jobs)
+                n, p, size, dt, s = jobs[k]
+                results[t][k] = draw(n, size, **p, dtype=dt, seed=s, backend="numba")
 
-    workers = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert not errors, errors
+    run_in_threads(8, body)
     for t in range(8):
         for k in range(len(jobs)):
             assert_bits_equal(results[t][k], expected[k])
@@ -176,7 +149,7 @@ def test_pool_runs_every_chunk_once_and_reraises():
 
 
 def test_small_calls_run_inline():
-    out = _python("""
+    out = run_python("""
         import fastinit, fastinit.random as fr
         from fastinit.backends.numba import _pool
         fastinit.set_num_threads(2)
@@ -192,7 +165,7 @@ def test_small_calls_run_inline():
 def test_fork_after_use():
     """A parent that used the pool forks (multiprocessing 'fork'); the children compute
     the same values, on their own pool, and the parent still works."""
-    out = _python("""
+    out = run_python("""
         import multiprocessing as mp
         import numpy as np
         import fastinit, fastinit.random as fr
@@ -263,7 +236,7 @@ PROBE = """
 
 
 def _probe(env, **kw):
-    return json.loads(_python(PROBE, env=env, **kw).splitlines()[-1])
+    return json.loads(run_python(PROBE, env=env, **kw).splitlines()[-1])
 
 
 def _expected_digest():
@@ -298,14 +271,14 @@ def test_cache_falls_back_to_the_user_cache_dir(tmp_path):
     env = {"NUMBA_CACHE_DIR": None, "XDG_CACHE_HOME": str(tmp_path / "xdg"),
            "HOME": str(tmp_path / "home")}
     code = textwrap.dedent(prelude) + textwrap.dedent(PROBE)
-    cold = json.loads(_python(code, env=env).splitlines()[-1])
-    warm = json.loads(_python(code, env=env).splitlines()[-1])
+    cold = json.loads(run_python(code, env=env).splitlines()[-1])
+    warm = json.loads(run_python(code, env=env).splitlines()[-1])
     assert cold["digest"] == warm["digest"] == _expected_digest()
     assert Path(cold["cache_dir"]).parent == tmp_path / "xdg" / "fastinit" / "numba"
     assert warm["hits"] == [1, 1, 1]
     # nothing writable at all: compiled in every process, not cached, same values
     env["XDG_CACHE_HOME"] = env["HOME"] = "/proc/fastinit-no-home"
-    none = json.loads(_python(code, env=env).splitlines()[-1])
+    none = json.loads(run_python(code, env=env).splitlines()[-1])
     assert none["cache_dir"] is None and none["digest"] == cold["digest"]
     assert none["hits"] == [0, 0, 0]
 
@@ -340,7 +313,7 @@ def test_fork_while_holding_the_compile_lock(tmp_path):
     """A child forked while the parent holds a kernel's compile lock does not keep it
     (its copy of the lock file would hold the lock for the child's whole life): once
     the parent releases it, the child takes it at once."""
-    out = _python("""
+    out = run_python("""
         import os, time
         from fastinit.backends.numba import _jit
         path = os.path.join(_jit.cache_dir(), "probe.lock")
@@ -372,10 +345,10 @@ def test_kernels_cached_by_different_processes_load_together(tmp_path):
              "fr.truncated_normal(1001, seed=3, dtype='float16'{b})"]
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
     for call in calls:  # one process per kernel: the same sequence of compilations
-        _python(f"import fastinit.random as fr; {call.format(b='')}", env=env)
+        run_python(f"import fastinit.random as fr; {call.format(b='')}", env=env)
     lines = [f"print(({c.format(b='')}).tobytes() == ({c.format(b=', backend=NUMPY')}).tobytes())"
              for c in calls]
-    out = _python("\n".join(["import fastinit.random as fr", "NUMPY = 'numpy'"] + lines),
+    out = run_python("\n".join(["import fastinit.random as fr", "NUMPY = 'numpy'"] + lines),
                   env=env)
     assert out.split() == ["True"] * len(calls)
 
@@ -439,12 +412,12 @@ def test_warmup_plan_and_validation():
 
 def test_warmup_fills_the_cache(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path)}
-    out = _python("""
+    out = run_python("""
         import fastinit
         print(sorted(fastinit.warmup(["normal", "truncated_normal"], ["float64"])))
     """, env=env)
     assert "fill_truncnorm_f64_native_uniform" in out
-    out = _python("""
+    out = run_python("""
         import fastinit.random as fr
         from fastinit.backends.numba import _kernels
         fr.normal(10, seed=0, dtype="float64", backend="numba")

@@ -7,7 +7,6 @@ padding row goes through a DTensor view, which is a copy)."""
 
 import datetime
 import os
-import time
 
 import pytest
 
@@ -17,7 +16,7 @@ dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():
     pytest.skip("needs torch.distributed with gloo", allow_module_level=True)
 
-from helpers import exit_distributed_worker, hf_models as hm  # noqa: E402
+from helpers import exit_distributed_worker, hf_models as hm, spawn_and_join  # noqa: E402
 
 SEED = 11
 KEYS = ("llama", "gpt2", "bert")
@@ -59,18 +58,11 @@ def _worker(rank, world, init_file, ref_path, result_dir):
 
 
 def test_fsdp2_sharded_init_equals_single_process(tmp_path):
-    import torch.multiprocessing as mp
     reference = {key: hm.tensors(hm.meta_init(key, SEED)) for key in KEYS}
     ref_path = tmp_path / "reference.pt"
     torch.save(reference, ref_path)
-    ctx = mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(ref_path), str(tmp_path)),
-                   nprocs=2, join=False)
-    deadline = time.monotonic() + 300
-    while not ctx.join(timeout=1):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail("the gloo test timed out")
+    spawn_and_join(_worker, (2, str(tmp_path / "init"), str(ref_path), str(tmp_path)),
+                   timeout=300)
     for rank in range(2):
         lines = (tmp_path / f"rank{rank}").read_text().splitlines()
         assert len(lines) == len(KEYS)

@@ -4,7 +4,6 @@ import datetime
 import math
 import os
 import socket
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import fastinit.initializers as fi  # noqa: E402
 import fastinit.torch as ft  # noqa: E402
 from fastinit.sharding import ShardSpec, name_stream  # noqa: E402
 
-from helpers import exit_distributed_worker  # noqa: E402
+from helpers import exit_distributed_worker, spawn_and_join  # noqa: E402
 
 nn = torch.nn
 
@@ -232,13 +231,5 @@ def _dist_worker(rank, world, port, result_dir):
 
 
 def test_dtensor_shards_gloo(tmp_path):
-    import torch.multiprocessing as mp
-    port = _free_port()
-    ctx = mp.spawn(_dist_worker, args=(2, port, str(tmp_path)), nprocs=2, join=False)
-    deadline = time.monotonic() + 120
-    while not ctx.join(timeout=1):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail("the gloo test timed out")
+    spawn_and_join(_dist_worker, (2, _free_port(), str(tmp_path)), timeout=120)
     assert sorted(os.listdir(tmp_path)) == ["ok0", "ok1"]

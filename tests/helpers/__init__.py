@@ -1,9 +1,14 @@
 """Helpers shared by the test modules: data, strategies, comparisons, reference tables."""
 
 import importlib.util
+import json
 import math
 import os
+import subprocess
 import sys
+import textwrap
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +17,7 @@ from hypothesis import strategies as st
 from fastinit import _dtypes, random as fr
 
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 DATA = Path(__file__).resolve().parents[1] / "data"
 # CI runs in a fresh clone with shared/ beside the repository.
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -148,8 +154,6 @@ def exact_initializers():
 def wait_mid_write(proc, out_dir, min_bytes=4 << 20, timeout=60.0):
     """Wait until process ``proc`` has staged a file of ``min_bytes`` in ``out_dir``
     (a checkpoint run caught in the middle of writing); True if it was caught alive."""
-    import os
-    import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         staged = [out_dir / d for d in os.listdir(out_dir)] if out_dir.exists() else []
@@ -181,3 +185,65 @@ def exit_distributed_worker():
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def start_materialize_command(tmp_path, *options, **popen_kwargs):
+    """``fastinit materialize`` of four 32 MiB tensors into ``tmp_path / "out"`` in 1 MiB
+    chunks (the spec in ``tmp_path / "spec.json"``), started in the background (to be
+    caught mid-write); ``(process, out)``."""
+    spec = {"tensors": {f"t{i}": {"shape": [2048, 4096], "initializer": "random_normal"}
+                        for i in range(4)}}
+    spec_path = tmp_path / "spec.json"
+    spec_path.write_text(json.dumps(spec))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "fastinit", "materialize", str(spec_path),
+                             str(out), "--seed", "1", "--chunk-mb", "1", "--no-progress",
+                             *options], **popen_kwargs)
+    return proc, out
+
+
+def run_python(code, env=None, timeout=600, cwd=None):
+    """Run ``code`` (dedented) in a fresh interpreter that imports this checkout and the
+    tests' helpers; its stdout. ``env`` entries set to None are removed."""
+    full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
+    full_env.update(env or {})
+    full_env = {k: v for k, v in full_env.items() if v is not None}
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def run_in_threads(n, body):
+    """``body(t)`` on ``n`` Python threads started together (a barrier); an exception in
+    any of them fails the calling test."""
+    errors = []
+    barrier = threading.Barrier(n)
+
+    def worker(t):
+        try:
+            barrier.wait()
+            body(t)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+
+
+def spawn_and_join(worker, args, nprocs=2, timeout=120):
+    """``torch.multiprocessing.spawn(worker, args, nprocs)``, failing the test when a
+    process fails or the whole takes longer than ``timeout`` seconds."""
+    import pytest
+    import torch.multiprocessing as mp
+    ctx = mp.spawn(worker, args=args, nprocs=nprocs, join=False)
+    deadline = time.monotonic() + timeout
+    while not ctx.join(timeout=1):
+        if time.monotonic() > deadline:
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail("the spawned workers timed out")

@@ -14,7 +14,7 @@ import fastinit.initializers as fi
 from fastinit import materialize as m
 from fastinit.sharding import name_stream
 
-from helpers import assert_bits_equal, wait_mid_write
+from helpers import assert_bits_equal, start_materialize_command, wait_mid_write
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -227,14 +227,7 @@ def test_killed_mid_write_leaves_no_partial_file(tmp_path, sig):
 
 
 def test_cli_sigterm_cleans_up(tmp_path):
-    spec = {"tensors": {f"t{i}": {"shape": [2048, 4096], "initializer": "random_normal"}
-                        for i in range(4)}}
-    spec_path = tmp_path / "spec.json"
-    spec_path.write_text(json.dumps(spec))
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "fastinit", "materialize", str(spec_path),
-                             str(out), "--seed", "1", "--chunk-mb", "1", "--no-progress"],
-                            stderr=subprocess.PIPE)
+    proc, out = start_materialize_command(tmp_path, stderr=subprocess.PIPE)
     assert wait_mid_write(proc, out), "did not catch the run mid-write"
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
