@@ -23,7 +23,8 @@ import fastinit
 import fastinit.random as fr
 from fastinit import stream
 
-from helpers import DTYPES, ROOT, assert_bits_equal, draw, run_in_threads, run_python
+from helpers import DTYPES, ROOT, assert_bits_equal, checkout_env, draw, run_in_threads, \
+    run_python
 
 numba = pytest.importorskip("numba")
 
@@ -76,7 +77,7 @@ def test_default_thread_count_and_numba_setting():
     assert before == cpus
     assert after == 1
     out = run_python("import fastinit; print(fastinit.get_num_threads())",
-                  env={"NUMBA_NUM_THREADS": "3"})
+                     env={"NUMBA_NUM_THREADS": "3"})
     assert int(out) == 3
 
 
@@ -287,8 +288,7 @@ def test_concurrent_cold_processes_share_one_cache(tmp_path):
     """4 processes start at once on an empty cache: each kernel is compiled by one of
     them and loaded by the others (they take turns on a lock file); the values agree,
     and a 5th process loads every kernel from the cache."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-               NUMBA_CACHE_DIR=str(tmp_path))
+    env = checkout_env({"NUMBA_CACHE_DIR": str(tmp_path)})
     procs = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(PROBE)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(4)]
@@ -349,7 +349,7 @@ def test_kernels_cached_by_different_processes_load_together(tmp_path):
     lines = [f"print(({c.format(b='')}).tobytes() == ({c.format(b=', backend=NUMPY')}).tobytes())"
              for c in calls]
     out = run_python("\n".join(["import fastinit.random as fr", "NUMPY = 'numpy'"] + lines),
-                  env=env)
+                     env=env)
     assert out.split() == ["True"] * len(calls)
 
 
@@ -428,8 +428,7 @@ def test_warmup_fills_the_cache(tmp_path):
 
 
 def test_warmup_command(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-               NUMBA_CACHE_DIR=str(tmp_path))
+    env = checkout_env({"NUMBA_CACHE_DIR": str(tmp_path)})
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "fastinit", "warmup", *args], env=env,

@@ -4,8 +4,6 @@ whatever the construction (meta or CPU), the torch seed, the thread count, the p
 
 import json
 import math
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -16,7 +14,7 @@ from scipy import stats  # noqa: E402
 
 import fastinit.torch as ft  # noqa: E402
 from fastinit.sharding import name_stream  # noqa: E402
-from helpers import hf_models as hm  # noqa: E402
+from helpers import hf_models as hm, run_python  # noqa: E402
 
 nn = torch.nn
 KEYS = list(hm.MODELS)
@@ -154,14 +152,7 @@ def test_two_processes(built):
         out = {k: hm.digest(hm.meta_init(k, %d)) for k in hm.MODELS}
         print(json.dumps(out))
     """ % SEED)
-    import os
-    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [tests_dir] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=300, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    other = json.loads(r.stdout.strip().splitlines()[-1])
+    other = json.loads(run_python(code, timeout=300).strip().splitlines()[-1])
     assert other == {k: hm.digest(built[k]["B"]) for k in KEYS}
 
 
@@ -236,6 +227,4 @@ def test_transformers_imported_inside_the_block():
         assert all(getattr(torch.nn.init, n) is f for n, f in originals.items())
         print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=300)
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-2000:]
+    assert run_python(code, timeout=300).strip().endswith("ok")

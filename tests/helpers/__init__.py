@@ -202,14 +202,20 @@ def start_materialize_command(tmp_path, *options, **popen_kwargs):
     return proc, out
 
 
-def run_python(code, env=None, timeout=600, cwd=None):
-    """Run ``code`` (dedented) in a fresh interpreter that imports this checkout and the
-    tests' helpers; its stdout. ``env`` entries set to None are removed."""
+def checkout_env(env=None):
+    """The environment of a fresh interpreter that imports this checkout and the tests'
+    helpers, updated with ``env`` (entries set to None are removed)."""
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]))
     full_env.update(env or {})
-    full_env = {k: v for k, v in full_env.items() if v is not None}
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    return {k: v for k, v in full_env.items() if v is not None}
+
+
+def run_python(code, *args, env=None, timeout=600, cwd=None):
+    """Run ``code`` (dedented; ``sys.argv[1:]`` is ``args``) in a fresh interpreter of
+    :func:`checkout_env`; its stdout."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+                          env=checkout_env(env), capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

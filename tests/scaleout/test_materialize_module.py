@@ -4,8 +4,6 @@ unexpected key, and they hold exactly init_module_'s values."""
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -18,7 +16,7 @@ import fastinit.torch as ft  # noqa: E402
 from fastinit import cli  # noqa: E402
 from fastinit.materialize import INDEX_NAME, materialize_module  # noqa: E402
 from fastinit.materialize._module import Planned  # noqa: E402
-from helpers import hf_models as hm  # noqa: E402
+from helpers import hf_models as hm, run_python  # noqa: E402
 
 SEED = 7
 
@@ -177,13 +175,7 @@ def test_peak_rss_of_a_1gib_checkpoint(tmp_path):
     """)
     if not os.path.exists("/proc/self/clear_refs"):
         pytest.skip("needs Linux's peak-RSS reset")
-    tests_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [tests_dir] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], capture_output=True,
-                       text=True, timeout=600, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    before, peak = map(int, r.stdout.split()[-2:])
+    before, peak = map(int, run_python(code, tmp_path / "out").split()[-2:])
     size = os.path.getsize(tmp_path / "out" / "model.safetensors")
     assert size > 1 << 30
     assert (peak - before) / 1024 < 256, (before, peak)
