@@ -243,7 +243,7 @@ class SeededInitializer(Initializer):
     keeps the value given (``None`` for an unseeded initializer, so that a clone
     draws anew; a ``SeedGenerator`` as Keras serializes it) and
     ``"stream_version"``, the version of the stream the values come from
-    (:data:`fastinit.STREAM_VERSION`): :meth:`from_config` refuses a config of
+    (``fastinit.STREAM_VERSION``): :meth:`from_config` refuses a config of
     another version, whose values would differ, and Keras' own classes refuse the
     unknown key, so a config of fastinit's ``GlorotUniform`` never rebuilds Keras'
     ``GlorotUniform`` (other values) without a word.

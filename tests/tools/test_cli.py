@@ -1,5 +1,6 @@
 """The ``fastinit`` command itself: what a bare command does, and which copy it runs."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,8 +42,9 @@ def test_console_script_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["fastinit"] == "fastinit.cli:main"
     readme = (ROOT / "README.md").read_text()
-    assert "pip install . && fastinit demo" in readme
-    assert "python -m fastinit demo" not in readme
+    commands = "".join(re.findall(r"^ *```\n(.*?)^ *```", readme, re.S | re.M))
+    assert "pip install . && fastinit demo" in commands
+    assert "python -m fastinit" not in commands
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["demo", "--help"]])
