@@ -53,14 +53,16 @@ def _shape_lines(results, dtype, size):
     return lines
 
 
-def format_table(results, *, info, command, size, dtype, repeat, threads, peak_ok):
+def format_table(results, *, info, command, size, dtype, repeat, threads, peak_ok,
+                 budget=None):
     lines = [
         "fastinit side-by-side benchmark",
         f"machine: {machine_line(info, threads)}",
         f"command: {command}",
         (f"n = {size:,} {dtype} elements ({size * _itemsize(dtype) / MiB:,.1f} MiB output), "
          if any(r.case in FLAT_CASES for r in results) else f"{dtype}, ")
-        + f"best of {repeat}, threads = {threads}",
+        + f"best of up to {repeat} timed calls"
+        + (f" (fewer past {budget:g} s)" if budget else "") + f", threads = {threads}",
         *_shape_lines(results, dtype, size),
         "",
     ]
@@ -94,8 +96,9 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
         lines.append(fmt(row))
     lines += [
         "",
-        "G elem/s: elements per second (1e9) from the best timed call after one warm-up "
-        "(Numba compile excluded).",
+        "G elem/s: elements per second (1e9) from the best timed call; the implementations "
+        "of a case take turns, one call each per round; a first call that compiles "
+        "(fastinit's Numba kernels, JAX's jit) is not timed.",
         "x NumPy: rate / NumPy's rate for the same case (numpy Generator; numpy rejection for "
         "the truncated normal; numpy.linalg.qr for the orthogonal matrix).",
         ("peak MiB: peak RSS during the call above the RSS before it, the (resident) output "
@@ -115,14 +118,15 @@ def _itemsize(dtype):
 
 
 def to_json(results, *, info, command, argv, size, dtype, repeat, threads, peak_ok,
-            ortho_size=DEFAULT_ORTHO_SIZE):
+            ortho_size=DEFAULT_ORTHO_SIZE, budget=None):
     return {
         "benchmark": "fastinit.bench",
         "command": command,
         "argv": list(argv),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": info,
-        "settings": {"size": size, "dtype": dtype, "repeat": repeat, "threads": threads,
+        "settings": {"size": size, "dtype": dtype, "repeat": repeat, "budget_seconds": budget,
+                     "threads": threads,
                      "seed": SEED, "truncation_std": TRUNCATION, "ortho_size": ortho_size,
                      "kernel_columns": KERNEL_COLUMNS, "peak_rss_measured": peak_ok},
         "results": [{
