@@ -30,6 +30,10 @@ DEMO_INTRO = ("fastinit demo: initialises {size}-element {dtype} tensors (normal
               "fastinit and compares with NumPy{peers}, in this one process.")
 
 
+#: Implementations the demo leaves out (``fastinit bench`` runs them).
+DEMO_SKIP = ("fastinit numpy", "scipy.linalg.qr", "keras (numpy)")
+
+
 def _short_size(n):
     """``100000000`` -> ``"1e8"``; other counts with thousands separators."""
     mantissa, exponent = f"{n:.0e}".split("e")
@@ -68,9 +72,9 @@ def build_parser(prog=None):
     p_demo = sub.add_parser(
         "demo", help="initialise 1e8-element float32 tensors and compare with NumPy",
         description="Run the side-by-side benchmark with its defaults (n = 1e8, float32).")
-    # The demo shows fastinit against its peers; the NumPy fallback's rows (half the
-    # demo's time) are in `fastinit bench`.
-    bench.add_arguments(p_demo, skip_default=("fastinit numpy",))
+    # The demo shows fastinit against NumPy, PyTorch and JAX; the NumPy fallback's rows
+    # (half the demo's time), SciPy's QR and Keras' NumPy backend are in `fastinit bench`.
+    bench.add_arguments(p_demo, skip_default=DEMO_SKIP)
     p_warmup = sub.add_parser(
         "warmup", help="compile the Numba kernels into the disk cache ahead of use",
         description="Compile (or load) fastinit's Numba kernels now, so that later "

@@ -111,7 +111,7 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE, skip_default=()):
                              "or more)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress on stderr")
-    parser.set_defaults(size_default=size_default)
+    parser.set_defaults(size_default=size_default, skip_default=tuple(skip_default))
     return parser
 
 
@@ -154,6 +154,8 @@ def run_from_args(args, *, command, argv=()):
         print(f"error: {PLOT_MISSING}", file=sys.stderr)  # before the run, not after it
         return 2
     known = {name for case in ALL_CASES for name, _ in implementations(case)}
+    # A default skip may name a peer that is not installed here.
+    known.update(getattr(args, "skip_default", ()))
     unknown = [name for name in args.skip if name not in known]
     if unknown:
         print(f"error: --skip names no implementation: {', '.join(map(repr, unknown))} "

@@ -262,8 +262,9 @@ class _Row:
             self.peaks.append(peak)
 
     def done(self, repeat, budget):
+        """``repeat`` timed calls made, or another would end past ``budget`` seconds."""
         seconds = self.result.seconds
-        return len(seconds) >= repeat or (seconds and sum(seconds) >= budget)
+        return len(seconds) >= repeat or sum(seconds) + min(seconds) > budget
 
     def finish(self):
         # A first call may hold one-time allocations: the later calls' peak, when any.
@@ -349,8 +350,9 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
     implementations named in ``skip`` are left out. Within a case the implementations
     take turns, one timed call each per round, so that other work on the machine
     slows them alike; each makes up to ``repeat`` timed calls, fewer once its timed
-    calls have taken ``budget`` seconds (at least one), after an untimed first call
-    where that call compiles (:attr:`Runner.compiles`).
+    calls have taken ``budget`` seconds (at least one: none is started that would end
+    past it), after an untimed first call where that call compiles
+    (:attr:`Runner.compiles`).
     """
     threads = threads or available_cores()
     blas = BlasThreads()
@@ -379,8 +381,8 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
                     bar.update(1, note=_progress_note(result))
                 else:
                     running.append(row)
+            gc.collect()  # garbage of the previous case must not count against this one
             while running:   # rounds: one timed call of each implementation still running
-                gc.collect()  # garbage of the previous round must not count against this one
                 for row in list(running):
                     bar.describe(f"{case}: {row.result.implementation}")
                     try:

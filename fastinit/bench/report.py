@@ -32,10 +32,12 @@ def _shape_lines(results, dtype, size):
     lines = []
     if "variance_scaling" in shapes:
         shape, n = shapes["variance_scaling"]
+        torch = any(r.case == "variance_scaling" and r.implementation == "torch"
+                    for r in results)
         lines.append(f"glorot uniform: a {shape[0]:,} x {shape[1]:,} {dtype} kernel "
                      f"({n:,} elements, {n * _itemsize(dtype) / MiB:,.1f} MiB), "
-                     f"limit sqrt(6 / (fan_in + fan_out)); torch fills the transposed "
-                     f"(out, in) shape")
+                     f"limit sqrt(6 / (fan_in + fan_out))"
+                     + ("; torch fills the transposed (out, in) shape" if torch else ""))
     if "orthogonal" in shapes:
         shape, n = shapes["orthogonal"]
         lines.append(f"orthogonal: one {shape[0]:,} x {shape[1]:,} {dtype} matrix "
@@ -97,8 +99,8 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
     lines += [
         "",
         "G elem/s: elements per second (1e9) from the best timed call; the implementations "
-        "of a case take turns, one call each per round; a first call that compiles "
-        "(fastinit's Numba kernels, JAX's jit) is not timed.",
+        "of a case take turns, one call each per round; compiling is not timed "
+        "(fastinit's first call, JAX's jit ahead of time).",
         "x NumPy: rate / NumPy's rate for the same case (numpy Generator; numpy rejection for "
         "the truncated normal; numpy.linalg.qr for the orthogonal matrix).",
         ("peak MiB: peak RSS during the call above the RSS before it, the (resident) output "

@@ -380,3 +380,15 @@ def test_blas_threads_limited_through_threadpoolctl():
     assert {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()
             if i["user_api"] == "blas"} == before
     assert {"library", "version", "num_threads"} <= set(measure.blas_info()[0])
+
+
+def test_demo_runs_where_a_skipped_peer_is_not_installed(capsys, monkeypatch):
+    """The demo's default --skip names Keras' row; without Keras that is no error."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] in ("keras", "torch", "jax")
+                        else real_find_spec(name, *a))
+    assert "keras (numpy)" in cli.DEMO_SKIP
+    assert cli.main(["demo", "--quick", "--cases", "uniform,orthogonal"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy.linalg.qr" in out and "scipy.linalg.qr" not in out
