@@ -172,3 +172,26 @@ def test_error_messages_match_keras():
         fi.VarianceScaling(distribution="invalid_dist")
     with pytest.raises(ValueError, match=r"Expected `shape` to be \(5, 5\).*Received: shape"):
         fi.get(np.ones((5, 5)))((10, 10))
+
+
+# -- the stream version in configs ------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [2, 0, True, "1", 1.0, None])
+def test_configs_of_another_stream_version_are_refused(version):
+    config = {**fi.HeNormal(seed=1).get_config(), "stream_version": version}
+    with pytest.raises(ValueError, match="stream_version="):
+        fi.HeNormal.from_config(config)
+    with pytest.raises(ValueError, match="stream_version="):
+        fi.deserialize({"class_name": "HeNormal", "config": config})
+
+
+def test_configs_without_a_stream_version_still_load():
+    assert fi.HeNormal.from_config({"seed": 1}) == fi.HeNormal(seed=1)
+    assert fi.HeNormal(seed=1).get_config()["stream_version"] == 1
+    assert "stream_version" not in repr(fi.HeNormal(seed=1))
+
+
+def test_constant_array_of_another_byte_order():
+    value = np.array([1.5, 2.5], dtype=">f8")
+    np.testing.assert_array_equal(fi.Constant(value)((2, 2)), [[1.5, 2.5]] * 2)
