@@ -86,7 +86,8 @@ class _PeakMeter:
         if not self.enabled or self._before is None:
             return None
         peak = _proc_status().get("VmHWM")
-        return None if peak is None else peak - self._before
+        # VmHWM is updated lazily: a call that needed nothing can read a few pages below 0.
+        return None if peak is None else max(0, peak - self._before)
 
 
 def peak_rss_above(call):
