@@ -5,7 +5,7 @@ Build (from the repository root, with ``pip install -e ".[docs]"``)::
     python -m sphinx -W -n --keep-going -b html docs docs/_build/html
 
 ``-W`` turns warnings into errors and ``-n`` (nitpicky) reports every
-cross-reference that does not resolve; ``tests/test_docs.py`` runs the same
+cross-reference that does not resolve; ``tests/tools/test_docs.py`` runs the same
 build. The pages are Markdown (MyST-Parser); the API reference is generated
 from the numpydoc docstrings by ``sphinx.ext.autodoc`` and
 ``sphinx.ext.napoleon``. Nothing is fetched from the network (no intersphinx),

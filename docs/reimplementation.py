@@ -2,7 +2,7 @@
 
 Written from ``docs/stream.md`` alone, without importing fastinit. It shows
 that the page is enough to reproduce the library bit for bit, and
-``tests/test_stream_doc.py`` checks it against ``fastinit.random``.
+``tests/stream/test_stream_doc.py`` checks it against ``fastinit.random``.
 
 Integers are Python ints. Floats are NumPy ``float32`` scalars, so every
 operation rounds to binary32 (round to nearest even). There is no fused

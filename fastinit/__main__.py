@@ -1,4 +1,4 @@
-"""``python -m fastinit``: the command line (no arguments runs the demo)."""
+"""``python -m fastinit``: the command line (no arguments prints the help)."""
 
 import sys
 

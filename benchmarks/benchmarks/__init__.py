@@ -10,6 +10,6 @@ Conventions for adding benchmarks:
   ``track_*`` for other numbers (give them a ``unit``).
 - Keep every module importable without optional packages: skip a
   combination by raising ``NotImplementedError`` in ``setup``.
-- ``tests/test_bench.py`` imports every module here and runs each benchmark
+- ``tests/tools/test_bench.py`` imports every module here and runs each benchmark
   once with the smallest sizes, so a broken benchmark fails the tests.
 """

@@ -19,6 +19,7 @@ import numpy as np
 from .._threads import set_num_threads
 
 __all__ = ["CASES", "ALL_CASES", "FLAT_CASES", "NUMPY_REFERENCE", "SEED", "TRUNCATION",
+           "DEFAULT_BUDGET",
            "Runner", "case_shape", "implementations", "numpy_truncated_normal",
            "numpy_orthogonal", "model_config"]
 
@@ -32,6 +33,9 @@ DEFAULT_SIZE = 10**8   # fastinit demo (the README's first command)
 BENCH_SIZE = 10**7  # fastinit bench: under a minute on 2 cores with the peers installed
 QUICK_SIZE = 10**6
 DEFAULT_REPEAT = 3
+#: Seconds of timed calls after which an implementation is not repeated further (its
+#: first timed call always runs): the slow peers' rows take one or two calls.
+DEFAULT_BUDGET = 2.0
 KERNEL_COLUMNS = 4096   # the variance-scaling kernel is (n // KERNEL_COLUMNS, KERNEL_COLUMNS)
 DEFAULT_ORTHO_SIZE = 2048
 QUICK_ORTHO_SIZE = 256
@@ -51,6 +55,11 @@ class Runner:
     allocates_output: bool = False   # the call returns a new output of n elements
     finish: object = None            # called with the call's result (e.g. block_until_ready)
     note: str = ""
+    #: The first call compiles (fastinit's Numba kernels, a model's lazy set-up): it is a
+    #: warm-up, never timed. Other rows are timed from their first call (their buffers are
+    #: touched and JAX's functions compiled beforehand), which keeps the slowest peers to
+    #: one call.
+    compiles: bool = False
 
 
 def _threads(ctx):
@@ -72,7 +81,7 @@ def _fastinit(backend):
                 return fr.truncated_normal(out=out, a=-TRUNCATION, b=TRUNCATION, seed=SEED,
                                            backend=backend)
         note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
-        return Runner(call, note=note)
+        return Runner(call, note=note, compiles=True)
     return make
 
 
@@ -119,7 +128,7 @@ def _torch(case, out, ctx):
     import torch
     torch.set_num_threads(ctx["threads"])
     torch.manual_seed(SEED)
-    t = torch.empty(out.size, dtype=getattr(torch, out.dtype.name))
+    t = torch.zeros(out.size, dtype=getattr(torch, out.dtype.name))   # resident before timing
     if case == "normal":
         call, name = t.normal_, "Tensor.normal_"
     elif case == "uniform":
@@ -146,9 +155,17 @@ def _jax(case, out, ctx):
     else:
         fn = jax.jit(lambda k: jax.random.truncated_normal(k, -TRUNCATION, TRUNCATION, shape,
                                                           dtype))
+    return _jax_runner(fn, note="jit, XLA's own threads")
+
+
+def _jax_runner(fn, note):
+    """A JAX row: ``fn`` compiled ahead of time (jit's trace and XLA's compile, without a
+    run), so that its first call is already a timed one."""
+    import jax
     key = jax.random.PRNGKey(SEED)
-    return Runner(lambda: fn(key), allocates_output=True,
-                  finish=lambda r: r.block_until_ready(), note="jit, XLA's own threads")
+    compiled = fn.lower(key).compile()
+    return Runner(lambda: compiled(key), allocates_output=True,
+                  finish=lambda r: r.block_until_ready(), note=note)
 
 
 # -- variance scaling: a Glorot-uniform kernel ---------------------------------------
@@ -180,7 +197,7 @@ def _fastinit_glorot(backend):
         init = GlorotUniform(seed=SEED)
         note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
         return Runner(lambda: init(out.shape, out=out, backend=backend),
-                      note=f"initializers.GlorotUniform, {note}")
+                      note=f"initializers.GlorotUniform, {note}", compiles=True)
     return make
 
 
@@ -206,7 +223,7 @@ def _torch_glorot(case, out, ctx):
     torch.manual_seed(SEED)
     # torch's (out, in) layout: the transposed shape has the same fans (and Glorot's
     # bound is symmetric in them anyway).
-    t = torch.empty(out.shape[::-1], dtype=getattr(torch, out.dtype.name))
+    t = torch.zeros(out.shape[::-1], dtype=getattr(torch, out.dtype.name))
     return Runner(lambda: torch.nn.init.xavier_uniform_(t),
                   note=f"nn.init.xavier_uniform_, {_threads(ctx)}")
 
@@ -221,10 +238,7 @@ def _jax_initializer(name):
         dtype, shape = getattr(jnp, out.dtype.name), out.shape
         init = getattr(jax.nn.initializers, name)()
         fn = jax.jit(lambda k: init(k, shape, dtype))
-        key = jax.random.PRNGKey(SEED)
-        return Runner(lambda: fn(key), allocates_output=True,
-                      finish=lambda r: r.block_until_ready(),
-                      note=f"nn.initializers.{name}, jit, XLA's own threads")
+        return _jax_runner(fn, note=f"nn.initializers.{name}, jit, XLA's own threads")
     return make
 
 
@@ -257,6 +271,7 @@ def _keras_glorot(case, out, ctx):
         return keras
     init = keras.initializers.GlorotUniform(seed=SEED)
     shape, dtype = out.shape, out.dtype.name
+    init((2, 2), dtype=dtype)   # Keras' lazy set-up, outside the timed calls
     return Runner(lambda: init(shape, dtype=dtype), allocates_output=True,
                   note="GlorotUniform, numpy backend: float64 uniform + astype")
 
@@ -265,9 +280,11 @@ def _keras_glorot(case, out, ctx):
 
 
 def _blas_note(ctx):
-    """Limit the loaded OpenBLAS libraries to the run's threads; the note saying so."""
+    """Limit the loaded BLAS libraries to the run's threads; the note saying so."""
     if ctx["blas"].limit(ctx["threads"]):
         return f"{_threads(ctx)}"
+    if importlib.util.find_spec("threadpoolctl") is None:
+        return "BLAS's own threads (no threadpoolctl)"
     return "BLAS's own threads"
 
 
@@ -277,7 +294,7 @@ def _fastinit_orthogonal(case, out, ctx):
     init = Orthogonal(seed=SEED)
     init((2, 2))  # loads SciPy's LAPACK (if any), so that its threads can be limited
     return Runner(lambda: init(out.shape, out=out),
-                  note=f"initializers.Orthogonal, {_blas_note(ctx)}")
+                  note=f"initializers.Orthogonal, {_blas_note(ctx)}", compiles=True)
 
 
 def numpy_orthogonal(gen, out):
@@ -322,7 +339,7 @@ def _torch_orthogonal(case, out, ctx):
     import torch
     torch.set_num_threads(ctx["threads"])
     torch.manual_seed(SEED)
-    t = torch.empty(out.shape, dtype=getattr(torch, out.dtype.name))
+    t = torch.zeros(out.shape, dtype=getattr(torch, out.dtype.name))
     return Runner(lambda: torch.nn.init.orthogonal_(t),
                   note=f"nn.init.orthogonal_, {_threads(ctx)}")
 
@@ -391,7 +408,7 @@ def _model(how):
                 return ft.init_module_(model, SEED)
             note = "meta build, to_empty, init_module_"
         layers = config.num_hidden_layers
-        return Runner(call, allocates_output=True,
+        return Runner(call, allocates_output=True, compiles=True,
                       note=f"{note}, {layers} layers, {_threads(ctx)}")
     return make
 

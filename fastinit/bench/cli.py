@@ -10,8 +10,8 @@ import numpy as np
 
 from .. import _units
 from .._system import available_memory
-from .cases import ALL_CASES, CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, DTYPES, \
-    QUICK_ORTHO_SIZE, QUICK_SIZE, implementations
+from .cases import ALL_CASES, CASES, DEFAULT_BUDGET, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, \
+    DEFAULT_SIZE, DTYPES, QUICK_ORTHO_SIZE, QUICK_SIZE, implementations
 from .measure import _PeakMeter, _loadavg, available_cores, machine_info, run
 from .report import PLOT_MISSING, format_table, plot_title, to_json, write_plot
 
@@ -54,6 +54,16 @@ def _positive_int(text):
     return value
 
 
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number. Received: {text!r}")
+    return value
+
+
 def _parse_names(text):
     return [n.strip() for n in str(text).split(",") if n.strip()]
 
@@ -64,8 +74,13 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE, skip_default=()):
                         help=f"elements per tensor, e.g. 1e8 (default {size_default:.0e}; "
                              f"{QUICK_SIZE:.0e} with --quick)")
     parser.add_argument("--repeat", "-r", type=_positive_int, default=None, metavar="R",
-                        help=f"timed repeats, the best is reported (default {DEFAULT_REPEAT}; "
-                             f"1 with --quick)")
+                        help=f"timed calls per implementation, the best is reported "
+                             f"(default {DEFAULT_REPEAT}; 1 with --quick)")
+    parser.add_argument("--budget", type=_positive_float, default=DEFAULT_BUDGET,
+                        metavar="SECONDS",
+                        help="no further timed call for an implementation once its timed "
+                             f"calls have taken this long (default {DEFAULT_BUDGET:g}; the "
+                             "first always runs)")
     parser.add_argument("--dtype", default="float32", choices=DTYPES,
                         help="output dtype (default float32); peers without it are skipped")
     parser.add_argument("--threads", "-t", type=_positive_int, default=None, metavar="T",
@@ -96,7 +111,7 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE, skip_default=()):
                              "or more)")
     parser.add_argument("--no-progress", dest="progress", action="store_false",
                         help="no progress on stderr")
-    parser.set_defaults(size_default=size_default)
+    parser.set_defaults(size_default=size_default, skip_default=tuple(skip_default))
     return parser
 
 
@@ -114,9 +129,10 @@ def _check_outputs(*paths):
 
 
 def _check_memory(size, dtype):
-    """Why ``size`` elements would not fit (peers need up to ~4x the output besides it)."""
+    """Why ``size`` elements would not fit: the output, PyTorch's own tensor (alive while
+    the implementations take turns) and a peer's temporaries (up to ~4x the output)."""
     itemsize = 2 if dtype in ("float16", "bfloat16") else np.dtype(dtype).itemsize
-    need, available = 5 * size * itemsize, available_memory()
+    need, available = 6 * size * itemsize, available_memory()
     if available is not None and need > available:
         return (f"--size {size:,} needs about {need / 2**30:,.1f} GiB (the output and the "
                 f"peers' temporaries) but {available / 2**30:,.1f} GiB are available")
@@ -138,6 +154,8 @@ def run_from_args(args, *, command, argv=()):
         print(f"error: {PLOT_MISSING}", file=sys.stderr)  # before the run, not after it
         return 2
     known = {name for case in ALL_CASES for name, _ in implementations(case)}
+    # A default skip may name a peer that is not installed here.
+    known.update(getattr(args, "skip_default", ()))
     unknown = [name for name in args.skip if name not in known]
     if unknown:
         print(f"error: --skip names no implementation: {', '.join(map(repr, unknown))} "
@@ -152,11 +170,11 @@ def run_from_args(args, *, command, argv=()):
     load_before = _loadavg()
     results = run(size=size, repeat=repeat, dtype=args.dtype, threads=threads,
                   cases=args.cases, progress=progress, ortho_size=ortho_size,
-                  skip=args.skip)
+                  skip=args.skip, budget=args.budget)
     info = machine_info()
     info["loadavg_before"], info["loadavg_after"] = load_before, _loadavg()
     common = dict(info=info, command=command, size=size, dtype=args.dtype, repeat=repeat,
-                  threads=threads, peak_ok=peak_ok)
+                  threads=threads, peak_ok=peak_ok, budget=args.budget)
     try:
         print(format_table(results, **common), flush=True)
     except BrokenPipeError:  # e.g. piped into head: not an error of the benchmark

@@ -15,11 +15,11 @@ import numpy as np
 
 from .. import _progress, _threads
 from .._system import available_cores
-from .cases import CASES, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, NUMPY_REFERENCE, \
-    case_shape, implementations
+from .cases import CASES, DEFAULT_BUDGET, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, \
+    NUMPY_REFERENCE, case_shape, implementations
 
 __all__ = ["Result", "run", "peak_rss_above", "machine_info", "machine_line",
-           "available_cores", "format_seconds"]
+           "available_cores", "format_seconds", "BlasThreads", "blas_info"]
 
 
 def _proc_status():
@@ -86,7 +86,8 @@ class _PeakMeter:
         if not self.enabled or self._before is None:
             return None
         peak = _proc_status().get("VmHWM")
-        return None if peak is None else peak - self._before
+        # VmHWM is updated lazily: a call that needed nothing can read a few pages below 0.
+        return None if peak is None else max(0, peak - self._before)
 
 
 def peak_rss_above(call):
@@ -184,6 +185,8 @@ def machine_info():
         "jax": _version("jax"),
         "jaxlib": _version("jaxlib"),
         "keras": _version("keras"),
+        "threadpoolctl": _version("threadpoolctl"),
+        "blas": blas_info(),
     }
 
 
@@ -217,6 +220,11 @@ class Result:
     x_numba: object = None   # rate / fastinit numba's rate for the case
 
     @property
+    def itemsize(self):
+        from .. import _dtypes
+        return _dtypes.resolve(self.dtype).itemsize
+
+    @property
     def best(self):
         return min(self.seconds) if self.seconds else None
 
@@ -225,87 +233,89 @@ class Result:
         return self.n / self.best if self.best else None
 
 
-def _measure(runner, n, repeat, itemsize, meter):
-    """Warm up once, then ``repeat`` timed calls; (seconds list, peak bytes or None)."""
-    result = runner.call()
-    if runner.finish is not None:
-        runner.finish(result)
-    del result
-    seconds, peaks = [], []
-    for _ in range(repeat):
-        meter.start()
+class _Row:
+    """One implementation of a case while it runs: its :class:`Result`, runner and the
+    peaks of its timed calls."""
+
+    def __init__(self, result, runner):
+        self.result, self.runner, self.peaks = result, runner, []
+
+    def call(self, meter, *, timed):
+        """One call; timed: its seconds and peak RSS recorded."""
+        runner = self.runner
+        if timed:
+            meter.start()
         t0 = time.perf_counter()
         result = runner.call()
         if runner.finish is not None:
             runner.finish(result)
         elapsed = time.perf_counter() - t0
-        peak = meter.stop()
+        peak = meter.stop() if timed else None
         del result
-        seconds.append(elapsed)
+        if not timed:
+            return
+        self.result.seconds.append(elapsed)
         if peak is not None:
             if runner.allocates_output:
                 # The call's own result is not counted; an allocator that reuses the
                 # memory of the previous result can make the difference negative.
-                peak = max(0, peak - n * itemsize)
-            peaks.append(peak)
-    return seconds, (max(peaks) if peaks else None)
+                peak = max(0, peak - self.result.n * self.result.itemsize)
+            self.peaks.append(peak)
+
+    def done(self, repeat, budget):
+        """``repeat`` timed calls made, or another would end past ``budget`` seconds."""
+        seconds = self.result.seconds
+        return len(seconds) >= repeat or sum(seconds) + min(seconds) > budget
+
+    def finish(self):
+        # A first call may hold one-time allocations: the later calls' peak, when any.
+        peaks = self.peaks[1:] or self.peaks
+        self.result.peak_bytes = max(peaks) if peaks else None
 
 
-class _BlasThreads:
-    """The thread counts of the OpenBLAS libraries loaded in this process (NumPy's and
-    SciPy's wheels each bring one), set through their own ``*_set_num_threads``.
+class BlasThreads:
+    """The thread counts of the BLAS libraries loaded in this process (NumPy's and SciPy's
+    wheels each bring an OpenBLAS), through ``threadpoolctl``.
 
-    What ``threadpoolctl`` does, for OpenBLAS only and without the dependency; a library
-    is found in ``/proc/self/maps`` once it is loaded, so :meth:`limit` is called again
-    after each import. Elsewhere (no ``/proc``, another BLAS) it does nothing.
+    A library is seen once it is loaded, so :meth:`limit` is called again after each
+    import (a row's factory calls it after loading its peer); :meth:`restore` puts back
+    every count it changed. Without threadpoolctl nothing is limited.
     """
 
-    _SYMBOLS = [(f"{prefix}_get_num_threads{suffix}", f"{prefix}_set_num_threads{suffix}")
-                for prefix in ("openblas", "scipy_openblas") for suffix in ("", "64_")]
-
     def __init__(self):
-        self._saved = {}   # path -> (setter, original count)
-
-    @staticmethod
-    def _loaded():
-        try:
-            with open("/proc/self/maps") as f:
-                paths = {line.split(None, 5)[5].strip() for line in f
-                         if line.count(" ") >= 5 and "openblas" in line.rsplit("/", 1)[-1]}
-        except OSError:
-            return []
-        return sorted(p for p in paths if p.startswith("/") and ".so" in p)
+        self._limiters = []
 
     def limit(self, threads):
-        """Set every loaded OpenBLAS to ``threads``; how many libraries were set."""
-        import ctypes
-        done = 0
-        for path in self._loaded():
-            if path not in self._saved:
-                try:
-                    lib = ctypes.CDLL(path)
-                except OSError:
-                    continue
-                for get_name, set_name in self._SYMBOLS:
-                    getter, setter = getattr(lib, get_name, None), getattr(lib, set_name, None)
-                    if getter is not None and setter is not None:
-                        getter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
-                        self._saved[path] = (setter, getter())
-                        break
-                else:
-                    continue
-            self._saved[path][0](threads)
-            done += 1
-        return done
+        """Set every loaded BLAS library to ``threads``; how many there are (0: none, or
+        no threadpoolctl)."""
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return 0
+        blas = ThreadpoolController().select(user_api="blas")
+        if blas.lib_controllers:
+            self._limiters.append(blas.limit(limits=threads))
+        return len(blas.lib_controllers)
 
     def restore(self):
-        for setter, value in self._saved.values():
-            setter(value)
+        while self._limiters:
+            self._limiters.pop().restore_original_limits()
+
+
+def blas_info():
+    """The BLAS libraries loaded now (threadpoolctl's description), or None without it."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return None
+    keys = ("internal_api", "version", "threading_layer", "architecture", "num_threads")
+    return [{"library": os.path.basename(i["filepath"]), **{k: i.get(k) for k in keys}}
+            for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
 def _thread_settings(blas=None):
     """A function restoring fastinit's, (if loaded) PyTorch's and the BLAS thread counts as
-    they are now (``blas``: the :class:`_BlasThreads` that :func:`run` limits)."""
+    they are now (``blas``: the :class:`BlasThreads` that :func:`run` limits)."""
     saved = [(_threads.set_num_threads, _threads.configured())]
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
@@ -332,15 +342,21 @@ def _make_output(n, dtype):
 
 
 def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=None,
-        cases=CASES, progress=False, ortho_size=DEFAULT_ORTHO_SIZE, skip=()):
+        cases=CASES, progress=False, ortho_size=DEFAULT_ORTHO_SIZE, skip=(),
+        budget=DEFAULT_BUDGET):
     """Run the benchmark; a list of :class:`Result`, one per (case, implementation).
 
     ``size`` is the element count of the flat cases and of the Glorot kernel,
     ``ortho_size`` the side of the orthogonal matrix (see :func:`case_shape`);
-    implementations named in ``skip`` are left out.
+    implementations named in ``skip`` are left out. Within a case the implementations
+    take turns, one timed call each per round, so that other work on the machine
+    slows them alike; each makes up to ``repeat`` timed calls, fewer once its timed
+    calls have taken ``budget`` seconds (at least one: none is started that would end
+    past it), after an untimed first call where that call compiles
+    (:attr:`Runner.compiles`).
     """
     threads = threads or available_cores()
-    blas = _BlasThreads()
+    blas = BlasThreads()
     ctx = {"threads": threads, "blas": blas, "size": size}
     meter = _PeakMeter()
     rows = {case: [(name, factory) for name, factory in implementations(case)
@@ -356,27 +372,29 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
             # The model case builds its own tensors: its "output" only carries the dtype.
             out = (np.empty(0, _dtypes_resolve(dtype)) if case == "model"
                    else _make_output(n, dtype).reshape(shape))
+            running = []
             for name, factory in rows[case]:
-                gc.collect()  # garbage of the previous row must not count against this one
                 bar.describe(f"{case}: {name}")
-                started = time.perf_counter()
                 result = Result(case, name, n, np.dtype(out.dtype).name, shape=shape)
-                try:
-                    runner = factory(case, out, ctx)
-                    if isinstance(runner, str):
-                        result.skipped = runner
-                    else:
-                        result.note = runner.note
-                        result.seconds, result.peak_bytes = _measure(
-                            runner, n, repeat, out.dtype.itemsize, meter)
-                        if case == "orthogonal":
-                            result.note = f"{format_seconds(result.best)}/matrix, {result.note}"
-                except Exception as exc:  # noqa: BLE001 - one failing peer must not stop the table
-                    result.error = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
-                runner = None
                 results.append(result)
-                bar.update(1, note=_progress_note(result, time.perf_counter() - started))
-            del out
+                row = _start(result, factory, case, out, ctx, meter)
+                if row is None:
+                    bar.update(1, note=_progress_note(result))
+                else:
+                    running.append(row)
+            gc.collect()  # garbage of the previous case must not count against this one
+            while running:   # rounds: one timed call of each implementation still running
+                for row in list(running):
+                    bar.describe(f"{case}: {row.result.implementation}")
+                    try:
+                        row.call(meter, timed=True)
+                    except Exception as exc:  # noqa: BLE001 - one failing peer must not stop the table
+                        row.result.error = _error(exc)
+                    if row.result.error or row.done(repeat, budget):
+                        running.remove(row)
+                        _end(row, case)
+                        bar.update(1, note=_progress_note(row.result))
+            del out, running
             gc.collect()
     finally:
         bar.close()
@@ -385,10 +403,40 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
     return results
 
 
-def _progress_note(result, seconds):
+def _start(result, factory, case, out, ctx, meter):
+    """The implementation's :class:`_Row` after its warm-up (if it compiles), or None when
+    it is skipped or failed (said in ``result``)."""
+    try:
+        runner = factory(case, out, ctx)
+        if isinstance(runner, str):
+            result.skipped = runner
+            return None
+        result.note = runner.note
+        row = _Row(result, runner)
+        if runner.compiles:
+            row.call(meter, timed=False)
+        return row
+    except Exception as exc:  # noqa: BLE001 - one failing peer must not stop the table
+        result.error = _error(exc)
+        return None
+
+
+def _end(row, case):
+    row.finish()
+    result = row.result
+    if case == "orthogonal" and result.best:
+        result.note = f"{format_seconds(result.best)}/matrix, {result.note}"
+    row.runner = None
+
+
+def _error(exc):
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
+def _progress_note(result):
     if result.rate:
-        return f"{result.rate / 1e9:.3f} G/s [{seconds:.1f} s]"
-    return f"{result.error or f'skipped ({result.skipped})'} [{seconds:.1f} s]"
+        return f"{result.rate / 1e9:.3f} G/s [{len(result.seconds)} timed]"
+    return result.error or f"skipped ({result.skipped})"
 
 
 def _add_ratios(results):

@@ -32,10 +32,12 @@ def _shape_lines(results, dtype, size):
     lines = []
     if "variance_scaling" in shapes:
         shape, n = shapes["variance_scaling"]
+        torch = any(r.case == "variance_scaling" and r.implementation == "torch"
+                    for r in results)
         lines.append(f"glorot uniform: a {shape[0]:,} x {shape[1]:,} {dtype} kernel "
                      f"({n:,} elements, {n * _itemsize(dtype) / MiB:,.1f} MiB), "
-                     f"limit sqrt(6 / (fan_in + fan_out)); torch fills the transposed "
-                     f"(out, in) shape")
+                     f"limit sqrt(6 / (fan_in + fan_out))"
+                     + ("; torch fills the transposed (out, in) shape" if torch else ""))
     if "orthogonal" in shapes:
         shape, n = shapes["orthogonal"]
         lines.append(f"orthogonal: one {shape[0]:,} x {shape[1]:,} {dtype} matrix "
@@ -53,14 +55,16 @@ def _shape_lines(results, dtype, size):
     return lines
 
 
-def format_table(results, *, info, command, size, dtype, repeat, threads, peak_ok):
+def format_table(results, *, info, command, size, dtype, repeat, threads, peak_ok,
+                 budget=None):
     lines = [
         "fastinit side-by-side benchmark",
         f"machine: {machine_line(info, threads)}",
         f"command: {command}",
         (f"n = {size:,} {dtype} elements ({size * _itemsize(dtype) / MiB:,.1f} MiB output), "
          if any(r.case in FLAT_CASES for r in results) else f"{dtype}, ")
-        + f"best of {repeat}, threads = {threads}",
+        + f"best of up to {repeat} timed calls"
+        + (f" (fewer past {budget:g} s)" if budget else "") + f", threads = {threads}",
         *_shape_lines(results, dtype, size),
         "",
     ]
@@ -94,8 +98,9 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
         lines.append(fmt(row))
     lines += [
         "",
-        "G elem/s: elements per second (1e9) from the best timed call after one warm-up "
-        "(Numba compile excluded).",
+        "G elem/s: elements per second (1e9) from the best timed call; the implementations "
+        "of a case take turns, one call each per round; compiling is not timed "
+        "(fastinit's first call, JAX's jit ahead of time).",
         "x NumPy: rate / NumPy's rate for the same case (numpy Generator; numpy rejection for "
         "the truncated normal; numpy.linalg.qr for the orthogonal matrix).",
         ("peak MiB: peak RSS during the call above the RSS before it, the (resident) output "
@@ -115,14 +120,15 @@ def _itemsize(dtype):
 
 
 def to_json(results, *, info, command, argv, size, dtype, repeat, threads, peak_ok,
-            ortho_size=DEFAULT_ORTHO_SIZE):
+            ortho_size=DEFAULT_ORTHO_SIZE, budget=None):
     return {
         "benchmark": "fastinit.bench",
         "command": command,
         "argv": list(argv),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": info,
-        "settings": {"size": size, "dtype": dtype, "repeat": repeat, "threads": threads,
+        "settings": {"size": size, "dtype": dtype, "repeat": repeat, "budget_seconds": budget,
+                     "threads": threads,
                      "seed": SEED, "truncation_std": TRUNCATION, "ortho_size": ortho_size,
                      "kernel_columns": KERNEL_COLUMNS, "peak_rss_measured": peak_ok},
         "results": [{

@@ -12,8 +12,10 @@ import os
 
 import numpy as np
 
-from .._checks import check_uint64
+from .._checks import check_uint64, shown
 from .._target import Target
+from ..stream import STREAM_VERSION
+from . import _keras
 
 __all__ = ["Initializer", "SeededInitializer", "Request", "resolve_seed", "call_initializer"]
 
@@ -39,6 +41,12 @@ def resolve_seed(seed):
     - The functional front ends (``fastinit.torch``, ``fastinit.jax``) have no
       construction step: there ``seed=None`` draws a new seed at each call,
       like a framework's global generator.
+    - An initializer (not this function) also takes a Keras
+      ``keras.random.SeedGenerator`` as its seed, as Keras' initializers do: then
+      each call draws a new seed from the generator (advancing its state), so
+      calls give different values, reproducibly from the generator's seed. Such a
+      call cannot be a region of a tensor (``index=``, ``offset=``): each region
+      would get a seed of its own.
 
     Parameters
     ----------
@@ -165,16 +173,22 @@ class Initializer:
         """Values of ``shape`` and ``dtype`` (see the class docstring for the keywords)."""
         request = Request(shape, dtype, kind=self.dtype_kind, out=out, backend=backend,
                           device=device, stream=stream, index=index, offset=offset)
-        return self.generate(request)
+        return self._drawing(request).generate(request)
+
+    def _drawing(self, request):
+        """The initializer that produces ``request`` (None: only checks one): itself,
+        except under a Keras ``SeedGenerator`` (:class:`SeededInitializer`)."""
+        return self
 
     def check(self, shape, dtype=None):
         """Raise the TypeError or ValueError that a call with ``shape`` and ``dtype`` would
         raise, computing nothing (a checkpoint checks every tensor before writing any)."""
-        if self.elementwise and len(Request(shape, dtype, kind=self.dtype_kind).shape):
+        init = self._drawing(None)
+        if init.elementwise and len(Request(shape, dtype, kind=init.dtype_kind).shape):
             # An empty region: the parameters are checked for the dtype, no value is made.
-            self.generate(Request(shape, dtype, kind=self.dtype_kind, index=(slice(0, 0),)))
+            init.generate(Request(shape, dtype, kind=init.dtype_kind, index=(slice(0, 0),)))
         else:
-            self.validate(Request(shape, dtype, kind=self.dtype_kind))
+            init.validate(Request(shape, dtype, kind=init.dtype_kind))
 
     def validate(self, request):
         """Check that this initializer can produce ``request`` (global initializers check
@@ -209,7 +223,8 @@ class Initializer:
         return self
 
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if k != "stream_version")   # a config entry, not an argument
         return f"{type(self).__name__}({args})"
 
     def __eq__(self, other):
@@ -223,16 +238,67 @@ class Initializer:
 class SeededInitializer(Initializer):
     """An initializer that draws random values: holds ``seed`` by :func:`resolve_seed`.
 
-    ``seed`` is the value in effect (an int); ``get_config()`` keeps the value
-    given (``None`` for an unseeded initializer, so that a clone draws anew).
+    ``seed`` is the value in effect: an int, or a Keras ``SeedGenerator`` (each
+    call then draws a seed from it, see :func:`resolve_seed`). ``get_config()``
+    keeps the value given (``None`` for an unseeded initializer, so that a clone
+    draws anew; a ``SeedGenerator`` as Keras serializes it) and
+    ``"stream_version"``, the version of the stream the values come from
+    (``fastinit.STREAM_VERSION``): :meth:`from_config` refuses a config of
+    another version, whose values would differ, and Keras' own classes refuse the
+    unknown key, so a config of fastinit's ``GlorotUniform`` never rebuilds Keras'
+    ``GlorotUniform`` (other values) without a word.
     """
 
     def __init__(self, seed=None):
+        generator = _keras.seed_generator(seed)
+        if generator is not None:
+            self._init_seed = self.seed = generator
+            return
+        if seed is not None and not hasattr(type(seed), "__index__"):
+            raise ValueError("seed must be an integer in [0, 2**64), None or a "
+                             f"keras.random.SeedGenerator. Received: seed={shown(seed)}")
         self._init_seed = None if seed is None else resolve_seed(seed)
         self.seed = resolve_seed(seed)
 
+    def _seed_generator(self):
+        return None if isinstance(self.seed, int) else self.seed
+
+    def _drawing(self, request):
+        generator = self._seed_generator()
+        if generator is None:
+            return self
+        if request is None:   # a check: the parameters only; the generator does not advance
+            return self.with_seed(0)
+        if request.index is not None or request.offset:
+            raise ValueError("An initializer seeded with a keras.random.SeedGenerator draws "
+                             "a new seed at each call, so regions of one tensor would not "
+                             "fit together: give an integer seed. Received: "
+                             f"seed={generator!r}, index={request.index!r}, "
+                             f"offset={request.offset!r}")
+        return self.with_seed(_keras.draw_seed(generator))
+
+    def _seed_config(self):
+        """The ``seed`` of :meth:`get_config`: as given, a ``SeedGenerator`` serialized."""
+        generator = self._seed_generator()
+        return self._init_seed if generator is None else _keras.serialize_seed(generator)
+
     def get_config(self):
-        return {"seed": self._init_seed}
+        return {"seed": self._seed_config(), "stream_version": STREAM_VERSION}
+
+    @classmethod
+    def from_config(cls, config):
+        """An initializer from :meth:`get_config`'s output (or a config without
+        ``"stream_version"``, such as Keras' own)."""
+        if not isinstance(config, dict):
+            raise ValueError(f"config must be a dict. Received: config={config!r}")
+        config = dict(config)
+        version = config.pop("stream_version", STREAM_VERSION)
+        if type(version) is not int or version != STREAM_VERSION:
+            raise ValueError(f"This config is of fastinit's random stream version "
+                             f"{shown(version)}; this fastinit draws from version "
+                             f"{STREAM_VERSION}, whose values differ. "
+                             f"Received: stream_version={shown(version)}")
+        return cls(**config)
 
     def with_seed(self, seed):
         return type(self).from_config({**self.get_config(), "seed": resolve_seed(seed)})

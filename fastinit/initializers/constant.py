@@ -5,28 +5,33 @@ import numbers
 
 import numpy as np
 
-from .._checks import check_real
+from .._checks import check_real, shown
 from .base import Initializer
 
 __all__ = ["Zeros", "Ones", "Constant", "FromArray"]
 
 
 class Constant(Initializer):
-    """All ``value`` (Keras' ``Constant``): a real scalar, in any numeric dtype.
+    """All ``value`` (Keras' ``Constant``): a real scalar, or an array broadcast to the shape.
 
     The value must be representable in the dtype of a call: an integer (in
     range) for integer dtypes, 0 or 1 for bool, and within the range of a
-    floating dtype (where it is rounded to the nearest value). Anything else
-    is a ValueError, raised before anything is written.
+    floating dtype (where it is rounded to the nearest value). An array value
+    (as Keras accepts) must broadcast to the shape of each call, like Keras'
+    ``value * ones(shape)``. Anything else is a ValueError, raised before
+    anything is written.
 
     Parameters
     ----------
-    value : float, default 0.0
+    value : float or array_like, default 0.0
 
     Examples
     --------
     >>> Constant(0.1)((2,))
     array([0.1, 0.1], dtype=float32)
+    >>> Constant([1.0, 2.0, 3.0])((2, 3))
+    array([[1., 2., 3.],
+           [1., 2., 3.]], dtype=float32)
     >>> Constant(-1)((2,), dtype="uint8")
     Traceback (most recent call last):
     ...
@@ -37,17 +42,73 @@ class Constant(Initializer):
     elementwise = True
 
     def __init__(self, value=0.0):
+        if isinstance(value, (list, tuple)) or hasattr(value, "__array__"):
+            value = _real_array(value, "value")
+            if value.dtype.kind == "f" and np.isnan(value).any():
+                raise ValueError(f"value must not hold NaN. Received: value={shown(value)}")
+            if value.ndim:
+                self.value = value
+                return
+            value = value.item()   # a 0-d array: its scalar
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             self.value = int(value)
         else:
             self.value = check_real(value, "value", finite=False)
 
     def generate(self, request):
+        if isinstance(self.value, np.ndarray):
+            values = self._broadcast(request.shape)
+            for v in _extremes(values):
+                _check_representable(v, request.dtype)
+            return request.write_whole(values)
         _check_representable(self.value, request.dtype)
         return request.write(self.value)
 
+    def validate(self, request):
+        if isinstance(self.value, np.ndarray):
+            self._broadcast(request.shape)
+
+    def _broadcast(self, shape):
+        try:
+            return np.broadcast_to(self.value, shape)
+        except ValueError:
+            raise ValueError(f"The Constant value of shape {self.value.shape} does not "
+                             f"broadcast to shape {shape}. Received: shape={shape}") from None
+
     def get_config(self):
-        return {"value": self.value}
+        value = self.value
+        return {"value": value.tolist() if isinstance(value, np.ndarray) else value}
+
+    def __repr__(self):
+        if isinstance(self.value, np.ndarray):
+            return f"{type(self).__name__}(<array of shape {self.value.shape}>)"
+        return super().__repr__()
+
+
+def _real_array(value, name):
+    """``value`` as a NumPy array of real numbers, else ValueError naming it."""
+    try:
+        array = np.array(value)
+    except Exception as exc:  # noqa: BLE001 - any failure to convert
+        raise ValueError(f"{name} must be array-like. Received: {name}={shown(value)}") from exc
+    if array.dtype.kind not in "biuf" and array.dtype.name != "bfloat16":
+        raise ValueError(f"{name} must hold real numbers. "
+                         f"Received: {name} with dtype {array.dtype}")
+    return array
+
+
+def _extremes(values):
+    """The values whose representability decides that of all: a non-integral one (if
+    any: integer dtypes refuse it), the smallest and the largest."""
+    if values.size == 0:
+        return []
+    flat = values.reshape(-1) if values.flags.c_contiguous else np.ravel(values)
+    picks = [flat.min().item(), flat.max().item()]
+    if flat.dtype.kind == "f":
+        fractional = np.flatnonzero(np.mod(flat, 1) != 0)
+        if fractional.size:
+            picks.insert(0, flat[fractional[0]].item())
+    return picks
 
 
 def _check_representable(value, dtype):
@@ -120,24 +181,17 @@ class FromArray(Initializer):
     >>> init((2, 3))
     Traceback (most recent call last):
     ...
-    ValueError: Expected shape (2, 2) for an array used as initializer. Received: shape=(2, 3)
+    ValueError: Expected `shape` to be (2, 2) for an array used as initializer. Received: shape=(2, 3)
     """
 
     dtype_kind = "any"
 
     def __init__(self, value):
-        try:
-            array = np.array(value)
-        except Exception as exc:  # noqa: BLE001 - any failure to convert
-            raise ValueError(f"value must be array-like. Received: value={value!r}") from exc
-        if array.dtype.kind not in "biuf" and array.dtype.name != "bfloat16":
-            raise ValueError("value must hold real numbers. "
-                             f"Received: value with dtype {array.dtype}")
-        self.value = array
+        self.value = _real_array(value, "value")
 
     def validate(self, request):
         if request.shape != self.value.shape:
-            raise ValueError(f"Expected shape {self.value.shape} for an array used as "
+            raise ValueError(f"Expected `shape` to be {self.value.shape} for an array used as "
                              f"initializer. Received: shape={request.shape}")
 
     def generate(self, request):

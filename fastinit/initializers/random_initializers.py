@@ -13,8 +13,9 @@ import numpy as np
 
 from .. import _fans, random as fr
 from . import _complex
-from .._checks import check_choice, check_real
+from .._checks import check_real, shown
 from .base import SeededInitializer
+from . import _keras
 
 __all__ = [
     "TRUNCATED_NORMAL_STDDEV", "COMPLEX_TRUNCATED_NORMAL_STDDEV",
@@ -243,17 +244,20 @@ class VarianceScaling(SeededInitializer):
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
                  input_axes=None, output_axes=None, in_axis=None, out_axis=None,
                  batch_axis=None):
-        self.scale = check_real(scale, "scale", minimum=0.0, strict=True)
-        self.mode = check_choice(mode, "mode", _fans.MODES)
-        if not isinstance(distribution, str):
-            raise ValueError(f"distribution must be a string. "
-                             f"Received: distribution={distribution!r}")
-        dist = distribution.lower()
+        # Keras' messages (its own tests match them), with the value named.
+        self.scale = check_real(scale, "scale")
+        if self.scale <= 0.0:
+            raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
+        if not isinstance(mode, str) or mode not in _fans.MODES:
+            raise ValueError(f"Invalid `mode` argument: {shown(mode)}. Use one of "
+                             f"{', '.join(map(repr, _fans.MODES))}. Received: mode={shown(mode)}")
+        self.mode = mode
+        dist = distribution.lower() if isinstance(distribution, str) else None
         dist = "truncated_normal" if dist == "normal" else dist
         if dist not in _DISTRIBUTIONS:
-            raise ValueError(f"distribution must be one of 'normal', "
-                             f"{', '.join(map(repr, _DISTRIBUTIONS))}. "
-                             f"Received: distribution={distribution!r}")
+            raise ValueError(f"Invalid `distribution` argument: {shown(distribution)}. Use "
+                             f"one of 'normal', {', '.join(map(repr, _DISTRIBUTIONS))}. "
+                             f"Received: distribution={shown(distribution)}")
         self.distribution = dist
         if (input_axes is None) != (output_axes is None):
             raise ValueError("input_axes and output_axes must be given together. "
@@ -346,6 +350,11 @@ class VarianceScaling(SeededInitializer):
                 **super().get_config(), **self._axes_config()}
 
 
+# Keras layers treat their own VarianceScaling specially (EinsumDense gives it the fan
+# axes of its kernel); the family takes Keras' class as a base when Keras defines it.
+_keras.adopt(VarianceScaling, "VarianceScaling")
+
+
 def _axes_list(value, name):
     axes = _fans.check_axes(value, name)
     return [axes] if isinstance(axes, int) else axes
@@ -370,7 +379,7 @@ class _Preset(VarianceScaling):
                          out_axis, batch_axis)
 
     def get_config(self):
-        return {"seed": self._init_seed, **self._axes_config()}
+        return {**SeededInitializer.get_config(self), **self._axes_config()}
 
 
 class GlorotUniform(_Preset):

@@ -13,7 +13,7 @@ Examples
 GlorotUniform(seed=None, input_axes=None, output_axes=None)
 >>> config = serialize(RandomNormal(stddev=0.02, seed=7))
 >>> config
-{'class_name': 'RandomNormal', 'config': {'mean': 0.0, 'stddev': 0.02, 'seed': 7}}
+{'class_name': 'RandomNormal', 'config': {'mean': 0.0, 'stddev': 0.02, 'seed': 7, 'stream_version': 1}}
 >>> deserialize(config) == RandomNormal(stddev=0.02, seed=7)
 True
 """

@@ -11,6 +11,7 @@ import pytest
 
 import fastinit.initializers as fi
 from fastinit.initializers import registry
+from fastinit.initializers.base import SeededInitializer
 
 
 
@@ -112,7 +113,8 @@ def test_import_order(first, keras):
         import sys
         layer = keras.layers.Dense(3, kernel_initializer=fi.GlorotUniform(seed=1))
         back = keras.layers.deserialize(keras.layers.serialize(layer))
-        print(type(back.kernel_initializer) is fi.GlorotUniform)
+        print(type(back.kernel_initializer) is fi.GlorotUniform
+              and issubclass(fi.HeNormal, keras.initializers.VarianceScaling))
     """)
     script = "import fastinit, sys\nassert 'keras' not in sys.modules\n" + code
     env = {**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "numpy")}
@@ -120,3 +122,80 @@ def test_import_order(first, keras):
                        timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines()[-1] == "True"
+
+
+# A model saved with fastinit's initializers, loaded where fastinit was never imported:
+# Keras imports no module a config names (only keras.*, keras_hub.*, ...), and finds
+# "GlorotUniform" among its own classes; the config's "stream_version" makes Keras' class
+# refuse it, so the load fails loudly instead of re-initialising with other values.
+SAVE = """
+import os, sys
+os.environ["KERAS_BACKEND"] = sys.argv[1]
+import keras
+import fastinit.initializers as fi
+model = keras.Sequential([
+    keras.Input((4,)),
+    keras.layers.Dense(3, kernel_initializer=fi.{init}, bias_initializer=fi.Constant(0.5)),
+])
+model.save(sys.argv[2])
+"""
+
+LOAD = """
+import os, sys
+os.environ["KERAS_BACKEND"] = sys.argv[1]
+import keras
+try:
+    model = keras.saving.load_model(sys.argv[2])
+    print("loaded", type(model.layers[0].kernel_initializer).__module__,
+          type(model.layers[0].bias_initializer).__module__)
+except Exception as exc:
+    print("refused", type(exc).__name__, "stream_version" in str(exc),
+          "fastinit>" in str(exc))
+print("fastinit imported:", "fastinit" in sys.modules)
+import fastinit.initializers as fi   # the documented rule: import fastinit first
+model = keras.saving.load_model(sys.argv[2])
+print("with fastinit", type(model.layers[0].kernel_initializer).__module__)
+"""
+
+
+def _run(script, *args):
+    env = {**os.environ}
+    env.pop("KERAS_BACKEND", None)
+    r = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout.splitlines()
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_loading_without_fastinit_fails_loudly(keras, tmp_path, backend):
+    pytest.importorskip(backend)
+    path = str(tmp_path / "model.keras")
+    _run(SAVE.replace("{init}", "GlorotUniform(seed=1)"), backend, path)
+    first, imported, with_fastinit = _run(LOAD, backend, path)
+    assert first == "refused TypeError True True", first
+    assert imported == "fastinit imported: False"
+    assert with_fastinit.startswith("with fastinit fastinit.initializers.")
+
+
+#: fastinit's random initializers that Keras also has (fastinit's Sparse and DeltaOrthogonal
+#: are not Keras names: a config of theirs cannot load without fastinit at all).
+KERAS_RANDOM = ("RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
+                "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
+                "LecunNormal", "Orthogonal")
+
+
+def test_keras_random_names_are_all_of_fastinit_random_ones(keras):
+    seeded = {c.__name__ for c in registry.ALL_OBJECTS if issubclass(c, SeededInitializer)}
+    assert seeded - set(KERAS_RANDOM) == {"Sparse", "DeltaOrthogonal"}
+    assert all(hasattr(keras.initializers, name) for name in KERAS_RANDOM)
+    assert not any(hasattr(keras.initializers, name) for name in ("Sparse", "DeltaOrthogonal"))
+
+
+@pytest.mark.parametrize("name", KERAS_RANDOM)
+def test_keras_classes_refuse_fastinit_configs(keras, name):
+    """Keras' class of the same name refuses fastinit's config, as it does in a process
+    that never imported fastinit."""
+    ours = CASES[getattr(fi, name)][0]()
+    with pytest.raises(TypeError, match="stream_version"):
+        getattr(keras.initializers, name).from_config(ours.get_config())

@@ -8,6 +8,7 @@ import json
 import numbers
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -272,7 +273,7 @@ def one_blas_thread():
     instead of ms (see fastinit.bench), and these runs measure nothing anyway."""
     if _installed("scipy"):
         import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS, so that it is limited too
-    blas = measure._BlasThreads()
+    blas = measure.BlasThreads()
     blas.limit(1)
     yield
     blas.restore()
@@ -320,3 +321,74 @@ def test_model_case(capsys, tmp_path):
     assert all(r["error"] is None and r["skipped"] is None for r in rows.values())
     n = rows["transformers"]["n"]
     assert n == bench.case_shape("model", cases.QUICK_SIZE)[0] > 0
+
+
+# -- how a case is measured: turns, budget, warm-up, BLAS threads ------------------------
+
+
+def _fake_rows(log, slow=0.0):
+    """Three implementations of 'normal' that log their calls: a compiling one, a fast one
+    and one taking ``slow`` seconds per call."""
+    def factory(name, compiles, seconds):
+        def make(case, out, ctx):
+            def call():
+                log.append(name)
+                time.sleep(seconds)
+            return cases.Runner(call, compiles=compiles, note=name)
+        return make
+    return [("fastinit numba", factory("a", True, 0.0)),
+            ("numpy Generator", factory("b", False, 0.0)),
+            ("torch", factory("c", False, slow))]
+
+
+def test_implementations_take_turns_within_a_budget(monkeypatch):
+    log = []
+    monkeypatch.setattr(measure, "implementations", lambda case: _fake_rows(log, slow=0.3))
+    results = measure.run(size=1000, repeat=3, cases=["normal"], budget=0.25)
+    # a's first call is its untimed warm-up; then rounds of one call each; c's first call
+    # (0.3 s) exceeds the budget, so it is timed once; a and b make their 3 calls.
+    assert log == ["a", "a", "b", "c", "a", "b", "a", "b"]
+    timed = {r.implementation: len(r.seconds) for r in results}
+    assert timed == {"fastinit numba": 3, "numpy Generator": 3, "torch": 1}
+    assert all(r.rate and not r.error for r in results)
+
+
+def test_a_failing_implementation_leaves_the_others(monkeypatch):
+    log = []
+    rows = _fake_rows(log)
+
+    def broken(case, out, ctx):
+        def call():
+            raise RuntimeError("boom")
+        return cases.Runner(call)
+    monkeypatch.setattr(measure, "implementations", lambda case: rows[:2] + [("jax", broken)])
+    results = {r.implementation: r for r in measure.run(size=1000, repeat=2, cases=["normal"])}
+    assert results["jax"].error == "RuntimeError: boom" and not results["jax"].seconds
+    assert len(results["numpy Generator"].seconds) == 2
+
+
+def test_blas_threads_limited_through_threadpoolctl():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import scipy.linalg  # noqa: F401 - loads SciPy's BLAS
+    before = {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()
+              if i["user_api"] == "blas"}
+    blas = measure.BlasThreads()
+    assert blas.limit(1) == len(before) > 0
+    assert all(i["num_threads"] == 1 for i in threadpoolctl.threadpool_info()
+               if i["user_api"] == "blas")
+    blas.restore()
+    assert {i["filepath"]: i["num_threads"] for i in threadpoolctl.threadpool_info()
+            if i["user_api"] == "blas"} == before
+    assert {"library", "version", "num_threads"} <= set(measure.blas_info()[0])
+
+
+def test_demo_runs_where_a_skipped_peer_is_not_installed(capsys, monkeypatch):
+    """The demo's default --skip names Keras' row; without Keras that is no error."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.split(".")[0] in ("keras", "torch", "jax")
+                        else real_find_spec(name, *a))
+    assert "keras (numpy)" in cli.DEMO_SKIP
+    assert cli.main(["demo", "--quick", "--cases", "uniform,orthogonal"]) == 0
+    out = capsys.readouterr().out
+    assert "numpy.linalg.qr" in out and "scipy.linalg.qr" not in out

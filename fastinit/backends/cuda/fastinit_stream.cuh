@@ -6,7 +6,7 @@
 //     with --fmad=false -ftz=false -prec-div=true -prec-sqrt=true), and
 //   - as plain host C++ (g++ -std=c++14 -ffp-contract=off, no -ffast-math), so
 //     that CI without a GPU checks it bit for bit against the NumPy backend
-//     (tests/test_cuda_header_host.py).
+//     (tests/backends/test_cuda_header_host.py).
 // Only + - * / and sqrt are used, each one IEEE operation rounded to nearest
 // even, in the order of stream.py (C's precedence and left-to-right
 // associativity are Python's, so the expressions are copied verbatim).
