@@ -13,6 +13,8 @@ torch = pytest.importorskip("torch")
 
 import fastinit.torch as ft  # noqa: E402
 from fastinit.sharding import name_stream  # noqa: E402
+from fastinit.torch import _intercept  # noqa: E402
+from fastinit.torch._streams import seed_from  # noqa: E402
 
 nn = torch.nn
 INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
@@ -72,7 +74,7 @@ def test_anonymous_rule_is_program_order():
                                       stream=name_stream("<fastinit.anonymous>/1")))
 
 
-def test_generator_and_meta_and_integer_buffers():
+def test_generator_seeds_the_draw_and_meta_and_integer_buffers():
     gen = torch.Generator().manual_seed(3)
     with ft.fast_init(seed=0):
         a = nn.init.normal_(torch.empty(4), generator=gen)
@@ -82,22 +84,28 @@ def test_generator_and_meta_and_integer_buffers():
             nn.init.orthogonal_(torch.empty(3))
         with pytest.raises(TypeError):
             nn.init.normal_(torch.empty(2), 0.0, 1.0, None, "extra")
-    assert torch.equal(a, torch.empty(4).normal_(generator=torch.Generator().manual_seed(3)))
+    # generator= gives the seed (one draw of it), as it decides torch's values
+    seed = seed_from(torch.Generator().manual_seed(3))
+    assert torch.equal(a, ft.normal_(torch.empty(4), seed=seed, stream=0))
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(3).get_state()) is False
     assert meta.is_meta and torch.equal(ints, torch.zeros(3, dtype=torch.int64))
 
 
-def test_restored_on_exit_and_on_error():
+def test_nothing_replaced_and_torch_code_back_on_exit_and_on_error():
     before = _torch_functions()
+    codes = {n: f.__code__ for n, f in before.items()}
     with pytest.raises(RuntimeError, match="boom"):
         with ft.fast_init(seed=0):
-            assert nn.init.normal_ is not before["normal_"]
+            assert _torch_functions() == before  # no module attribute is replaced
+            assert nn.init.trunc_normal_.__code__ is not codes["trunc_normal_"]
             raise RuntimeError("boom")
     assert _torch_functions() == before
+    assert {n: f.__code__ for n, f in before.items()} == codes and _intercept.patched() == []
     with ft.fast_init(seed=0):
         with pytest.raises(RuntimeError, match="do not nest"):
             with ft.fast_init(seed=1):
                 pass
-    assert _torch_functions() == before
+    assert _torch_functions() == before and _intercept.patched() == []
     from torch.nn.modules import activation
     assert activation.xavier_uniform_ is before["xavier_uniform_"]
     with pytest.raises(ValueError, match="seed"):
