@@ -55,9 +55,9 @@ def require_supported():
         raise RuntimeError(
             f"fastinit.torch runs transformers models with transformers "
             f"{'.'.join(map(str, low))} up to (not including) {'.'.join(map(str, high))}; "
-            f"this is transformers {version}. Install a supported release "
-            f"(pip install 'transformers>={low[0]},<{high[0]}') or initialise the model "
-            f"with rules= only. Received: transformers {version}")
+            f"this is transformers {version}. Install a supported release: "
+            f"pip install 'transformers>={low[0]},<{high[0]}'. "
+            f"Received: transformers {version}")
     _CHECKED.append(version)
 
 

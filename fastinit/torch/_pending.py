@@ -27,9 +27,10 @@ class Deferred:
     """The operations of one deferred tensor: its storage, geometry and dtype, and the
     tensor it was made as (for the end of a block)."""
 
-    __slots__ = ("storage", "geometry", "dtype", "ops", "made_as")
+    __slots__ = ("key", "storage", "geometry", "dtype", "ops", "made_as")
 
     def __init__(self, tensor, ops):
+        self.key = storage_key(tensor)
         self.storage = weakref.ref(tensor.untyped_storage())
         self.geometry = (tensor.storage_offset(), tuple(tensor.shape), tensor.stride())
         self.dtype = tensor.dtype
@@ -86,16 +87,17 @@ class Pending:
         if entry is not None and entry.covers(tensor):
             entry.ops = [op]
         else:
-            self.entries[storage_key(tensor)] = Deferred(tensor, [op])
+            entry = Deferred(tensor, [op])
+            self.entries[entry.key] = entry
 
     def copy(self, source, tensor):
         """``tensor`` (a fresh copy of ``source``'s deferred tensor) is deferred in turn."""
-        self.entries[storage_key(tensor)] = Deferred(tensor, source.ops)
+        entry = Deferred(tensor, source.ops)
+        self.entries[entry.key] = entry
 
     def drop(self, entry):
-        for key, value in list(self.entries.items()):
-            if value is entry:
-                del self.entries[key]
+        if self.entries.get(entry.key) is entry:
+            del self.entries[entry.key]
 
     def write(self, entry, alias, stream, backend="auto"):
         """Perform ``entry``'s operations into its storage (reached through ``alias``)."""

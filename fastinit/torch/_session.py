@@ -241,6 +241,7 @@ class Session:
         deferred in turn)."""
         if self.construction and not self.init.in_init and func in ops("factories"):
             self._models()  # hook a model whose construction makes only such tensors
+        self._other_write(func, args)
         if not self.pending or func in ops("metadata") or \
                 getattr(func, "__name__", "") == "__get__":
             return func(*args, **kwargs)
@@ -385,6 +386,9 @@ class Session:
     def _perform_copy(self, func, args, kwargs, dst, src, target):
         return func(*args, **kwargs)
 
+    def _other_write(self, func, args):
+        """Any other in-place operation (``erfinv_``, ``mul_``): a live write just runs."""
+
     def _perform_setitem(self, func, args, kwargs, target, view, scalar):
         return func(*args, **kwargs)
 
@@ -455,6 +459,16 @@ class RecordingSession(Session):
     def _settle(self, entry, tensor, target):
         self.pending.drop(entry)
         self.plan[id(tensor)] = list(entry.ops)
+
+    def _other_write(self, func, args):
+        name = getattr(func, "__name__", "")
+        if args and name.endswith("_") and not name.endswith("__") \
+                and func not in ops("views"):
+            target = self.streams.resolve(args[0]) if isinstance(args[0], _torch().Tensor) \
+                else None
+            if target is not None:
+                self.unrecordable[id(target.base)] = \
+                    f"written in place outside the init functions ({name})"
 
 
 # -- the hooks' targets (the calling thread's session, or transformers' own code)

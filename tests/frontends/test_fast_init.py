@@ -1,5 +1,7 @@
-"""fastinit.torch.fast_init on plain PyTorch: names, the anonymous rule, restoring torch,
-threads, and init_module_ running a custom module's own reset_parameters."""
+"""fastinit.torch.fast_init on plain PyTorch: names, the anonymous rule, seeds from torch's
+generator, torch's warnings, nothing replaced for other threads (a transformers model built
+in another thread included), and init_module_ running a custom module's own
+reset_parameters."""
 
 import json
 import math
@@ -15,6 +17,7 @@ import fastinit.torch as ft  # noqa: E402
 from fastinit.sharding import name_stream  # noqa: E402
 from fastinit.torch import _intercept  # noqa: E402
 from fastinit.torch._streams import seed_from  # noqa: E402
+from helpers import run_in_threads  # noqa: E402
 
 nn = torch.nn
 INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
@@ -136,6 +139,117 @@ def test_other_threads_keep_torch():
     assert torch.equal(out["other"], torch.empty(100).normal_())
     assert torch.equal(mine, ft.normal_(torch.empty(100), seed=0,
                                         stream=name_stream("<fastinit.anonymous>/0")))
+
+
+def test_unseeded_block_follows_torch_manual_seed():
+    """``fast_init()`` takes its seed from torch's generator when it opens, and an unnamed
+    draw takes one at its call: ``torch.manual_seed`` makes a block reproducible."""
+    def run(torch_seed):
+        torch.manual_seed(torch_seed)
+        model = nn.Linear(6, 5)
+        with ft.fast_init(module=model):
+            nn.init.normal_(model.weight)
+            torch.manual_seed(torch_seed + 10)  # decides the next unnamed draw, as for torch
+            x = nn.init.uniform_(torch.empty(4))
+        return model.weight.detach().clone(), x
+
+    a, b, c = run(0), run(0), run(1)
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert not any(torch.equal(p, q) for p, q in zip(a, c))
+    torch.manual_seed(0)
+    nn.Linear(6, 5)
+    want = ft.normal_(torch.empty(5, 6), seed=seed_from(), stream=name_stream("weight"))
+    assert torch.equal(a[0], want)
+    torch.manual_seed(10)
+    assert torch.equal(a[1], ft.uniform_(torch.empty(4), seed=seed_from(), stream=0))
+
+
+def test_zero_element_kaiming_warns_as_torch_does():
+    with ft.fast_init(seed=0):
+        for fn in (nn.init.kaiming_uniform_, nn.init.kaiming_normal_):
+            with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op") \
+                    as caught:
+                empty = torch.empty(0, 3)
+                assert fn(empty) is empty
+            assert caught[0].filename == __file__  # at the caller's line, as torch's
+
+
+def test_torch_functions_stay_torch_in_other_threads_while_a_block_is_open():
+    names = ("trunc_normal_", "xavier_uniform_", "kaiming_normal_", "orthogonal_",
+             "sparse_", "normal_", "kaiming_uniform_")
+
+    def torch_draws():
+        torch.manual_seed(5)
+        return [getattr(nn.init, n)(torch.empty(6, 4), *([0.5] if n == "sparse_" else []))
+                for n in names]
+
+    want = torch_draws()
+    started, release, out = threading.Event(), threading.Event(), {}
+
+    def other():
+        started.wait()
+        out["got"] = torch_draws()
+        release.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with ft.fast_init(seed=0):
+        started.set()
+        assert release.wait(60)
+        mine = nn.init.trunc_normal_(torch.empty(6, 4))
+    thread.join()
+    assert all(torch.equal(a, b) for a, b in zip(out["got"], want))
+    assert torch.equal(mine, ft.trunc_normal_(torch.empty(6, 4), seed=0,
+                                              stream=name_stream("<fastinit.anonymous>/0")))
+
+
+def test_blocks_in_many_threads_leave_torch_as_it_was():
+    before = _torch_functions()
+    codes = {n: f.__code__ for n, f in before.items()}
+
+    def body(t):
+        for k in range(20):
+            model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+            with ft.fast_init(seed=t, module=model):
+                nn.init.trunc_normal_(model[0].weight, std=0.02)
+                with torch.no_grad():
+                    model[0].bias.data.zero_()
+            want = ft.trunc_normal_(torch.empty(8, 8), std=0.02, seed=t,
+                                    stream=name_stream("0.weight"))
+            assert torch.equal(model[0].weight.detach(), want)
+
+    run_in_threads(8, body)
+    assert _torch_functions() == before and _intercept.patched() == []
+    assert {n: f.__code__ for n, f in before.items()} == codes
+
+
+def test_a_block_closing_while_another_thread_builds_a_transformers_model():
+    """transformers swaps torch.nn.init's attributes while it initialises a model
+    (``guard_torch_init_functions``); a fast_init block that opens and closes meanwhile in
+    another thread must leave torch's functions in place, not transformers' guarded
+    ones (with which a plain ``normal_`` skips flagged tensors)."""
+    hf_init = pytest.importorskip("transformers.initialization")
+    before = _torch_functions()
+    entered, opened, left = threading.Event(), threading.Event(), threading.Event()
+
+    def builder():
+        with hf_init.guard_torch_init_functions():
+            entered.set()
+            opened.wait(60)
+        left.set()
+
+    thread = threading.Thread(target=builder)
+    thread.start()
+    assert entered.wait(60)
+    with ft.fast_init(seed=0):
+        opened.set()
+        assert left.wait(60)
+    thread.join()
+    assert _torch_functions() == before
+    flagged = torch.zeros(8)
+    flagged._is_hf_initialized = True
+    nn.init.normal_(flagged)
+    assert flagged.any()
 
 
 class Scaled(nn.Module):
