@@ -29,7 +29,7 @@ def fast_init(seed=None, *, module=None, prefix="", backend="auto", torch_rng=Tr
     seed : int, optional
         In ``[0, 2**64)``; one seed for everything the block initialises. None
         (the default): drawn from torch's default generator when the block opens
-        (:func:`fastinit.torch._streams.seed_from`, one ``torch.randint`` draw), so
+        (one ``torch.randint(2**63 - 1, ())`` draw), so
         ``torch.manual_seed`` makes the block reproducible; writes to tensors that
         are not named then draw their seed from torch's generator at each call, as
         torch's own functions do.

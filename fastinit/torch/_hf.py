@@ -17,8 +17,10 @@ transformers names relied on (all present from 5.0.0 to 5.25.0):
 and ``modeling_utils.remove_tied_weights_from_state_dict``.
 """
 
+import functools
 import re
 import sys
+import types
 
 __all__ = ["SUPPORTED", "loaded", "is_pretrained", "require_supported", "constructing",
            "outer_under_construction", "hook", "unhook", "redirected_temporary",
@@ -99,25 +101,27 @@ def hook(model, on_initialize, on_visit):
     """Route ``model``'s own init through a session: ``model.initialize_weights()`` calls
     ``on_initialize(model, run)`` and ``model._initialize_weights(module, ...)`` calls
     ``on_visit(model, module, run)``, ``run()`` being transformers' method. The hooks are
-    attributes of this instance only (its class is untouched); False if already hooked."""
+    methods bound to this instance only (its class is untouched; a deep copy of the model
+    gets them bound to the copy); False if already hooked."""
     if _HOOKS[0] in model.__dict__:
         return False
     require_supported()
-    cls = type(model)
-    initialize, visit = cls.initialize_weights, cls._initialize_weights
-    fixed = _custom_code_flag(model)
-
-    def initialize_weights():
-        return on_initialize(model, lambda: initialize(model))
-
-    def _initialize_weights(module, *args, **kwargs):
-        if args and fixed is not None:  # HF's is_custom_code of the class, FSDP2 or not
-            args = (fixed,) + args[1:]
-        return on_visit(model, module, lambda: visit(model, module, *args, **kwargs))
-
-    model.__dict__[_HOOKS[0]] = initialize_weights
-    model.__dict__[_HOOKS[1]] = _initialize_weights
+    model.__dict__[_HOOKS[0]] = types.MethodType(functools.partial(_initialize, on_initialize),
+                                                 model)
+    model.__dict__[_HOOKS[1]] = types.MethodType(functools.partial(_visit, on_visit), model)
     return True
+
+
+def _initialize(on_initialize, model):
+    return on_initialize(model, lambda: type(model).initialize_weights(model))
+
+
+def _visit(on_visit, model, module, *args, **kwargs):
+    fixed = _custom_code_flag(model)
+    if args and fixed is not None:  # HF's is_custom_code of the class, FSDP2 or not
+        args = (fixed,) + args[1:]
+    return on_visit(model, module,
+                    lambda: type(model)._initialize_weights(model, module, *args, **kwargs))
 
 
 def unhook(model):

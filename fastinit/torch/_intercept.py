@@ -123,15 +123,29 @@ def patched():
     return [n for n, (fn, _, tramp) in _SWAPS.items() if fn.__code__ is tramp]
 
 
-def _swap(install):
+def _swap(install, count=1):
+    """``count`` sessions open (``install``) or close: the trampolines go in when the first
+    opens and out when the last closes."""
     with _lock:
-        _state["users"] += 1 if install else -1
-        if _state["users"] == (1 if install else 0):
+        _state["users"] += count if install else -count
+        if _state["users"] == 0 or (install and _state["users"] == count):
             for fn, code, trampoline in _SWAPS.values():
-                if install:
+                if _state["users"]:
                     fn.__code__ = trampoline
                 elif fn.__code__ is trampoline:  # never anyone else's code
                     fn.__code__ = code
+
+
+def _after_fork_in_child():
+    """A forked child has one thread: the lock is free, and only its sessions count."""
+    global _lock
+    _lock = threading.Lock()
+    _state["users"] = 0
+    _swap(True, len(getattr(_local, "sessions", None) or ()))  # 0: torch's code back
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def call(name, *args):

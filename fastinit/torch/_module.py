@@ -10,7 +10,7 @@ fastinit (a transformers model's ``_init_weights``, a custom module's
 ``reset_parameters``); PyTorch's ``reset_parameters`` rule of a built-in
 module; then what the module's construction did (a rebuilt copy: its buffers,
 values computed in ``__init__``, draws by name). What each tensor gets is a
-:class:`~fastinit.torch._plan.TensorPlan`, shared with ``materialize_module``.
+``TensorPlan`` (``fastinit.torch._plan``), shared with ``materialize_module``.
 See ``docs/scaleout.md`` and ``docs/models.md``.
 """
 
@@ -328,7 +328,7 @@ def plan_rest(module, seed, rules, layout, regions, prefix, written, rebuild,
               backend="auto"):
     """What fills each tensor that the model's own init code did not write.
 
-    Returns ``(plans, uncovered)``: a :class:`~fastinit.torch._plan.TensorPlan` per
+    Returns ``(plans, uncovered)``: a ``TensorPlan`` (``fastinit.torch._plan``) per
     tensor (a rule, a default rule, or what a rebuilt module's construction gave it),
     and ``(fq, tensor, module)`` of the tensors nothing covers.
     """
@@ -398,7 +398,7 @@ def _placement(fq, tensor, regions):
 
 def construction_record(rebuild, seed, backend="auto"):
     """``name -> operations | value | None``: what ``rebuild()``'s construction did to each
-    tensor of the module it returns (:class:`~fastinit.torch._session.ReplaySession`)."""
+    tensor of the module it returns (``fastinit.torch._replay``)."""
     torch = _torch()
     session = ReplaySession(seed, backend=backend)
     with _intercept.activated(session):

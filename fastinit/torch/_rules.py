@@ -15,7 +15,7 @@ from ..initializers import (
 from ..initializers.base import SeededInitializer
 
 __all__ = ["TORCH_FNS", "RANDOM", "CONSTANT", "ARGUMENTS", "calculate_gain", "parameters",
-           "rule_arguments", "torch_rule", "default_rule"]
+           "rule_arguments", "torch_rule", "check_dims", "default_rule"]
 
 #: A required argument (no default) in :data:`ARGUMENTS`.
 REQUIRED = "<required>"
@@ -224,6 +224,14 @@ def torch_rule(fn, global_shape, seed, **kwargs):
     if "bound" in p:
         return RandomUniform(-p["bound"], p["bound"], seed=seed)
     return RandomNormal(0.0, p["std"], seed=seed)
+
+
+def check_dims(fn, ndim):
+    """torch's own errors for the numbers of dimensions its functions refuse."""
+    if fn == "orthogonal_" and ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if fn == "sparse_" and ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
 
 
 def default_rule(module, local_name, global_shapes):

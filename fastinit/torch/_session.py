@@ -26,7 +26,7 @@ from ._calls import leaves, method_rule, ops, scalar, view_at
 from ._names import storage_key
 from ._pending import Pending
 from ._plan import Copy, Fill
-from ._rules import CONSTANT, RANDOM, torch_rule
+from ._rules import CONSTANT, RANDOM, check_dims, torch_rule
 from ._streams import Streams
 
 __all__ = ["ModelInit", "Session", "LiveSession", "RecordingSession"]
@@ -38,17 +38,13 @@ def _torch():
     import torch
     return torch
 
-
 class ModelInit:
     """The transformers init in progress in a session: whether a model's
     ``initialize_weights`` runs, the module whose ``_init_weights`` runs (its name),
     nested models waiting for their outermost model, and the models hooked."""
 
     def __init__(self):
-        self.in_init = False
-        self.call_site = None
-        self.deferred = []
-        self.hooked = []
+        self.in_init, self.call_site, self.deferred, self.hooked = False, None, [], []
 
 
 class Session:
@@ -135,7 +131,7 @@ class Session:
             return
         if tensor.is_meta:
             return
-        _check_dims(fn, tensor)
+        check_dims(fn, tensor.ndim)
         if target is None:
             seed, stream = self.streams.unnamed(generator)
             init = torch_rule(fn, tuple(tensor.shape), seed, **kw)
@@ -423,7 +419,7 @@ class RecordingSession(Session):
                 self.unrecordable[f"<unnamed {fn} at {site!r}>"] = \
                     "a fill of a meta tensor that is not a named tensor or a view of one"
             return
-        _check_dims(fn, tensor)
+        check_dims(fn, tensor.ndim)
         init = torch_rule(fn, target.shape, self.streams.seed_for(generator), **kw)
         key = id(target.base)
         if target.index is not None and not sharding.is_elementwise(init):
@@ -474,15 +470,26 @@ class RecordingSession(Session):
 # -- the hooks' targets (the calling thread's session, or transformers' own code)
 
 def _on_initialize(model, run):
-    session = _intercept.current()
+    session = _claimed(model)
     return run() if session is None else session.model_init(model, run)
 
 
 def _on_visit(model, module, run):
-    session = _intercept.current()
+    session = _claimed(model)
     if session is None:
         return run()
     return session.visit(module, run, getattr(module, "_is_hf_initialized", False))
+
+
+def _claimed(model):
+    """The calling thread's session, which removes ``model``'s hooks when it closes (a deep
+    copy of a hooked model is hooked too); with no session, the hooks go now."""
+    session = _intercept.current()
+    if session is None:
+        _hf.unhook(model)
+    elif not any(m is model for m in session.init.hooked):
+        session.init.hooked.append(model)
+    return session
 
 
 def _torch_cannot(fn, target):
@@ -492,14 +499,6 @@ def _torch_cannot(fn, target):
     view_of_dtensor = target is not None and target.index is not None \
         and _regions.is_dtensor(target.base)
     return structured or view_of_dtensor
-
-
-def _check_dims(fn, tensor):
-    """torch's own errors for shapes its functions refuse."""
-    if fn == "orthogonal_" and tensor.ndim < 2:
-        raise ValueError("Only tensors with 2 or more dimensions are supported")
-    if fn == "sparse_" and tensor.ndim != 2:
-        raise ValueError("Only tensors with 2 dimensions are supported")
 
 
 @contextlib.contextmanager

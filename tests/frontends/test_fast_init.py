@@ -5,6 +5,7 @@ reset_parameters."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ import fastinit.torch as ft  # noqa: E402
 from fastinit.sharding import name_stream  # noqa: E402
 from fastinit.torch import _intercept  # noqa: E402
 from fastinit.torch._streams import seed_from  # noqa: E402
-from helpers import run_in_threads  # noqa: E402
+from helpers import run_in_threads, run_python  # noqa: E402
 
 nn = torch.nn
 INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
@@ -221,6 +222,43 @@ def test_blocks_in_many_threads_leave_torch_as_it_was():
     run_in_threads(8, body)
     assert _torch_functions() == before and _intercept.patched() == []
     assert {n: f.__code__ for n, f in before.items()} == codes
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_while_another_thread_has_a_block_open():
+    """The child has only the forking thread: no block of another thread counts there, so
+    torch's code is back in the child, and its own blocks open and close normally."""
+    out = run_python("""
+        import os, threading, torch
+        import fastinit.torch as ft
+        from fastinit.torch import _intercept
+        from fastinit.sharding import name_stream
+        opened, release = threading.Event(), threading.Event()
+
+        def holder():
+            with ft.fast_init(0):
+                opened.set()
+                release.wait(60)
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        opened.wait(60)
+        parent = _intercept.patched() != []
+        pid = os.fork()
+        if pid == 0:
+            ok = _intercept.patched() == []
+            with ft.fast_init(1):
+                ok = ok and _intercept.patched() != []
+                x = torch.nn.init.trunc_normal_(torch.empty(5))
+            want = ft.trunc_normal_(torch.empty(5), seed=1,
+                                    stream=name_stream("<fastinit.anonymous>/0"))
+            os._exit(0 if ok and _intercept.patched() == [] and torch.equal(x, want) else 3)
+        _, status = os.waitpid(pid, 0)
+        release.set()
+        thread.join()
+        print(parent, os.waitstatus_to_exitcode(status), _intercept.patched())
+    """)
+    assert out.split() == ["True", "0", "[]"]
 
 
 def test_a_block_closing_while_another_thread_builds_a_transformers_model():

@@ -219,6 +219,24 @@ def test_construction_covers_what_the_init_does_not():
         ft.init_module_(conv, 0)
 
 
+def test_a_deep_copy_made_in_the_block_initialises_itself():
+    """The hooks that route a model's init to the block are bound to that model: a deep
+    copy's ``initialize_weights`` initialises the copy, not the original."""
+    import copy
+    with ft.fast_init(SEED):
+        model = hm.build("gpt2")
+        clone = copy.deepcopy(model)
+        with torch.no_grad():
+            clone.transformer.wte.weight.zero_()
+            model.transformer.wpe.weight.zero_()
+        for m in clone.modules():
+            m.__dict__.pop("_is_hf_initialized", None)
+        clone.initialize_weights()
+    assert clone.transformer.wte.weight.any() and not model.transformer.wpe.weight.any()
+    assert torch.equal(clone.transformer.wte.weight, model.transformer.wte.weight)
+    assert all("initialize_weights" not in m.__dict__ for m in (model, clone))
+
+
 def test_nested_and_discarded_models():
     """A model built inside fast_init but not kept by its parent is initialised under its
     own names; one built on its own draws the same values as inside fast_init."""
