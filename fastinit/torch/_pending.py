@@ -16,9 +16,9 @@ in turn.
 
 import weakref
 
-from . import _regions, _tensor
+from . import _regions
 from ._names import storage_key
-from ._plan import Planned
+from ._plan import write_ops
 
 __all__ = ["Deferred", "Pending"]
 
@@ -104,7 +104,7 @@ class Pending:
         self.drop(entry)
         target = entry.view_of(alias)
         if not target.is_meta:
-            _tensor.fill(target, Planned(entry.ops), stream=stream, backend=backend)
+            write_ops(target, entry.ops, stream, backend=backend)
         return target
 
     def alive(self):

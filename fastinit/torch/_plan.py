@@ -20,7 +20,8 @@ from .. import sharding
 from ..initializers.base import Initializer, call_initializer
 from . import _tensor
 
-__all__ = ["Fill", "Copy", "Op", "TensorPlan", "Planned", "write", "whole_index"]
+__all__ = ["Fill", "Copy", "Op", "TensorPlan", "Planned", "write", "write_ops", "whole_index",
+           "as_numpy"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,27 @@ class Planned(Initializer):
 
 def write(plan, backend="auto"):
     """Fill ``plan.tensor`` in place with its operations, from the stream of its name."""
-    return _tensor.fill(plan.tensor, Planned(plan.ops), global_shape=plan.global_shape,
-                        index=plan.index, stream=sharding.name_stream(plan.name),
-                        backend=backend)
+    return write_ops(plan.tensor, plan.ops, sharding.name_stream(plan.name),
+                     global_shape=plan.global_shape, index=plan.index, backend=backend)
+
+
+def write_ops(tensor, ops, stream, *, global_shape=None, index=None, backend="auto"):
+    """Fill ``tensor`` (region ``index`` of a tensor of ``global_shape``) with ``ops``.
+
+    One initializer over the whole tensor is written as :func:`fastinit.torch.fill_`
+    writes (in place on the tensor's device); more operations are computed region by
+    region on the CPU (:class:`Planned`), then copied to a tensor on another device.
+    """
+    first = ops[0] if len(ops) == 1 else None
+    if isinstance(first, Fill) and first.index is None:
+        return _tensor.fill(tensor, first.initializer, layout=first.layout,
+                            global_shape=global_shape, index=index, stream=stream,
+                            backend=backend)
+    host = tensor if tensor.device.type in ("cpu", "meta") else \
+        _tensor._torch().empty_like(tensor, device="cpu")
+    _tensor.fill(host, Planned(ops), global_shape=global_shape, index=index, stream=stream,
+                 backend=backend)
+    if host is not tensor:
+        with _tensor._torch().no_grad():
+            tensor.copy_(host)
+    return tensor

@@ -142,6 +142,22 @@ def test_other_threads_keep_torch():
                                         stream=name_stream("<fastinit.anonymous>/0")))
 
 
+def test_bad_arguments_are_refused_before_the_block_opens():
+    for kwargs, error in (({"seed": -1}, ValueError), ({"seed": 2 ** 64}, ValueError),
+                          ({"seed": True}, TypeError), ({"seed": 1.5}, TypeError),
+                          ({"module": torch.empty(3)}, TypeError), ({"prefix": 3}, TypeError),
+                          ({"backend": "cuda"}, ValueError)):
+        with pytest.raises(error, match="Received"):
+            with ft.fast_init(**kwargs):
+                pass
+        assert _intercept.current() is None and _intercept.patched() == []
+    model = nn.ParameterDict({"extra": nn.Parameter(torch.full((3,), 7.0))})
+    for rebuild in (3, lambda: 3):
+        with pytest.raises(TypeError, match="rebuild"):
+            ft.init_module_(model, 0, rebuild=rebuild)
+    assert torch.equal(model["extra"].detach(), torch.full((3,), 7.0))
+
+
 def test_unseeded_block_follows_torch_manual_seed():
     """``fast_init()`` takes its seed from torch's generator when it opens, and an unnamed
     draw takes one at its call: ``torch.manual_seed`` makes a block reproducible."""
