@@ -38,6 +38,7 @@ def _torch():
     import torch
     return torch
 
+
 class ModelInit:
     """The transformers init in progress in a session: whether a model's
     ``initialize_weights`` runs, the module whose ``_init_weights`` runs (its name),
@@ -196,18 +197,18 @@ class Session:
         entry = self.pending.find(dst)
         if target is None and entry is None:
             return func(*args, **kwargs)
-        scalar, view = scalar(value), view_at(dst, index)
+        number, view = scalar(value), view_at(dst, index)
         if target is not None:
             if id(target.base) in self.skip or self._tied_target(target):
                 return None
             self.touched.add(id(target.base))
         if entry is not None:
             region = entry.region(view) if view is not None else None
-            if scalar is not None and region is not None:
-                entry.ops.append(Fill(torch_rule("constant_", (), None, val=scalar), region))
+            if number is not None and region is not None:
+                entry.ops.append(Fill(torch_rule("constant_", (), None, val=number), region))
                 return None
             self.materialize(entry, dst)
-        return self._perform_setitem(func, args, kwargs, target, view, scalar)
+        return self._perform_setitem(func, args, kwargs, target, view, number)
 
     def _eye(self, _, func, args, kwargs):
         """``torch.eye(n, m, out=tensor)``."""

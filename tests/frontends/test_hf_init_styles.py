@@ -60,6 +60,9 @@ def _style_init(style, module):
         elif style == "trunc":
             with torch.no_grad():
                 _trunc_normal(w, 0.0, STD, -2 * STD, 2 * STD)
+        elif style == "setitem":
+            w.data.normal_(0.0, STD)
+            w.data[2] = 0.5
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
         if isinstance(module, nn.Embedding) and module.padding_idx is not None:
@@ -91,14 +94,17 @@ class Styled(PreTrainedModel):
         _style_init(self.config.style, module)
 
 
-STYLES = ("nn_init", "data", "no_grad", "uniform", "fill", "copy", "trunc")
+STYLES = ("nn_init", "data", "no_grad", "uniform", "fill", "copy", "trunc", "setitem")
 
 
 def _expected(style, shape, name):
     """What a tensor of ``shape`` called ``name`` holds after ``style``'s init."""
     empty = torch.empty(shape)
-    if style in ("nn_init", "data", "no_grad"):
-        return ft.normal_(empty, std=STD, seed=SEED, stream=name_stream(name))
+    if style in ("nn_init", "data", "no_grad", "setitem"):
+        out = ft.normal_(empty, std=STD, seed=SEED, stream=name_stream(name))
+        if style == "setitem":
+            out[2] = 0.5
+        return out
     if style == "uniform":
         return ft.uniform_(empty, -0.1, 0.1, seed=SEED, stream=name_stream(name))
     if style == "fill":
@@ -149,7 +155,7 @@ def test_styles_that_draw_alike_give_the_same_bits():
 def test_recordable_styles_are_written_from_their_plan(tmp_path):
     """Written through ``.data`` on the meta device, the init is still recorded (plan mode),
     not initialised live; an in-place transform of a draw (timm's trunc_normal_) is not."""
-    for style in ("data", "no_grad", "fill", "copy", "uniform"):
+    for style in ("data", "no_grad", "fill", "copy", "uniform", "setitem"):
         with torch.device("meta"):
             model = Styled(StyledConfig(style=style))
         materialize_module(model, tmp_path / style, SEED, mode="plan", progress=False,
