@@ -40,8 +40,9 @@ _SOURCE = '''def {name}({params}):
     return __import__("sys").modules["{module}"].call("{name}", {params})
 '''
 
-_local = threading.local()   # .sessions: open sessions, innermost last; .busy; .mode
+_local = threading.local()   # .sessions: open sessions, innermost last; .busy
 _lock = threading.Lock()
+_prepare_lock = threading.Lock()
 _state = {"users": 0}
 _SWAPS = {}                  # name -> (function, torch's code, trampoline code)
 _IMPL, _SIG = {}, {}         # name -> torch's function (a copy for trampolined ones), signature
@@ -56,8 +57,14 @@ def current():
 
 def _prepare():
     """Torch's functions and the trampolines (built once; nothing is swapped here)."""
-    if _IMPL:
+    if _KINDS:
         return
+    with _prepare_lock:  # two threads opening their first blocks at once
+        if not _KINDS:
+            _build()
+
+
+def _build():
     import torch
     import torch.nn.init as init
     for name in HOOKED + TRAMPOLINED:
@@ -84,13 +91,14 @@ def _prepare():
         _IMPL[name] = impl
         _SWAPS[name] = (fn, code, trampoline)
     tensor = torch.Tensor
-    _KINDS.update({getattr(init, n): ("init", n) for n in HOOKED})
-    _KINDS.update({tensor.normal_: ("method", "normal_"), tensor.uniform_: ("method", "uniform_"),
-                   tensor.fill_: ("method", "fill_"), tensor.zero_: ("method", "zero_"),
-                   tensor.copy_: ("copy", None), tensor.__setitem__: ("setitem", None),
-                   torch.eye: ("eye", None), torch.randn: ("factory", "randn"),
-                   torch.rand: ("factory", "rand"), torch.randn_like: ("factory", "randn_like"),
-                   torch.rand_like: ("factory", "rand_like")})
+    kinds = {getattr(init, n): ("init", n) for n in HOOKED}
+    kinds.update({tensor.normal_: ("method", "normal_"), tensor.uniform_: ("method", "uniform_"),
+                  tensor.fill_: ("method", "fill_"), tensor.zero_: ("method", "zero_"),
+                  tensor.copy_: ("copy", None), tensor.__setitem__: ("setitem", None),
+                  torch.eye: ("eye", None), torch.randn: ("factory", "randn"),
+                  torch.rand: ("factory", "rand"), torch.randn_like: ("factory", "randn_like"),
+                  torch.rand_like: ("factory", "rand_like")})
+    _KINDS.update(kinds)  # last: a non-empty _KINDS means everything is built
 
 
 def _kind(func):
