@@ -1,6 +1,6 @@
 """Where ``fastinit.torch`` sees a model's init write, in the calling thread only.
 
-- A ``TorchFunctionMode`` (:class:`InitMode`) is on the calling thread's mode stack
+- A ``TorchFunctionMode`` (``InitMode``) is on the calling thread's mode stack
   while a session (a ``fast_init`` block, an ``init_module_`` run) is open in it;
   torch keeps mode stacks per thread. It sees the four ``torch.nn.init`` functions
   that dispatch to modes (:data:`HOOKED`) and every tensor operation: in-place fills

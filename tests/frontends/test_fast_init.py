@@ -78,6 +78,21 @@ def test_anonymous_rule_is_program_order():
                                       stream=name_stream("<fastinit.anonymous>/1")))
 
 
+def test_every_random_init_function_draws_with_fastinit_in_the_block():
+    """Whether torch hands the call to the mode (uniform_, normal_, kaiming_uniform_) or
+    fastinit's trampoline takes it (the others), each draws fastinit's values."""
+    cases = {"uniform_": {"a": -2.0}, "normal_": {"std": 3.0}, "trunc_normal_": {"b": 1.0},
+             "xavier_uniform_": {"gain": 2.0}, "xavier_normal_": {},
+             "kaiming_uniform_": {"a": 0.5}, "kaiming_normal_": {"mode": "fan_out"},
+             "orthogonal_": {"gain": 0.5}, "sparse_": {"sparsity": 0.5}}
+    with ft.fast_init(seed=3):
+        got = {n: getattr(nn.init, n)(torch.empty(6, 4), **kw) for n, kw in cases.items()}
+    for k, (name, kw) in enumerate(cases.items()):
+        want = getattr(ft, name)(torch.empty(6, 4), **kw, seed=3,
+                                 stream=name_stream(f"<fastinit.anonymous>/{k}"))
+        assert torch.equal(got[name], want), name
+
+
 def test_generator_seeds_the_draw_and_meta_and_integer_buffers():
     gen = torch.Generator().manual_seed(3)
     with ft.fast_init(seed=0):
