@@ -26,7 +26,7 @@ from . import _hf, _intercept, _plan, _regions
 from ._names import Names
 from ._plan import Copy, Fill, TensorPlan
 from ._regions import dtensor_region
-from ._rules import TORCH_FNS, default_rule, rule_arguments, torch_rule
+from ._rules import TORCH_FNS, default_rule, torch_rule
 from ._replay import ReplaySession
 from ._session import LiveSession
 
@@ -86,10 +86,10 @@ def _check_value(value):
         if len(value) != 2 or not isinstance(value[1], dict):
             raise ValueError(f"A torch.nn.init rule is (name, dict of arguments). "
                              f"Received: {value!r}")
-        rule_arguments(value[0], value[1])
+        torch_rule(value[0], (2, 2, 2), 0, **value[1])  # its arguments' names and values
         return
     if isinstance(value, str) and value in TORCH_FNS:
-        rule_arguments(value, {})
+        torch_rule(value, (2, 2, 2), 0)
         return
     if value is None or get(value) is None:
         raise ValueError(f"A rule's initializer must not be None. Received: {value!r}")

@@ -161,6 +161,7 @@ def test_missing_rules_and_bad_input():
     ("constant_", "'val'"),                            # required argument left out
     (("sparse_", {}), "'sparsity'"),
     (("constant_", {"value": 1.0}), "'value'"),
+    (("normal_", {"std": "0.02"}), "std"),             # a bad value, found before writing
 ])
 def test_rule_arguments_are_checked_before_anything_is_written(rule, bad, tmp_path):
     from fastinit.materialize import materialize_module
@@ -170,7 +171,7 @@ def test_rule_arguments_are_checked_before_anything_is_written(rule, bad, tmp_pa
                  lambda: ft.init_module_(model, seed=0, rules={nn.Linear: {"weight": rule}}),
                  lambda: materialize_module(model, tmp_path / "out", seed=0,
                                             rules={"0.weight": rule})):
-        with pytest.raises(TypeError, match=f"{bad}.*Received"):
+        with pytest.raises((TypeError, ValueError), match=f"{bad}.*Received"):
             call()
     assert all(torch.equal(a, b) for a, b in zip(before, model.state_dict().values()))
     assert not (tmp_path / "out").exists()
