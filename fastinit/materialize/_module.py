@@ -1,13 +1,13 @@
 """Random-weight checkpoints of torch models: :func:`materialize_module`.
 
 The model's init (what :func:`fastinit.torch.init_module_` does) runs on the
-meta device in *record* mode: every fill of a tensor becomes an operation
-(an initializer, or a value a transformers ``copy_`` gives), and each saved
-tensor is written chunk by chunk from its operations by the checkpoint writer
-(``_commit``), so the model is never allocated. A model whose init cannot be
-recorded (in-place arithmetic, values computed from its own meta tensors) is
-initialised live instead. The files, and what ``from_pretrained`` does with
-them, are described in ``docs/models.md``.
+meta device in a recording session: every write of a tensor becomes a typed
+operation (``fastinit.torch._plan``: an initializer, or a value a transformers
+``copy_`` gives), and each saved tensor is written chunk by chunk from its
+operations by the checkpoint writer (``_commit``), so the model is never
+allocated. A model whose init cannot be recorded (in-place arithmetic, values
+computed from its own meta tensors) is initialised live instead. The files,
+and what ``from_pretrained`` does with them, are described in ``docs/models.md``.
 """
 
 import copy
@@ -17,121 +17,39 @@ import os
 import numpy as np
 
 from .. import sharding
-from ..initializers.base import Initializer, call_initializer
-from ..initializers.constant import Zeros
-from ..torch import _fast_init, _hf, _module, _names, _tensor
+from ..initializers.base import Initializer
+from ..torch import _hf, _module, _names, _tensor
+from ..torch._plan import Planned, as_numpy
+from ..torch._session import RecordingSession
 from ._commit import write_safetensors, write_text
 
-__all__ = ["materialize_module", "DEFAULT_CHUNK_BYTES"]
+__all__ = ["materialize_module", "DEFAULT_CHUNK_BYTES", "Planned"]
 
 DEFAULT_CHUNK_BYTES = 32 << 20
 MODES = ("auto", "plan", "live")
 
 
-def _dims(index, shape):
-    """Per axis of ``shape``: ``(start, stop, kept)`` of an index of ints and step-1 slices."""
-    index = tuple(index or ()) + (slice(None),) * (len(shape) - len(index or ()))
-    out = []
-    for item, n in zip(index, shape):
-        if isinstance(item, slice):
-            a, b, _ = item.indices(n)
-            out.append((a, b, True))
-        else:
-            out.append((int(item), int(item) + 1, False))
-    return out
-
-
-def _as_numpy(value):
-    torch = _tensor._torch()
-    if value.dtype == torch.bfloat16:
-        from .._dtypes import bfloat16
-        return value.view(torch.int16).numpy().view(bfloat16())
-    return value.numpy()
-
-
-class Planned(Initializer):
-    """The values a tensor's recorded operations give, as a region-capable initializer.
-
-    ``ops`` are ``("init", initializer, index, layout)`` or ``("value", tensor, index)``,
-    in the order the init ran them; the last one over the whole tensor and every later
-    one count. A region (``index=``) is computed from the ops' intersections with it.
-    """
-
-    dtype_kind = "any"
-
-    def __init__(self, ops):
-        last = max((i for i, op in enumerate(ops) if op[2] is None), default=None)
-        if last is None:
-            raise ValueError("no operation covers the whole tensor")
-        self.ops = list(ops[last:])
-
-    @property
-    def elementwise(self):
-        return all(op[0] == "value" or sharding.is_elementwise(op[1]) for op in self.ops)
-
-    def generate(self, request):
-        shape = request.shape
-        out = request.out if request.out is not None else np.empty(request.region.shape,
-                                                                   request.dtype)
-        want = _dims(request.index, shape)
-        for op in self.ops:
-            have = _dims(op[2], shape)
-            inter = [(max(a, c), min(b, d)) for (a, b, _), (c, d, _) in zip(want, have)]
-            if any(lo >= hi for lo, hi in inter):
-                continue
-            dst = tuple(slice(lo - a, hi - a) for (lo, hi), (a, _, kept) in zip(inter, want)
-                        if kept)
-            sub = tuple(slice(lo, hi) if kept else lo
-                        for (lo, hi), (_, _, kept) in zip(inter, want))
-            if op[0] == "init":
-                _, init, _, layout = op
-                target = out[dst + (Ellipsis,)]  # a view, also of a 0-d output
-                gshape = shape
-                if layout == "keras" and len(shape) >= 2:
-                    perm = _tensor.keras_permutation(len(shape))
-                    gshape = tuple(shape[p] for p in perm)
-                    sub = tuple(sub[p] for p in perm)
-                    kept = [k for *_, k in want]
-                    target = target.transpose([sum(kept[:p]) for p in perm if kept[p]])
-                call_initializer(init, gshape, request.dtype, out=target, index=sub,
-                                 stream=request.stream, backend=request.backend)
-            else:
-                full = _as_numpy(op[1])
-                rel = tuple(slice(lo - c, hi - c) if kept else lo - c
-                            for (lo, hi), (_, _, kept), (c, _, kept_op)
-                            in zip(inter, want, have) if kept_op)
-                out[dst] = full[rel]
-        return out
-
-
-def _record(module, seed, rule_list, layout):
-    """Run the init in record mode; ``(ops by tensor id, unrecordable names)``."""
-    state = _fast_init.State(seed, mode="record")
-    state.skip = _module.ruled(module, rule_list)
-    touched, bumped = _module.run_own_init(module, state, _module.own_resets(module)) \
+def _record(module, seed, rules, layout):
+    """Run the init in a recording session; ``(operations by tensor id, unrecordable names)``."""
+    session = RecordingSession(seed, skip=_module.ruled(module, rules))
+    touched, bumped = _module.run_own_init(module, session, _module.own_resets(module)) \
         if _hf.is_pretrained(module) or _module.own_resets(module) else (set(), set())
     names = _names.Names(module)
     unrecordable = {}
-    for key, why in state.unrecordable.items():
+    for key, why in session.unrecordable.items():
         label = names.canonical(key) if isinstance(key, int) and key in names.aliases else key
         unrecordable[str(label)] = why
     for key in bumped:
         if key in names.aliases:
             unrecordable[names.canonical(key)] = "written in place outside the init functions"
-    ops = {k: [(op[0], op[1], op[2], "torch") if op[0] == "init" else op for op in v]
-           for k, v in state.plan.items()}
+    ops = {k: tuple(v) for k, v in session.plan.items()}
     rebuild = _hf.rebuilder(module) if _hf.is_pretrained(module) else None
-    plan, uncovered = _module.plan_rest(module, seed, rule_list, layout, {}, "",
-                                        touched | bumped, rebuild)
+    plans, uncovered = _module.plan_rest(module, seed, rules, layout, {}, "",
+                                         touched | bumped, rebuild)
     if uncovered:
-        raise _module.uncovered_error(uncovered, True)
-    for fq, tensor, init, lay, _, _, padding in plan:
-        if lay == "copy":
-            ops[id(tensor)] = [("value", init.to(tensor.dtype), None)]
-            continue
-        ops[id(tensor)] = [("init", init, None, lay)]
-        if padding is not None:
-            ops[id(tensor)].append(("init", Zeros(), (padding % tensor.shape[0],), "torch"))
+        raise _module.uncovered_error(uncovered, True, rebuild is not None)
+    for plan in plans:
+        ops[id(plan.tensor)] = plan.ops
     return ops, unrecordable
 
 
@@ -161,7 +79,7 @@ class _FromTensor(Initializer):
         self.tensor = tensor
 
     def generate(self, request):
-        return request.write(_as_numpy(self.tensor.detach())[request.index or ()])
+        return request.write(as_numpy(self.tensor)[request.index or ()])
 
 
 def _live(module, seed, rules, layout, backend):
@@ -225,7 +143,7 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
     if max_shard_size is not None:
         max_shard_size = parse_bytes(max_shard_size, "max_shard_size")
-    rule_list = _module._rule_list(rules)
+    rule_list = _module.rule_list(rules)
     _module.check_rules_used(module, rule_list)
     meta = all(t.is_meta for t in list(module.parameters()) + list(module.buffers()))
     tensors, why = None, {}

@@ -12,9 +12,12 @@ transformers' ``_init_weights``) on fastinit (``docs/models.md``).
 
 Modules: ``_tensor`` (writing into a tensor), ``_regions`` (shards and views),
 ``_names`` (tensor names), ``_rules`` (PyTorch's formulas and default rules),
-``_fast_init`` (:func:`fast_init`), ``_hf`` (transformers specifics),
-``_module`` (:func:`init_module_`). Torch is imported on first use, not with
-this package; transformers never.
+``_plan`` (the typed plan of an init), ``_intercept`` (where a model's writes are
+seen, per thread), ``_streams`` (seeds and streams of a write), ``_pending``
+(draws deferred during construction), ``_session`` and ``_replay`` (what a
+write does), ``_fast_init`` (:func:`fast_init`), ``_hf`` (transformers
+specifics), ``_module`` (:func:`init_module_`). Torch is imported on first use,
+not with this package; transformers never.
 
 Examples
 --------
@@ -33,6 +36,8 @@ True
 tensor([[-1.6704, -0.6700],
         [-2.2075,  0.0267]])
 """
+
+import warnings
 
 from . import _tensor
 from ._fast_init import fast_init
@@ -197,6 +202,7 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
     initialization of ``nn.Linear`` and ``nn.ConvNd`` weights.
     """
     if 0 in tensor.shape:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     bound = parameters("kaiming_uniform_", tensor.shape, a=a, mode=mode,
                        nonlinearity=nonlinearity)["bound"]
@@ -217,6 +223,7 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     1.0
     """
     if 0 in tensor.shape:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
         return tensor
     std = parameters("kaiming_normal_", tensor.shape, a=a, mode=mode,
                      nonlinearity=nonlinearity)["std"]

@@ -1,27 +1,42 @@
 """Hugging Face transformers specifics: the only module of fastinit that imports transformers.
 
 Nothing here imports transformers unless it is already imported (or a function
-is handed a transformers model or config). It provides the patches that make
-a model's own ``_init_weights`` draw with fastinit (see
-``fastinit.torch._fast_init``), the flags and tying rules of
-``PreTrainedModel``, the buffers of a normally built model, the keys
-``save_pretrained`` writes and the model of a ``config.json``. The
-behaviour is described in ``docs/models.md``.
+is handed a transformers model or config). It provides the supported range of
+releases, the models under construction in this thread, the per-model hooks
+that run a model's own ``initialize_weights`` under a fastinit session (set on
+the model instances being initialised, never on transformers' classes), the
+flags and tying rules of ``PreTrainedModel``, the buffers of a normally built
+model, the keys ``save_pretrained`` writes and the model of a ``config.json``.
+The behaviour is described in ``docs/models.md``.
+
+transformers names relied on (all present from 5.0.0 to 5.25.0):
+``transformers.initialization`` (its ``orthogonal_``), ``PreTrainedModel`` with
+``initialize_weights``, ``_initialize_weights``, ``_auto_class``,
+``all_tied_weights_keys``, ``tie_weights(recompute_mapping=)``,
+``_keys_to_ignore_on_save`` and ``_from_config``, the ``_is_hf_initialized`` flags,
+and ``modeling_utils.remove_tied_weights_from_state_dict``.
 """
 
+import functools
+import re
 import sys
+import types
 
-__all__ = ["loaded", "is_pretrained", "patches", "outer_under_construction", "clear_flags",
-           "tie", "rebuilder", "saved_keys", "save_config", "model_from_config",
-           "INIT_MODULE"]
+__all__ = ["SUPPORTED", "loaded", "is_pretrained", "require_supported", "constructing",
+           "outer_under_construction", "hook", "unhook", "redirected_temporary",
+           "clear_flags", "tie", "rebuilder", "saved_keys", "save_config",
+           "model_from_config", "INIT_MODULE"]
 
 INIT_MODULE = "transformers.initialization"
 _MODELING = "transformers.modeling_utils"
+#: The transformers releases fastinit.torch supports: (oldest, first unsupported).
+SUPPORTED = ((5, 0, 0), (6, 0, 0))
+_CHECKED = []
 
 
 def loaded():
     """True when transformers' model code is imported (fastinit never imports it itself)."""
-    return _MODELING in sys.modules and INIT_MODULE in sys.modules
+    return _MODELING in sys.modules
 
 
 def _pretrained():
@@ -29,93 +44,112 @@ def _pretrained():
     return None if mod is None else getattr(mod, "PreTrainedModel", None)
 
 
+def require_supported():
+    """RuntimeError naming the installed release unless it is in :data:`SUPPORTED`."""
+    if _CHECKED:
+        return
+    import transformers
+    version = str(getattr(transformers, "__version__", "0"))
+    numbers = tuple(int(m.group()) if m else 0 for m in
+                    (re.match(r"\d+", part) for part in (version.split(".") + ["0"] * 3)[:3]))
+    low, high = SUPPORTED
+    if not low <= numbers < high or INIT_MODULE not in sys.modules:
+        raise RuntimeError(
+            f"fastinit.torch runs transformers models with transformers "
+            f"{'.'.join(map(str, low))} up to (not including) {'.'.join(map(str, high))}; "
+            f"this is transformers {version}. Install a supported release: "
+            f"pip install 'transformers>={low[0]},<{high[0]}'. "
+            f"Received: transformers {version}")
+    _CHECKED.append(version)
+
+
 def is_pretrained(module):
-    """True for a transformers ``PreTrainedModel``."""
+    """True for a transformers ``PreTrainedModel`` (of a supported release, else RuntimeError)."""
     cls = _pretrained()
-    return cls is not None and isinstance(module, cls)
+    if cls is None or not isinstance(module, cls):
+        return False
+    require_supported()
+    return True
 
 
-def custom_code(cls):
-    """``is_custom_code()`` of a model class, not of FSDP2's dynamic ``FSDP<Name>`` subclass.
-
-    HF's own value for the FSDP class is True (its module is torch's), which makes
-    ``_initialize_weights`` skip every module without direct parameters (GPT-2's
-    scaled ``c_proj``).
-    """
+def constructing():
+    """The ``PreTrainedModel`` instances whose ``__init__`` runs in this thread, outermost first."""
     base = _pretrained()
-    for c in cls.__mro__:
-        if issubclass(c, base) and not c.__module__.startswith("torch.distributed"):
-            return c._auto_class is not None or not c.__module__.startswith("transformers.")
-    return cls.is_custom_code()  # pragma: no cover - every model class is a PreTrainedModel
+    if base is None:
+        return []
+    frame, found = sys._getframe(1), []
+    while frame is not None:
+        if frame.f_code.co_name == "__init__":
+            obj = frame.f_locals.get("self")
+            if isinstance(obj, base) and not any(obj is f for f in found):
+                found.append(obj)
+        frame = frame.f_back
+    return found[::-1]
 
 
 def outer_under_construction(model):
     """The outermost ``PreTrainedModel`` other than ``model`` whose ``__init__`` is running
     in this thread, or None. (A nested model's ``post_init`` runs inside its parent's
     ``__init__``; the parent initialises the whole tree, under its own names.)"""
-    base = _pretrained()
-    if base is None:
-        return None
-    frame, outer = sys._getframe(1), None
-    while frame is not None:
-        if frame.f_code.co_name == "__init__":
-            obj = frame.f_locals.get("self")
-            if obj is not model and isinstance(obj, base):
-                outer = obj
+    return next((obj for obj in constructing() if obj is not model), None)
+
+
+_HOOKS = ("initialize_weights", "_initialize_weights")
+
+
+def hook(model, on_initialize, on_visit):
+    """Route ``model``'s own init through a session: ``model.initialize_weights()`` calls
+    ``on_initialize(model, run)`` and ``model._initialize_weights(module, ...)`` calls
+    ``on_visit(model, module, run)``, ``run()`` being transformers' method. The hooks are
+    methods bound to this instance only (its class is untouched; a deep copy of the model
+    gets them bound to the copy); False if already hooked."""
+    if _HOOKS[0] in model.__dict__:
+        return False
+    require_supported()
+    model.__dict__[_HOOKS[0]] = types.MethodType(functools.partial(_initialize, on_initialize),
+                                                 model)
+    model.__dict__[_HOOKS[1]] = types.MethodType(functools.partial(_visit, on_visit), model)
+    return True
+
+
+def _initialize(on_initialize, model):
+    return on_initialize(model, lambda: type(model).initialize_weights(model))
+
+
+def _visit(on_visit, model, module, *args, **kwargs):
+    fixed = _custom_code_flag(model)
+    if args and fixed is not None:  # HF's is_custom_code of the class, FSDP2 or not
+        args = (fixed,) + args[1:]
+    return on_visit(model, module,
+                    lambda: type(model)._initialize_weights(model, module, *args, **kwargs))
+
+
+def unhook(model):
+    for name in _HOOKS:
+        model.__dict__.pop(name, None)
+
+
+def _custom_code_flag(model):
+    """``is_custom_code()`` of the model's class, not of FSDP2's dynamic ``FSDP<Name>``
+    subclass, whose value is True (its module is torch's): that makes
+    ``_initialize_weights`` skip every module without direct parameters (GPT-2's scaled
+    ``c_proj``). None for releases without it."""
+    cls = model_class_of(type(model))
+    return cls.is_custom_code() if hasattr(cls, "is_custom_code") else None
+
+
+def redirected_temporary(tensor):
+    """The model's tensor when ``tensor`` is the float32 temporary transformers'
+    ``orthogonal_`` fills for a low-precision tensor (and then copies in), else None."""
+    init = sys.modules.get(INIT_MODULE)
+    code = getattr(getattr(init, "orthogonal_", None), "__code__", None)
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code is not code:
         frame = frame.f_back
-    return outer
-
-
-def patches(get_state, primitives):
-    """``(object, attribute or key, new value)`` for every patch of transformers.
-
-    ``get_state()`` is the calling thread's fast_init state or None;
-    ``primitives`` maps the 14 ``torch.nn.init`` names to fastinit's versions.
-    """
-    init = sys.modules[INIT_MODULE]
-    base = _pretrained()
-    out = [(init.TORCH_INIT_FUNCTIONS, name, primitives[name])
-           for name in init.TORCH_INIT_FUNCTIONS if name in primitives]
-    orig_copy, orig_orthogonal = init.copy_, init.orthogonal_
-    orig_initialize = base.initialize_weights
-    orig_visit = base._initialize_weights
-
-    def orthogonal_(tensor, gain=1, generator=None):
-        # HF computes low-precision tensors in a float32 temporary; fastinit fills the
-        # model's own tensor (so that it is named).
-        if get_state() is None:
-            return orig_orthogonal(tensor, gain=gain, generator=generator)
-        if getattr(tensor, "_is_hf_initialized", False):
-            return tensor
-        return primitives["orthogonal_"](tensor, gain=gain, generator=generator)
-
-    def copy_(tensor, other):
-        state = get_state()
-        if state is None or getattr(tensor, "_is_hf_initialized", False):
-            return orig_copy(tensor, other)
-        return state.copy(tensor, other, orig_copy)
-
-    def initialize_weights(self):
-        state = get_state()
-        if state is None or state.in_init:
-            return orig_initialize(self)
-        if outer_under_construction(self) is not None:
-            state.defer(self, lambda: orig_initialize(self))  # the outermost model does it
-            return None
-        return state.managed(self, lambda: orig_initialize(self))
-
-    def _initialize_weights(self, module, is_custom_code=False):
-        state = get_state()
-        if state is None:
-            return orig_visit(self, module, is_custom_code)
-        custom = custom_code(type(self))
-        return state.visit(module, lambda: orig_visit(self, module, custom),
-                           getattr(module, "_is_hf_initialized", False))
-
-    out += [(init, "orthogonal_", orthogonal_), (init, "copy_", copy_),
-            (base, "initialize_weights", initialize_weights),
-            (base, "_initialize_weights", _initialize_weights)]
-    return out
+    if frame is None:
+        return None
+    local = frame.f_locals
+    return local.get("tensor") if local.get("fp32_tensor") is tensor else None
 
 
 def clear_flags(model):
@@ -132,12 +166,17 @@ def tie(model):
     model.tie_weights(recompute_mapping=False)
 
 
-def model_class(model):
-    """The model's class, not FSDP2's dynamic subclass."""
-    for c in type(model).__mro__:
+def model_class_of(cls):
+    """A model class, not FSDP2's dynamic subclass of it."""
+    for c in cls.__mro__:
         if not c.__module__.startswith("torch.distributed"):
             return c
-    return type(model)  # pragma: no cover
+    return cls  # pragma: no cover
+
+
+def model_class(model):
+    """The model's class, not FSDP2's dynamic subclass."""
+    return model_class_of(type(model))
 
 
 def rebuilder(model):

@@ -8,12 +8,12 @@ the number of processes or the sharding. A tensor takes, in this order, a
 user rule (name pattern or module type); the model's own init code run on
 fastinit (a transformers model's ``_init_weights``, a custom module's
 ``reset_parameters``); PyTorch's ``reset_parameters`` rule of a built-in
-module; for a buffer, the value of a normal build. See ``docs/scaleout.md``
-and ``docs/models.md``.
+module; then what the module's construction did (a rebuilt copy: its buffers,
+values computed in ``__init__``, draws by name). What each tensor gets is a
+``TensorPlan`` (``fastinit.torch._plan``), shared with ``materialize_module``.
+See ``docs/scaleout.md`` and ``docs/models.md``.
 """
 
-
-import contextlib
 import fnmatch
 import re
 
@@ -21,13 +21,17 @@ from .. import sharding
 from .._checks import check_uint64
 from .._region import region as region_of
 from ..initializers import base as _base
-from . import _fast_init, _hf, _regions, _tensor
+from ..initializers.constant import Zeros
+from . import _hf, _intercept, _plan, _regions
 from ._names import Names
+from ._plan import Copy, Fill, TensorPlan
 from ._regions import dtensor_region
 from ._rules import TORCH_FNS, default_rule, torch_rule
+from ._replay import ReplaySession
+from ._session import LiveSession
 
 __all__ = ["init_module_", "dtensor_region", "run_own_init", "own_resets", "plan_rest",
-           "ruled", "uncovered_error", "entries"]
+           "ruled", "uncovered_error", "entries", "rule_list", "construction_record"]
 
 
 def _torch():
@@ -43,7 +47,10 @@ def _is_module_type(key):
     return isinstance(key, type) and issubclass(key, torch.nn.Module)
 
 
-def _rule_list(rules):
+def rule_list(rules):
+    """``rules`` as a list of ``(key, value)``, every key and value checked (before
+    anything is written): a misspelled argument of a ``torch.nn.init`` rule, an unknown
+    initializer name or a required argument left out is an error naming it."""
     if rules is None:
         return []
     items = list(rules.items()) if isinstance(rules, dict) else list(rules)
@@ -56,8 +63,36 @@ def _rule_list(rules):
         if not (isinstance(key, (str, re.Pattern)) or _is_module_type(key)):
             raise TypeError(f"A rule key is a name pattern (str or re.Pattern) or a module "
                             f"type. Received: {key!r}")
+        values = value.values() if _is_module_type(key) and isinstance(value, dict) \
+            else [value]
+        for v in values:
+            try:
+                _check_value(v)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"bad rule {_shown_key(key)}: {v!r}: {exc}") from None
         out.append((key, value))
     return out
+
+
+def _shown_key(key):
+    return key.__name__ if isinstance(key, type) else repr(getattr(key, "pattern", key))
+
+
+def _check_value(value):
+    """A rule's value: a ``torch.nn.init`` name or ``(name, arguments)``, or anything
+    :func:`fastinit.initializers.get` accepts."""
+    from ..initializers import get
+    if isinstance(value, tuple) and value and isinstance(value[0], str):
+        if len(value) != 2 or not isinstance(value[1], dict):
+            raise ValueError(f"A torch.nn.init rule is (name, dict of arguments). "
+                             f"Received: {value!r}")
+        torch_rule(value[0], (2, 2, 2), 0, **value[1])  # its arguments' names and values
+        return
+    if isinstance(value, str) and value in TORCH_FNS:
+        torch_rule(value, (2, 2, 2), 0)
+        return
+    if value is None or get(value) is None:
+        raise ValueError(f"A rule's initializer must not be None. Received: {value!r}")
 
 
 def check_rules_used(module, rule_list, prefix=""):
@@ -70,8 +105,7 @@ def check_rules_used(module, rule_list, prefix=""):
                 used.add(i)
     unused = [key for i, (key, _) in enumerate(rule_list) if i not in used]
     if unused:
-        shown = ", ".join(k.__name__ if isinstance(k, type) else repr(getattr(k, "pattern", k))
-                          for k in unused)
+        shown = ", ".join(_shown_key(k) for k in unused)
         raise ValueError(f"These rules match no parameter or buffer of the module (names "
                          f"are fully qualified, e.g. 'layers.0.attn.q_proj.weight'): "
                          f"{shown}. Received: rules with {len(rule_list)} entries")
@@ -94,24 +128,13 @@ def _match(rules, fq_name, module, local_name):
     return None
 
 
-def _as_torch_rule(value):
-    if isinstance(value, str) and value in TORCH_FNS:
-        return value, {}
-    if (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
-            and value[0] in TORCH_FNS and isinstance(value[1], dict)):
-        return value
-    return None
-
-
 def _resolve(value, global_shape, seed, layout):
-    """``(initializer, layout)`` for a rule value."""
+    """``(initializer, layout)`` for a rule value (checked by :func:`rule_list`)."""
     from ..initializers import get
-    rule = _as_torch_rule(value)
-    if rule is not None:
-        return torch_rule(rule[0], global_shape, seed, **rule[1]), "torch"
+    if isinstance(value, str) and value in TORCH_FNS:
+        return torch_rule(value, global_shape, seed), "torch"
     if isinstance(value, tuple) and value and isinstance(value[0], str):
-        raise ValueError(f"Unknown torch.nn.init rule {value!r}: expected one of "
-                         f"{', '.join(TORCH_FNS)} with a dict of arguments.")
+        return torch_rule(value[0], global_shape, seed, **value[1]), "torch"
     init = get(value)
     if init is None:
         raise ValueError(f"A rule's initializer must not be None. Received: {value!r}")
@@ -129,26 +152,28 @@ def _own_reset(mod):
     return callable(reset) and not type(mod).__module__.startswith("torch.")
 
 
-def run_own_init(module, state, candidates):
+def run_own_init(module, session, candidates):
     """HF's ``initialize_weights`` (a transformers model) or the custom ``reset_parameters``
-    ``candidates`` (children first) under ``state``. Returns ``(touched, bumped)``: the ids
-    of the tensors their fills reached, and of those written in place otherwise (the
+    ``candidates`` (children first) under ``session``. Returns ``(touched, bumped)``: the
+    ids of the tensors its writes reached, and of those written in place otherwise (the
     autograd version counter moved)."""
     torch = _torch()
     tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
     versions = {k: t._version for k, t in tensors.items()}
-    with _fast_init.activated(state), torch.no_grad():
-        if _hf.is_pretrained(module):
+    pretrained = _hf.is_pretrained(module)
+    with _intercept.activated(session), torch.no_grad():
+        if pretrained:
             _hf.clear_flags(module)
+            session.hook(module)
             module.initialize_weights()
         else:
             for mod in candidates:
-                state.names = Names(module, state.prefix, state.regions)
-                state.visit(mod, mod.reset_parameters)
-    if _hf.is_pretrained(module):
+                session.streams.names = session.streams.rooted(module)
+                session.visit(mod, mod.reset_parameters)
+    if pretrained:
         _hf.tie(module)  # to_empty unties; HF's init_weights ties after the init
     bumped = {k for k, t in tensors.items() if t._version != versions[k]}
-    return state.touched, bumped - state.touched
+    return session.touched, bumped - session.touched
 
 
 def own_resets(module):
@@ -204,9 +229,11 @@ def init_module_(module, seed, rules=None, *, layout="keras", missing="error", r
         How a Keras-style initializer in ``rules`` sees a weight (as
         :func:`fastinit.torch.fill_`). PyTorch-style rules always use PyTorch's layout.
     missing : {"error", "keep"}
-        A parameter or buffer that nothing covers: an error naming all of them,
-        or left as it is. The error comes before anything is filled unless the
-        model's own init code had to run first (it is then raised after it).
+        A parameter or buffer that nothing covers (not even the rebuilt
+        module): an error naming all of them, or left as it is (after
+        ``to_empty``, that is uninitialised memory). The error comes before
+        anything is filled unless the model's own init code had to run first
+        (it is then raised after it).
     regions : mapping, optional
         ``name -> (global_shape, region)`` for plain tensors that hold a
         region of a larger tensor.
@@ -214,9 +241,14 @@ def init_module_(module, seed, rules=None, *, layout="keras", missing="error", r
         Prepended to the names (the module's name inside a larger model).
     backend : {"auto", "numba", "numpy"}
     rebuild : callable, optional
-        Builds the module again (its parameters are put on the meta device as
-        they are made): buffers nothing else covers take its values. Default
-        for a transformers model: its class from its config.
+        Builds the module again: a tensor nothing else covers takes what that
+        construction gave it (a buffer's value, a value computed in
+        ``__init__`` such as ``nn.Parameter(torch.tensor(2.6592))``, or a
+        random draw such as ``nn.Parameter(torch.randn(d))`` from the stream of
+        its name). The construction runs with its random draws deferred (never
+        written) and its init skipped, so it costs the memory of what it
+        computes, not of its parameters. Default for a transformers model: its
+        class from its config.
 
     Returns
     -------
@@ -241,28 +273,32 @@ def init_module_(module, seed, rules=None, *, layout="keras", missing="error", r
         raise ValueError(f"layout must be 'keras' or 'torch'. Received: layout={layout!r}")
     if missing not in ("error", "keep"):
         raise ValueError(f"missing must be 'error' or 'keep'. Received: missing={missing!r}")
-    rule_list = _rule_list(rules)
+    rules = rule_list(rules)
     regions = _check_regions(regions)
     for fq, tensor, *_ in entries(module, prefix):
         if tensor.is_meta:
             raise ValueError(f"{fq} is on the meta device: materialise the module first "
                              "(module.to_empty(device='cpu' or 'cuda')), then call "
                              "init_module_.")
-    check_rules_used(module, rule_list, prefix)
+    check_rules_used(module, rules, prefix)
+    if rebuild is not None and not callable(rebuild):
+        raise TypeError(f"rebuild must be a callable building the module again. "
+                        f"Received: rebuild={rebuild!r}")
     pretrained = _hf.is_pretrained(module)
     own = own_resets(module)
     written = set()
     if pretrained or own:
-        state = _fast_init.State(seed, backend=backend, prefix=prefix, regions=regions)
-        state.skip = ruled(module, rule_list, prefix)
-        written = set().union(*run_own_init(module, state, own))
+        session = LiveSession(seed, backend=backend, prefix=prefix, regions=regions,
+                              skip=ruled(module, rules, prefix))
+        written = set().union(*run_own_init(module, session, own))
     if rebuild is None and pretrained:
         rebuild = _hf.rebuilder(module)
-    plan, uncovered = plan_rest(module, seed, rule_list, layout, regions, prefix, written,
-                                rebuild)
+    plans, uncovered = plan_rest(module, seed, rules, layout, regions, prefix, written,
+                                 rebuild, backend)
     if uncovered and missing == "error":
-        raise uncovered_error(uncovered, bool(pretrained or own))
-    _execute(plan, backend)
+        raise uncovered_error(uncovered, bool(pretrained or own), rebuild is not None)
+    for plan in plans:
+        _plan.write(plan, backend)
     return module
 
 
@@ -272,11 +308,14 @@ def ruled(module, rule_list, prefix=""):
             if _match(rule_list, fq, mod, local) is not None}
 
 
-def uncovered_error(uncovered, ran):
+def uncovered_error(uncovered, ran, rebuilt=False):
     listed = ", ".join(f"{fq} ({type(mod).__name__})" for fq, _, mod in uncovered)
     done = " (the model's own init code has run)" if ran else ""
-    return ValueError("No rule for these parameters/buffers (add rules={pattern or module "
-                      "type: initializer}, or missing='keep')" + done + ": " + listed)
+    how = "rules={pattern or module type: initializer}" + \
+        ("" if rebuilt else ", or rebuild= (a function building the module again)")
+    return ValueError(f"No rule for these parameters/buffers (add {how}; missing='keep' "
+                      f"leaves them as they are, uninitialised after to_empty){done}: "
+                      f"{listed}")
 
 
 def _post_order(module, name=""):
@@ -285,23 +324,23 @@ def _post_order(module, name=""):
     yield name, module
 
 
-def plan_rest(module, seed, rule_list, layout, regions, prefix, written, rebuild):
+def plan_rest(module, seed, rules, layout, regions, prefix, written, rebuild,
+              backend="auto"):
     """What fills each tensor that the model's own init code did not write.
 
-    Returns ``(plan, uncovered)``: ``plan`` holds ``(fq, local tensor, initializer,
-    layout, global shape, index, padding row)``, or ``(fq, tensor, value, "copy", None,
-    None, None)`` for a buffer taken from the rebuilt module; ``uncovered`` holds
-    ``(fq, tensor, module)``.
+    Returns ``(plans, uncovered)``: a ``TensorPlan`` (``fastinit.torch._plan``) per
+    tensor (a rule, a default rule, or what a rebuilt module's construction gave it),
+    and ``(fq, tensor, module)`` of the tensors nothing covers.
     """
     torch = _torch()
-    plan, uncovered, late = [], [], []
+    plans, uncovered, late = [], [], []
     overrides = {}
     for mod_name, mod in module.named_modules():
         if isinstance(mod, torch.nn.MultiheadAttention) and mod.out_proj.bias is not None:
             overrides[f"{prefix}{mod_name + '.' if mod_name else ''}out_proj.bias"] = \
                 ("zeros_", {})
     for fq, tensor, mod, local_name, is_buffer in entries(module, prefix):
-        value = _match(rule_list, fq, mod, local_name)
+        value = _match(rules, fq, mod, local_name)
         padding = None
         if value is None and id(tensor) in written:
             continue
@@ -313,67 +352,58 @@ def plan_rest(module, seed, rule_list, layout, regions, prefix, written, rebuild
                                                       torch.nn.EmbeddingBag)):
                 padding = mod.padding_idx
         if value is None:
-            (late if is_buffer and rebuild is not None else uncovered).append(
-                (fq, tensor, mod))
+            late.append((fq, tensor, mod))
             continue
-        if _regions.is_dtensor(tensor):
-            global_shape, index = dtensor_region(tensor)
-            local = tensor.to_local()
-        elif fq in regions:
-            global_shape, index = regions[fq]
-            local = tensor
-        else:
-            global_shape, index, local = tuple(tensor.shape), None, tensor
+        local, global_shape, index = _placement(fq, tensor, regions)
         try:
             init, lay = _resolve(value, global_shape, seed, layout)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{fq}: bad rule {value!r}: {exc}") from None
-        if index is not None:
-            rshape = region_of(global_shape, index).shape
-            if tuple(local.shape) != rshape:
-                raise ValueError(f"{fq}: the tensor has shape {tuple(local.shape)} but its "
-                                 f"region {index} of {global_shape} has shape {rshape}")
-        plan.append((fq, local, init, lay, global_shape, index, padding))
-    if late:
-        with _parameters_on_meta():
-            built = dict(rebuild().named_buffers(remove_duplicate=False))
-        for fq, tensor, mod in late:
-            if fq[len(prefix):] in built:
-                plan.append((fq, tensor, built[fq[len(prefix):]], "copy", None, None, None))
-            else:
-                uncovered.append((fq, tensor, mod))
-    return plan, uncovered
-
-
-def _execute(plan, backend):
-    torch = _torch()
-    for fq, local, init, lay, global_shape, index, padding in plan:
-        if lay == "copy":
-            with torch.no_grad():
-                local.copy_(init)
-            continue
-        _tensor.fill(local, init, layout=lay, global_shape=global_shape, index=index,
-                     stream=sharding.name_stream(fq), backend=backend)
+        ops = [Fill(init, None, lay)]
         if padding is not None:
-            _regions.zero_row(local, padding, global_shape, index)
+            ops.append(Fill(Zeros(), (padding % global_shape[0],)))
+        plans.append(TensorPlan(fq, local, tuple(ops), global_shape, index))
+    if late and rebuild is not None:
+        built = construction_record(rebuild, seed, backend)
+        for fq, tensor, mod in late:
+            made = built.get(fq[len(prefix):])
+            if made is None or tuple(getattr(made, "shape", tensor.shape)) != \
+                    tuple(tensor.shape):
+                uncovered.append((fq, tensor, mod))
+                continue
+            local, global_shape, index = _placement(fq, tensor, regions)
+            ops = made if isinstance(made, tuple) else (Copy(made.to(tensor.dtype)),)
+            plans.append(TensorPlan(fq, local, ops, global_shape, index))
+    else:
+        uncovered += late
+    return plans, uncovered
 
 
-@contextlib.contextmanager
-def _parameters_on_meta():
-    """Parameters made in this block go to the meta device as they are registered (a
-    rebuilt module takes the memory of its buffers only)."""
+def _placement(fq, tensor, regions):
+    """``(local tensor, global shape, index)``: where ``tensor`` lies in its global tensor."""
+    if _regions.is_dtensor(tensor):
+        global_shape, index = dtensor_region(tensor)
+        local = tensor.to_local()
+    elif fq in regions:
+        global_shape, index = regions[fq]
+        local = tensor
+    else:
+        return tensor, tuple(tensor.shape), None
+    rshape = region_of(global_shape, index).shape
+    if tuple(local.shape) != rshape:
+        raise ValueError(f"{fq}: the tensor has shape {tuple(local.shape)} but its "
+                         f"region {index} of {global_shape} has shape {rshape}")
+    return local, global_shape, index
+
+
+def construction_record(rebuild, seed, backend="auto"):
+    """``name -> operations | value | None``: what ``rebuild()``'s construction did to each
+    tensor of the module it returns (``fastinit.torch._replay``)."""
     torch = _torch()
-    nn = torch.nn
-    register = nn.Module.register_parameter
-
-    def register_on_meta(self, name, param):
-        if param is not None and not param.is_meta:
-            param = type(param)(param.to("meta"), requires_grad=param.requires_grad)
-        return register(self, name, param)
-
-    nn.Module.register_parameter = register_on_meta
-    try:
-        with _fast_init.paused():
-            yield
-    finally:
-        nn.Module.register_parameter = register
+    session = ReplaySession(seed, backend=backend)
+    with _intercept.activated(session):
+        built = rebuild()
+    if not isinstance(built, torch.nn.Module):
+        raise TypeError(f"rebuild must return a torch.nn.Module. Received: "
+                        f"{type(built).__name__}")
+    return session.record(built)

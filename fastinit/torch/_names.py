@@ -5,12 +5,31 @@ A tensor shared by several modules (tied weights) has several names; its
 ``named_buffers``) that is not a tied *target* of a transformers model
 (a key of ``all_tied_weights_keys``): the name ``save_pretrained`` keeps.
 A tensor draws from :func:`fastinit.sharding.name_stream` of ``prefix +``
-its canonical name.
+its canonical name. A write reaches a named tensor through the tensor itself,
+a view of it (``weight[padding_idx]``) or an alias of its storage
+(``weight.data``, a view of that): :meth:`Names.resolve` finds which.
 """
 
 from . import _regions
 
-__all__ = ["Names", "Target"]
+__all__ = ["Names", "Target", "storage_key", "same_geometry"]
+
+
+def storage_key(tensor):
+    """An identity of ``tensor``'s storage, shared by its aliases (``.data``) and views;
+    None for tensors without one fastinit can see (a DTensor, other wrappers)."""
+    if _regions.is_dtensor(tensor):
+        return None
+    try:
+        return tensor.untyped_storage()._cdata
+    except (RuntimeError, NotImplementedError, AttributeError, TypeError):
+        return None
+
+
+def same_geometry(a, b):
+    """``a`` and ``b`` cover the same elements of one storage (``b`` is ``a.data``, say)."""
+    return (a.storage_offset(), tuple(a.shape), a.stride()) == \
+        (b.storage_offset(), tuple(b.shape), b.stride())
 
 
 class Target:
@@ -62,6 +81,11 @@ class Names:
         for n, m in root.named_modules(remove_duplicate=False):
             self.modules.setdefault(id(m), n)
         self.regions = dict(regions or {})
+        self.storages = {}  # storage key -> ids of the named tensors on it
+        for key, t in self.tensors.items():
+            skey = storage_key(t)
+            if skey is not None:
+                self.storages.setdefault(skey, []).append(key)
 
     def canonical(self, key):
         """The canonical name of tensor ``id`` ``key``, without the prefix."""
@@ -75,22 +99,38 @@ class Names:
         """``(canonical name, tensor)`` for every distinct tensor, parameters first."""
         return [(self.canonical(k), t) for k, t in self.tensors.items()]
 
+    def base_of(self, tensor):
+        """The named tensor ``tensor`` is, is a view of, or shares its storage with; or None."""
+        if id(tensor) in self.aliases:
+            return tensor
+        parent = getattr(tensor, "_base", None)
+        if parent is not None and id(parent) in self.aliases:
+            return parent
+        keys = self.storages.get(storage_key(tensor), ()) if self.storages else ()
+        for key in keys:  # an exact alias first (weight.data), then a tensor holding the view
+            if same_geometry(self.tensors[key], tensor):
+                return self.tensors[key]
+        for key in keys:
+            if _regions.view_region(self.tensors[key], tensor) is not None:
+                return self.tensors[key]
+        return None
+
     def resolve(self, tensor):
         """The :class:`Target` a fill of ``tensor`` reaches, or None (not a tensor of root)."""
-        base, index = tensor, None
-        if id(base) not in self.aliases:
-            parent = getattr(tensor, "_base", None)
-            if parent is None or id(parent) not in self.aliases:
-                return None
-            base = parent
-            index = _regions.view_region(parent, tensor)
+        base = self.base_of(tensor)
+        if base is None:
+            return None
+        index = None
+        if base is not tensor and not (storage_key(base) is not None
+                                       and same_geometry(base, tensor)):
+            index = _regions.view_region(base, tensor)
+            if index is None:
+                return None  # a view fastinit cannot map: handled as unnamed
         name = self.canonical(id(base))
         region = self.regions.get(self.prefix + name)
         if region is not None:
             region = (tuple(region[0]), region[1])
         if index is None:
-            if base is not tensor:  # a view fastinit cannot map: handled as unnamed
-                return None
             shape = region[0] if region is not None else tuple(tensor.shape)
         else:
             shape = tuple(tensor.shape)

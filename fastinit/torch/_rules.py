@@ -14,11 +14,70 @@ from ..initializers import (
 )
 from ..initializers.base import SeededInitializer
 
-__all__ = ["TORCH_FNS", "calculate_gain", "parameters", "torch_rule", "default_rule"]
+__all__ = ["TORCH_FNS", "RANDOM", "CONSTANT", "ARGUMENTS", "calculate_gain", "parameters",
+           "rule_arguments", "torch_rule", "check_dims", "default_rule"]
 
-TORCH_FNS = ("uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_", "eye_",
-              "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
-              "kaiming_normal_", "orthogonal_", "sparse_")
+#: A required argument (no default) in :data:`ARGUMENTS`.
+REQUIRED = "<required>"
+_KAIMING = {"a": 0, "mode": "fan_in", "nonlinearity": "leaky_relu"}
+#: The arguments of each ``torch.nn.init`` function after the tensor (``generator``
+#: aside), with torch's defaults: the one table rules and intercepted calls are read with.
+ARGUMENTS = {
+    "uniform_": {"a": 0.0, "b": 1.0},
+    "normal_": {"mean": 0.0, "std": 1.0},
+    "trunc_normal_": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},
+    "constant_": {"val": REQUIRED},
+    "zeros_": {},
+    "ones_": {},
+    "eye_": {},
+    "dirac_": {"groups": 1},
+    "xavier_uniform_": {"gain": 1.0},
+    "xavier_normal_": {"gain": 1.0},
+    "kaiming_uniform_": _KAIMING,
+    "kaiming_normal_": _KAIMING,
+    "orthogonal_": {"gain": 1.0},
+    "sparse_": {"sparsity": REQUIRED, "std": 0.01},
+}
+TORCH_FNS = tuple(ARGUMENTS)
+#: The functions that draw random values, and those that write constants.
+RANDOM = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_normal_",
+          "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
+CONSTANT = ("constant_", "ones_", "zeros_", "eye_", "dirac_")
+
+
+def rule_arguments(fn, kwargs):
+    """``kwargs`` of ``torch.nn.init.<fn>`` completed with torch's defaults.
+
+    A misspelled or unknown argument is a TypeError (as Python's own for a bad
+    keyword), a missing required one (``constant_``'s ``val``, ``sparse_``'s
+    ``sparsity``) a TypeError too, an unknown function a ValueError; each names it.
+
+    Examples
+    --------
+    >>> rule_arguments("normal_", {"std": 0.02})
+    {'mean': 0.0, 'std': 0.02}
+    >>> rule_arguments("normal_", {"stdd": 0.02})
+    Traceback (most recent call last):
+    ...
+    TypeError: normal_ has no argument 'stdd' (it takes mean, std). Received: {'stdd': 0.02}
+    """
+    if fn not in ARGUMENTS:
+        raise ValueError(f"Unknown torch.nn.init function {fn!r}. Expected one of "
+                         f"{', '.join(TORCH_FNS)}. Received: {fn!r}")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise TypeError(f"The arguments of {fn} are a dict with string keys. "
+                        f"Received: {kwargs!r}")
+    accepted = ARGUMENTS[fn]
+    unknown = [k for k in kwargs if k not in accepted]
+    if unknown:
+        takes = ", ".join(accepted) or "no arguments"
+        raise TypeError(f"{fn} has no argument {unknown[0]!r} (it takes {takes}). "
+                        f"Received: {kwargs!r}")
+    args = {**accepted, **kwargs}
+    missing = [k for k, v in args.items() if v is REQUIRED]
+    if missing:
+        raise TypeError(f"{fn} needs the argument {missing[0]!r}. Received: {kwargs!r}")
+    return args
 
 
 
@@ -97,13 +156,13 @@ def parameters(name, shape, **kwargs):
     {'bound': 0.08838834764831842}
     """
     shape = tuple(shape)
-    if name in ("xavier_uniform_", "xavier_normal_"):
-        std = _xavier_std(shape, kwargs.get("gain", 1.0))
-    elif name in ("kaiming_uniform_", "kaiming_normal_"):
-        std = _kaiming_std(shape, kwargs.get("a", 0), kwargs.get("mode", "fan_in"),
-                           kwargs.get("nonlinearity", "leaky_relu"))
-    else:
+    if name not in ("xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"):
         raise ValueError(f"No fan-derived parameters for {name!r}. Received: name={name!r}")
+    kw = rule_arguments(name, kwargs)
+    if name.startswith("xavier"):
+        std = _xavier_std(shape, kw["gain"])
+    else:
+        std = _kaiming_std(shape, kw["a"], kw["mode"], kw["nonlinearity"])
     return {"bound": math.sqrt(3.0) * std} if name.endswith("uniform_") else {"std": std}
 
 
@@ -138,15 +197,15 @@ def torch_rule(fn, global_shape, seed, **kwargs):
     ('RandomUniform', 0.0625)
     """
     shape = tuple(global_shape)
+    kw = rule_arguments(fn, kwargs)
     if fn == "uniform_":
-        return RandomUniform(kwargs.get("a", 0.0), kwargs.get("b", 1.0), seed=seed)
+        return RandomUniform(kw["a"], kw["b"], seed=seed)
     if fn == "normal_":
-        return RandomNormal(kwargs.get("mean", 0.0), kwargs.get("std", 1.0), seed=seed)
+        return RandomNormal(kw["mean"], kw["std"], seed=seed)
     if fn == "trunc_normal_":
-        return _AbsTruncNormal(kwargs.get("mean", 0.0), kwargs.get("std", 1.0),
-                               kwargs.get("a", -2.0), kwargs.get("b", 2.0), seed=seed)
+        return _AbsTruncNormal(kw["mean"], kw["std"], kw["a"], kw["b"], seed=seed)
     if fn == "constant_":
-        return Constant(kwargs["val"])
+        return Constant(kw["val"])
     if fn == "zeros_":
         return Zeros()
     if fn == "ones_":
@@ -154,20 +213,25 @@ def torch_rule(fn, global_shape, seed, **kwargs):
     if fn == "eye_":
         return Identity()
     if fn == "dirac_":
-        return Dirac(kwargs.get("groups", 1))
+        return Dirac(kw["groups"])
     if fn == "orthogonal_":
-        return Orthogonal(kwargs.get("gain", 1.0), seed=seed, column_axis=0)
+        return Orthogonal(kw["gain"], seed=seed, column_axis=0)
     if fn == "sparse_":
-        return Sparse(kwargs["sparsity"], kwargs.get("std", 0.01), seed=seed)
-    if fn in ("xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_"):
-        if fn.startswith("kaiming") and 0 in shape:
-            return Zeros()
-        p = parameters(fn, shape, **kwargs)
-        if "bound" in p:
-            return RandomUniform(-p["bound"], p["bound"], seed=seed)
-        return RandomNormal(0.0, p["std"], seed=seed)
-    raise ValueError(f"Unknown torch.nn.init function {fn!r}. Expected one of "
-                     f"{', '.join(TORCH_FNS)}. Received: {fn!r}")
+        return Sparse(kw["sparsity"], kw["std"], seed=seed)
+    if fn.startswith("kaiming") and 0 in shape:
+        return Zeros()
+    p = parameters(fn, shape, **kw)
+    if "bound" in p:
+        return RandomUniform(-p["bound"], p["bound"], seed=seed)
+    return RandomNormal(0.0, p["std"], seed=seed)
+
+
+def check_dims(fn, ndim):
+    """torch's own errors for the numbers of dimensions its functions refuse."""
+    if fn == "orthogonal_" and ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if fn == "sparse_" and ndim != 2:
+        raise ValueError("Only tensors with 2 dimensions are supported")
 
 
 def default_rule(module, local_name, global_shapes):

@@ -1,8 +1,11 @@
-"""fastinit.torch.fast_init on plain PyTorch: names, the anonymous rule, restoring torch,
-threads, and init_module_ running a custom module's own reset_parameters."""
+"""fastinit.torch.fast_init on plain PyTorch: names, the anonymous rule, seeds from torch's
+generator, torch's warnings, nothing replaced for other threads (a transformers model built
+in another thread included), and init_module_ running a custom module's own
+reset_parameters."""
 
 import json
 import math
+import os
 import subprocess
 import sys
 import threading
@@ -13,6 +16,9 @@ torch = pytest.importorskip("torch")
 
 import fastinit.torch as ft  # noqa: E402
 from fastinit.sharding import name_stream  # noqa: E402
+from fastinit.torch import _intercept  # noqa: E402
+from fastinit.torch._streams import seed_from  # noqa: E402
+from helpers import run_in_threads, run_python  # noqa: E402
 
 nn = torch.nn
 INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_",
@@ -72,7 +78,22 @@ def test_anonymous_rule_is_program_order():
                                       stream=name_stream("<fastinit.anonymous>/1")))
 
 
-def test_generator_and_meta_and_integer_buffers():
+def test_every_random_init_function_draws_with_fastinit_in_the_block():
+    """Whether torch hands the call to the mode (uniform_, normal_, kaiming_uniform_) or
+    fastinit's trampoline takes it (the others), each draws fastinit's values."""
+    cases = {"uniform_": {"a": -2.0}, "normal_": {"std": 3.0}, "trunc_normal_": {"b": 1.0},
+             "xavier_uniform_": {"gain": 2.0}, "xavier_normal_": {},
+             "kaiming_uniform_": {"a": 0.5}, "kaiming_normal_": {"mode": "fan_out"},
+             "orthogonal_": {"gain": 0.5}, "sparse_": {"sparsity": 0.5}}
+    with ft.fast_init(seed=3):
+        got = {n: getattr(nn.init, n)(torch.empty(6, 4), **kw) for n, kw in cases.items()}
+    for k, (name, kw) in enumerate(cases.items()):
+        want = getattr(ft, name)(torch.empty(6, 4), **kw, seed=3,
+                                 stream=name_stream(f"<fastinit.anonymous>/{k}"))
+        assert torch.equal(got[name], want), name
+
+
+def test_generator_seeds_the_draw_and_meta_and_integer_buffers():
     gen = torch.Generator().manual_seed(3)
     with ft.fast_init(seed=0):
         a = nn.init.normal_(torch.empty(4), generator=gen)
@@ -82,22 +103,28 @@ def test_generator_and_meta_and_integer_buffers():
             nn.init.orthogonal_(torch.empty(3))
         with pytest.raises(TypeError):
             nn.init.normal_(torch.empty(2), 0.0, 1.0, None, "extra")
-    assert torch.equal(a, torch.empty(4).normal_(generator=torch.Generator().manual_seed(3)))
+    # generator= gives the seed (one draw of it), as it decides torch's values
+    seed = seed_from(torch.Generator().manual_seed(3))
+    assert torch.equal(a, ft.normal_(torch.empty(4), seed=seed, stream=0))
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(3).get_state()) is False
     assert meta.is_meta and torch.equal(ints, torch.zeros(3, dtype=torch.int64))
 
 
-def test_restored_on_exit_and_on_error():
+def test_nothing_replaced_and_torch_code_back_on_exit_and_on_error():
     before = _torch_functions()
+    codes = {n: f.__code__ for n, f in before.items()}
     with pytest.raises(RuntimeError, match="boom"):
         with ft.fast_init(seed=0):
-            assert nn.init.normal_ is not before["normal_"]
+            assert _torch_functions() == before  # no module attribute is replaced
+            assert nn.init.trunc_normal_.__code__ is not codes["trunc_normal_"]
             raise RuntimeError("boom")
     assert _torch_functions() == before
+    assert {n: f.__code__ for n, f in before.items()} == codes and _intercept.patched() == []
     with ft.fast_init(seed=0):
         with pytest.raises(RuntimeError, match="do not nest"):
             with ft.fast_init(seed=1):
                 pass
-    assert _torch_functions() == before
+    assert _torch_functions() == before and _intercept.patched() == []
     from torch.nn.modules import activation
     assert activation.xavier_uniform_ is before["xavier_uniform_"]
     with pytest.raises(ValueError, match="seed"):
@@ -128,6 +155,170 @@ def test_other_threads_keep_torch():
     assert torch.equal(out["other"], torch.empty(100).normal_())
     assert torch.equal(mine, ft.normal_(torch.empty(100), seed=0,
                                         stream=name_stream("<fastinit.anonymous>/0")))
+
+
+def test_bad_arguments_are_refused_before_the_block_opens():
+    for kwargs, error in (({"seed": -1}, ValueError), ({"seed": 2 ** 64}, ValueError),
+                          ({"seed": True}, TypeError), ({"seed": 1.5}, TypeError),
+                          ({"module": torch.empty(3)}, TypeError), ({"prefix": 3}, TypeError),
+                          ({"backend": "cuda"}, ValueError)):
+        with pytest.raises(error, match="Received"):
+            with ft.fast_init(**kwargs):
+                pass
+        assert _intercept.current() is None and _intercept.patched() == []
+    model = nn.ParameterDict({"extra": nn.Parameter(torch.full((3,), 7.0))})
+    for rebuild in (3, lambda: 3):
+        with pytest.raises(TypeError, match="rebuild"):
+            ft.init_module_(model, 0, rebuild=rebuild)
+    assert torch.equal(model["extra"].detach(), torch.full((3,), 7.0))
+
+
+def test_unseeded_block_follows_torch_manual_seed():
+    """``fast_init()`` takes its seed from torch's generator when it opens, and an unnamed
+    draw takes one at its call: ``torch.manual_seed`` makes a block reproducible."""
+    def run(torch_seed):
+        torch.manual_seed(torch_seed)
+        model = nn.Linear(6, 5)
+        with ft.fast_init(module=model):
+            nn.init.normal_(model.weight)
+            torch.manual_seed(torch_seed + 10)  # decides the next unnamed draw, as for torch
+            x = nn.init.uniform_(torch.empty(4))
+        return model.weight.detach().clone(), x
+
+    a, b, c = run(0), run(0), run(1)
+    assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert not any(torch.equal(p, q) for p, q in zip(a, c))
+    torch.manual_seed(0)
+    nn.Linear(6, 5)
+    want = ft.normal_(torch.empty(5, 6), seed=seed_from(), stream=name_stream("weight"))
+    assert torch.equal(a[0], want)
+    torch.manual_seed(10)
+    assert torch.equal(a[1], ft.uniform_(torch.empty(4), seed=seed_from(), stream=0))
+
+
+def test_zero_element_kaiming_warns_as_torch_does():
+    with ft.fast_init(seed=0):
+        for fn in (nn.init.kaiming_uniform_, nn.init.kaiming_normal_):
+            with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op") \
+                    as caught:
+                empty = torch.empty(0, 3)
+                assert fn(empty) is empty
+            assert caught[0].filename == __file__  # at the caller's line, as torch's
+
+
+def test_torch_functions_stay_torch_in_other_threads_while_a_block_is_open():
+    names = ("trunc_normal_", "xavier_uniform_", "kaiming_normal_", "orthogonal_",
+             "sparse_", "normal_", "kaiming_uniform_")
+
+    def torch_draws():
+        torch.manual_seed(5)
+        return [getattr(nn.init, n)(torch.empty(6, 4), *([0.5] if n == "sparse_" else []))
+                for n in names]
+
+    want = torch_draws()
+    started, release, out = threading.Event(), threading.Event(), {}
+
+    def other():
+        started.wait()
+        out["got"] = torch_draws()
+        release.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with ft.fast_init(seed=0):
+        started.set()
+        assert release.wait(60)
+        mine = nn.init.trunc_normal_(torch.empty(6, 4))
+    thread.join()
+    assert all(torch.equal(a, b) for a, b in zip(out["got"], want))
+    assert torch.equal(mine, ft.trunc_normal_(torch.empty(6, 4), seed=0,
+                                              stream=name_stream("<fastinit.anonymous>/0")))
+
+
+def test_blocks_in_many_threads_leave_torch_as_it_was():
+    before = _torch_functions()
+    codes = {n: f.__code__ for n, f in before.items()}
+
+    def body(t):
+        for k in range(20):
+            model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8))
+            with ft.fast_init(seed=t, module=model):
+                nn.init.trunc_normal_(model[0].weight, std=0.02)
+                with torch.no_grad():
+                    model[0].bias.data.zero_()
+            want = ft.trunc_normal_(torch.empty(8, 8), std=0.02, seed=t,
+                                    stream=name_stream("0.weight"))
+            assert torch.equal(model[0].weight.detach(), want)
+
+    run_in_threads(8, body)
+    assert _torch_functions() == before and _intercept.patched() == []
+    assert {n: f.__code__ for n, f in before.items()} == codes
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_child_forked_while_another_thread_has_a_block_open():
+    """The child has only the forking thread: no block of another thread counts there, so
+    torch's code is back in the child, and its own blocks open and close normally."""
+    out = run_python("""
+        import os, threading, torch
+        import fastinit.torch as ft
+        from fastinit.torch import _intercept
+        from fastinit.sharding import name_stream
+        opened, release = threading.Event(), threading.Event()
+
+        def holder():
+            with ft.fast_init(0):
+                opened.set()
+                release.wait(60)
+
+        thread = threading.Thread(target=holder)
+        thread.start()
+        opened.wait(60)
+        parent = _intercept.patched() != []
+        pid = os.fork()
+        if pid == 0:
+            ok = _intercept.patched() == []
+            with ft.fast_init(1):
+                ok = ok and _intercept.patched() != []
+                x = torch.nn.init.trunc_normal_(torch.empty(5))
+            want = ft.trunc_normal_(torch.empty(5), seed=1,
+                                    stream=name_stream("<fastinit.anonymous>/0"))
+            os._exit(0 if ok and _intercept.patched() == [] and torch.equal(x, want) else 3)
+        _, status = os.waitpid(pid, 0)
+        release.set()
+        thread.join()
+        print(parent, os.waitstatus_to_exitcode(status), _intercept.patched())
+    """)
+    assert out.split() == ["True", "0", "[]"]
+
+
+def test_a_block_closing_while_another_thread_builds_a_transformers_model():
+    """transformers swaps torch.nn.init's attributes while it initialises a model
+    (``guard_torch_init_functions``); a fast_init block that opens and closes meanwhile in
+    another thread must leave torch's functions in place, not transformers' guarded
+    ones (with which a plain ``normal_`` skips flagged tensors)."""
+    hf_init = pytest.importorskip("transformers.initialization")
+    before = _torch_functions()
+    entered, opened, left = threading.Event(), threading.Event(), threading.Event()
+
+    def builder():
+        with hf_init.guard_torch_init_functions():
+            entered.set()
+            opened.wait(60)
+        left.set()
+
+    thread = threading.Thread(target=builder)
+    thread.start()
+    assert entered.wait(60)
+    with ft.fast_init(seed=0):
+        opened.set()
+        assert left.wait(60)
+    thread.join()
+    assert _torch_functions() == before
+    flagged = torch.zeros(8)
+    flagged._is_hf_initialized = True
+    nn.init.normal_(flagged)
+    assert flagged.any()
 
 
 class Scaled(nn.Module):

@@ -169,7 +169,10 @@ def test_rules_override_the_model_init():
         ["lm_head.weight"] + [f"model.layers.{i}.self_attn.q_proj.weight" for i in range(2)])
 
 
-def test_only_what_nothing_covers_is_an_error():
+def test_construction_covers_what_the_init_does_not():
+    """A parameter no init function sees takes what the model's construction gave it: a
+    draw by the stream of its name, a value computed in __init__ (fast_init and
+    init_module_ alike); one construction left unwritten is an error naming it."""
     from transformers import PretrainedConfig, PreTrainedModel
 
     class TinyConfig(PretrainedConfig):
@@ -181,22 +184,59 @@ def test_only_what_nothing_covers_is_an_error():
         def __init__(self, config):
             super().__init__(config)
             self.lin = nn.Linear(4, 4)
-            self.extra = nn.Parameter(torch.randn(3))  # no init function ever sees it
+            self.extra = nn.Parameter(torch.randn(3))  # no init function ever sees them
+            self.extra.data[1] = 0.0                   # after the (deferred) draw
+            self.scale = nn.Parameter(torch.ones(2) / 4)
             self.post_init()
 
+    class Holed(Tiny):
+        def __init__(self, config):
+            super().__init__(config)
+            self.hole = nn.Parameter(torch.empty(2))  # construction writes nothing
+
+    config = TinyConfig(initializer_range=0.1)
     with torch.device("meta"):
-        model = Tiny(TinyConfig(initializer_range=0.1))
+        model = Tiny(config)
     model.to_empty(device="cpu")
-    with pytest.raises(ValueError, match=r"No rule .* extra \(Tiny\)$"):
-        ft.init_module_(model, 0)
-    ft.init_module_(model, 0, rules={"extra": "ones"})
-    assert torch.equal(model.extra.detach(), torch.ones(3))
+    ft.init_module_(model, 0)
+    want = ft.normal_(torch.empty(3), seed=0, stream=name_stream("extra"))
+    want[1] = 0.0
+    assert torch.equal(model.extra.detach(), want)
+    assert torch.equal(model.scale.detach(), torch.full((2,), 0.25))
     want = ft.normal_(torch.empty(4, 4), std=0.1, seed=0, stream=name_stream("lin.weight"))
     assert torch.equal(model.lin.weight.detach(), want) and not model.lin.bias.any()
+    with ft.fast_init(0):
+        built = Tiny(config)
+    assert hm.differ(hm.tensors(built), hm.tensors(model)) == []
+    ft.init_module_(model, 0, rules={"extra": "ones"})
+    assert torch.equal(model.extra.detach(), torch.ones(3))
+    with torch.device("meta"):
+        holed = Holed(config)
+    holed.to_empty(device="cpu")
+    with pytest.raises(ValueError, match=r"No rule .* hole \(Holed\)$"):
+        ft.init_module_(holed, 0)
     # a plain module holding GPT-2's Conv1D (no reset_parameters, no rule): listed
     conv = nn.Sequential(hm.build("gpt2").transformer.h[0].attn.c_attn)
     with pytest.raises(ValueError, match=r"0.weight \(Conv1D\), 0.bias \(Conv1D\)"):
         ft.init_module_(conv, 0)
+
+
+def test_a_deep_copy_made_in_the_block_initialises_itself():
+    """The hooks that route a model's init to the block are bound to that model: a deep
+    copy's ``initialize_weights`` initialises the copy, not the original."""
+    import copy
+    with ft.fast_init(SEED):
+        model = hm.build("gpt2")
+        clone = copy.deepcopy(model)
+        with torch.no_grad():
+            clone.transformer.wte.weight.zero_()
+            model.transformer.wpe.weight.zero_()
+        for m in clone.modules():
+            m.__dict__.pop("_is_hf_initialized", None)
+        clone.initialize_weights()
+    assert clone.transformer.wte.weight.any() and not model.transformer.wpe.weight.any()
+    assert torch.equal(clone.transformer.wte.weight, model.transformer.wte.weight)
+    assert all("initialize_weights" not in m.__dict__ for m in (model, clone))
 
 
 def test_nested_and_discarded_models():

@@ -167,7 +167,11 @@ def test_meta_and_empty_tensors_are_no_ops():
     m = torch.empty(3, 3, device="meta")
     assert ft.normal_(m, seed=0) is m
     e = torch.empty(0, 3)
-    assert ft.kaiming_uniform_(e, seed=0) is e
+    for kaiming in (ft.kaiming_uniform_, ft.kaiming_normal_):
+        with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op") \
+                as caught:
+            assert kaiming(e, seed=0) is e  # torch's warning, at the caller's line
+        assert caught[0].filename == __file__
     assert ft.uniform_(e, seed=0) is e
 
 

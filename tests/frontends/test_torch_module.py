@@ -155,6 +155,66 @@ def test_missing_rules_and_bad_input():
         ft.init_module_(torch.empty(3), seed=0)
 
 
+@pytest.mark.parametrize("rule, bad", [
+    (("normal_", {"stdd": 0.02}), "'stdd'"),          # misspelled: not std=1.0 silently
+    (("kaiming_uniform_", {"mode": "fan_in", "slope": 0.1}), "'slope'"),
+    ("constant_", "'val'"),                            # required argument left out
+    (("sparse_", {}), "'sparsity'"),
+    (("constant_", {"value": 1.0}), "'value'"),
+    (("normal_", {"std": "0.02"}), "std"),             # a bad value, found before writing
+])
+def test_rule_arguments_are_checked_before_anything_is_written(rule, bad, tmp_path):
+    from fastinit.materialize import materialize_module
+    model = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))
+    before = [t.detach().clone() for t in model.state_dict().values()]
+    for call in (lambda: ft.init_module_(model, seed=0, rules={"0.weight": rule}),
+                 lambda: ft.init_module_(model, seed=0, rules={nn.Linear: {"weight": rule}}),
+                 lambda: materialize_module(model, tmp_path / "out", seed=0,
+                                            rules={"0.weight": rule})):
+        with pytest.raises((TypeError, ValueError), match=f"{bad}.*Received"):
+            call()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.state_dict().values()))
+    assert not (tmp_path / "out").exists()
+
+
+def test_rebuild_replaces_nothing_for_other_threads():
+    """The construction replayed for init_module_'s rebuild= is seen in its own thread
+    only: a module another thread builds meanwhile gets real parameters, and
+    nn.Module.register_parameter is torch's before, during and after."""
+    import threading
+    register = nn.Module.register_parameter
+    inside, built, seen = threading.Event(), threading.Event(), {}
+
+    class Positions(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 3)
+            self.register_buffer("pos", torch.arange(6.0), persistent=False)
+
+    def rebuild():
+        model = Positions()
+        inside.set()
+        assert built.wait(60)
+        return model
+
+    def other():
+        assert inside.wait(60)
+        seen["register"] = nn.Module.register_parameter
+        seen["weight"] = nn.Linear(5, 5).weight
+        built.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with torch.device("meta"):
+        model = Positions()
+    model.to_empty(device="cpu")
+    ft.init_module_(model, seed=0, rebuild=rebuild)
+    thread.join()
+    assert not seen["weight"].is_meta and seen["register"] is register
+    assert nn.Module.register_parameter is register
+    assert torch.equal(model.pos, torch.arange(6.0))
+
+
 def test_tied_weights_filled_once():
     emb = nn.Embedding(10, 4)
     head = nn.Linear(4, 10, bias=False)

@@ -15,7 +15,7 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 import fastinit.torch as ft  # noqa: E402
 from fastinit import cli  # noqa: E402
 from fastinit.materialize import INDEX_NAME, materialize_module  # noqa: E402
-from fastinit.materialize._module import Planned  # noqa: E402
+from fastinit.torch._plan import Copy, Fill, Planned  # noqa: E402
 from helpers import hf_models as hm, run_python  # noqa: E402
 
 SEED = 7
@@ -132,15 +132,14 @@ def test_config_json_cli_bfloat16(tmp_path, capsys):
 def test_planned_regions_equal_the_whole():
     import numpy as np
     import fastinit.initializers as fi
-    ops = [("init", fi.RandomNormal(seed=1), None, "torch"),
-           ("init", fi.Zeros(), (5,), "torch"),
-           ("value", torch.arange(7.0).expand(2, 7).clone(), (slice(2, 4), slice(None)))]
+    ops = [Fill(fi.RandomNormal(seed=1)), Fill(fi.Zeros(), (5,)),
+           Copy(torch.arange(7.0).expand(2, 7).clone(), (slice(2, 4), slice(None)))]
     whole = Planned(ops)((9, 7), stream=11)
     assert not whole[5].any() and np.array_equal(whole[2:4], np.tile(np.arange(7.0), (2, 1)))
     assert np.array_equal(whole[6:], fi.RandomNormal(seed=1)((9, 7), stream=11)[6:])
     for index in [(slice(1, 6),), (3, slice(2, 6)), (slice(0, 9), slice(5, 7)), (5, 4)]:
         assert np.array_equal(Planned(ops)((9, 7), index=index, stream=11), whole[index])
-    keras = Planned([("init", fi.GlorotUniform(seed=2), None, "keras")])
+    keras = Planned([Fill(fi.GlorotUniform(seed=2), layout="keras")])
     assert np.array_equal(keras((4, 3), stream=5), fi.GlorotUniform(seed=2)((3, 4), stream=5).T)
     assert np.array_equal(keras((4, 3), index=(slice(1, 3),), stream=5),
                           fi.GlorotUniform(seed=2)((3, 4), stream=5).T[1:3])
