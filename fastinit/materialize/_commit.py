@@ -13,17 +13,19 @@ import shutil
 
 from .. import _progress
 from .._system import available_memory
+from ._lock import check_timeout
 from ._safetensors import INDEX_SUFFIX, header, index, plan_files, shard_pattern
+from ._signals import held
 from ._spec import check_file_names
 from ._staging import Transaction
 from ._writer import Writer, write_file
 
-__all__ = ["run", "write_safetensors", "chunk_size", "check_prefix", "write_text"]
+__all__ = ["run", "write_safetensors", "chunk_size", "check_prefix", "write_text", "free_space"]
 
 
 def write_safetensors(out_dir, tensors, metadata, *, max_shard_size=None, prefix="model",
                       chunk_bytes, backend="auto", progress=None, check_space=True,
-                      extra=()):
+                      extra=(), lock_timeout=0.0):
     """Write ``tensors`` (:class:`~fastinit.materialize._spec.TensorSpec`) as a safetensors
     checkpoint in ``out_dir``, with the files ``extra`` (``(name, write(path))`` pairs,
     such as a ``config.json``) in the same commit. Returns the paths written."""
@@ -45,33 +47,42 @@ def write_safetensors(out_dir, tensors, metadata, *, max_shard_size=None, prefix
             write_text(staging.path(prefix + INDEX_SUFFIX), index(files))
 
     return run(out_dir, tensors, total + sum(map(len, headers)), check_space, chunk_bytes,
-               progress, names, _retired(prefix), write)
+               progress, names, _retired(prefix), write, lock_timeout)
 
 
 def _retired(prefix):
-    """The files of an earlier checkpoint with ``prefix`` in a directory (replaced whole)."""
+    """The files of an earlier checkpoint with ``prefix`` in a directory listing (replaced
+    whole), its commit file (the index) first."""
     pattern = shard_pattern(prefix)
 
-    def retired(out_dir):
-        return [f for f in os.listdir(out_dir)
-                if pattern.fullmatch(f) or f == prefix + INDEX_SUFFIX]
+    def retired(listing):
+        index = [f for f in listing if f == prefix + INDEX_SUFFIX]
+        return index + sorted(f for f in listing if pattern.fullmatch(f))
     return retired
 
 
-def run(out_dir, tensors, total, check_space, chunk_bytes, progress, names, retired, write):
-    """Stage, write and commit ``names`` (the last one last) in ``out_dir``."""
+def run(out_dir, tensors, total, check_space, chunk_bytes, progress, names, retired, write,
+        lock_timeout=0.0):
+    """Stage, write and commit ``names`` (the last one last) in ``out_dir``, holding its
+    lock (``lock_timeout`` seconds of waiting for another run, None: no limit)."""
+    check_timeout(lock_timeout)
     if check_space:
         check_resources(out_dir, tensors, total, chunk_bytes)
     enabled = _progress.enabled_by_default() if progress is None else bool(progress)
     bar = _progress.Progress(total, enabled=enabled, desc="fastinit materialize", unit="B")
-    writer = Writer(chunk_bytes)
+    staging = None
     try:
-        with Transaction(out_dir) as staging:
+        with held():  # a signal cannot fall between the lock being taken and ``staging``
+            staging = Transaction(out_dir, names, retired, lock_timeout)
+        writer = Writer(chunk_bytes)
+        try:
             write(staging, writer, bar)
-            return staging.commit(names, retire=[f for f in retired(staging.out_dir)
-                                                 if f not in names])
+        finally:
+            writer.close()
+        return staging.commit()
     finally:
-        writer.close()
+        if staging is not None:
+            staging.close()
         bar.close()
 
 
@@ -96,13 +107,7 @@ def check_prefix(prefix):
 def check_resources(out_dir, tensors, total, chunk_bytes):
     """Refuse, before writing, a run that cannot fit on the disk or in memory."""
     from .. import sharding
-    directory = os.path.abspath(os.fspath(out_dir))
-    while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
-        directory = os.path.dirname(directory)
-    try:
-        free = shutil.disk_usage(directory).free
-    except OSError:  # pragma: no cover - reported when the files are opened
-        free = None
+    directory, free = free_space(out_dir)
     if free is not None and total > free:
         raise ValueError(f"The files need {total / 2**30:.2f} GiB but {directory!r} has "
                          f"{free / 2**30:.2f} GiB free (pass check_space=False or "
@@ -116,6 +121,17 @@ def check_resources(out_dir, tensors, total, chunk_bytes):
                          f"whole) needs about {need / 2**30:.2f} GiB of memory but "
                          f"{memory / 2**30:.2f} GiB are available (pass check_space=False "
                          "or --no-space-check to try anyway). Nothing was written.")
+
+
+def free_space(out_dir):
+    """``(directory, free bytes or None)`` of ``out_dir``, or of its nearest existing parent."""
+    directory = os.path.abspath(os.fspath(out_dir))
+    while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)
+    try:
+        return directory, shutil.disk_usage(directory).free
+    except OSError:  # pragma: no cover - reported when the files are opened
+        return directory, None
 
 
 def write_text(path, text):

@@ -183,7 +183,7 @@ def _live(module, seed, rules, layout, backend):
 
 def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", mode="auto",
                        max_shard_size=None, chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto",
-                       progress=None, check_space=True, write_config=True):
+                       progress=None, check_space=True, write_config=True, lock_timeout=0.0):
     """Write the checkpoint of ``module`` initialised as ``init_module_(module, seed, rules)``.
 
     Parameters
@@ -205,7 +205,7 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
         ``init_module_`` (memory of the whole model); ``"auto"``: plan, else live.
     max_shard_size : int or str, optional
         Bytes of tensor data per file (``"5GB"``); default one file.
-    chunk_bytes, backend, progress, check_space
+    chunk_bytes, backend, progress, check_space, lock_timeout
         As for :func:`fastinit.materialize.materialize`.
     write_config : bool
         Write the transformers config files.
@@ -254,7 +254,7 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
         extra = _config_files(module, dtype)
     return write_safetensors(out_dir, tensors, metadata, max_shard_size=max_shard_size,
                              chunk_bytes=chunk_bytes, backend=backend, progress=progress,
-                             check_space=check_space, extra=extra)
+                             check_space=check_space, extra=extra, lock_timeout=lock_timeout)
 
 
 def _spec(name, tensor, init, names):

@@ -15,7 +15,13 @@ N_BUFFERS = 3
 
 
 class Writer:
-    """Writes filled buffers to a file descriptor in a background thread (double buffering)."""
+    """Writes filled buffers to file descriptors in a background thread (double buffering).
+
+    The thread also closes each file (:meth:`close_file`), after everything queued for
+    it: a descriptor is never closed with writes pending, so no queued chunk can reach
+    another file that is given the same number. After an error, queued chunks are
+    dropped.
+    """
 
     def __init__(self, chunk_bytes, n_buffers=N_BUFFERS):
         self.free = queue.Queue()
@@ -33,6 +39,9 @@ class Writer:
             if item is None:
                 return
             fd, buf, n = item
+            if buf is None:  # close_file
+                os.close(fd)
+                continue
             try:
                 if self.error is None:
                     view = memoryview(buf)[:n]
@@ -51,6 +60,10 @@ class Writer:
     def submit(self, fd, buf, n):
         self._check()
         self.todo.put((fd, buf, n))
+
+    def close_file(self, fd):
+        """Close ``fd`` once everything queued for it is done (or dropped)."""
+        self.todo.put((fd, None, 0))
 
     def write(self, fd, data):
         """Queue a copy of small ``data`` (bytes) through the buffers, in order."""
@@ -116,4 +129,4 @@ def write_file(path, header, tensors, writer, chunk_bytes, backend, progress):
         writer.drain()
         os.fsync(fd)
     finally:
-        os.close(fd)
+        writer.close_file(fd)
