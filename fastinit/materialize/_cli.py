@@ -65,7 +65,7 @@ def add_arguments(parser):
                         help="transformers config: allow the model code of an auto_map")
     parser.add_argument("--no-space-check", action="store_true",
                         help="write even when the files seem not to fit on the disk, or a "
-                             "tensor computed whole not in memory")
+                             "tensor computed whole (or a config's model) not in memory")
     parser.add_argument("--lock-timeout", type=_seconds, default=0.0, metavar="SECONDS",
                         help="wait this long while another run writes to OUT_DIR (default 0: "
                              "fail at once)")
@@ -117,10 +117,11 @@ def _run(args):
         if args.format == "npy":
             raise ValueError("a transformers config is written as safetensors files. "
                              "Received: --format npy")
-        from ..torch import _hf
+        from ._config import model_from_config
         from ._module import materialize_module
-        model = _hf.model_from_config(config, dtype=args.dtype,
-                                      trust_remote_code=args.trust_remote_code)
+        model = model_from_config(config, args.out_dir, dtype=args.dtype,
+                                  trust_remote_code=args.trust_remote_code,
+                                  check_space=options["check_space"])
         return materialize_module(model, args.out_dir, 0 if args.seed is None else args.seed,
                                   mode=args.mode, max_shard_size=args.max_shard_size, **options)
     if args.format == "npy":
