@@ -12,7 +12,7 @@ the command line is ``fastinit materialize SPEC OUT_DIR --seed N``.
 transformers model loads it with ``from_pretrained``) without allocating it.
 
 Modules: ``_spec`` (specs), ``_safetensors`` (file layout), ``_writer``
-(chunks and the writer thread), ``_staging`` (the commit protocol and crash
+(the engine: aligned buffers, direct I/O, writer threads), ``_staging`` (the commit protocol and crash
 recovery), ``_lock`` (one writer per directory), ``_signals`` (signals held
 during a commit), ``_commit`` (a checkpoint's run: checks, staging, writing,
 commit), ``_npy`` (the ``.npy`` format, shared with :mod:`fastinit.dask`),
@@ -32,7 +32,6 @@ from ._npy import check_dtype as _check_npy_dtype
 from ._npy import header as _npy_header
 from ._safetensors import INDEX_SUFFIX, plan_files
 from ._spec import SpecError, TensorSpec, check_file_names, load_spec, parse_spec
-from ._writer import write_file
 
 __all__ = ["SpecError", "TensorSpec", "load_spec", "parse_spec", "plan_files", "materialize",
            "materialize_npy", "materialize_module", "INDEX_NAME", "DEFAULT_CHUNK_BYTES",
@@ -44,7 +43,7 @@ DEFAULT_CHUNK_BYTES = 32 << 20  # also _module.DEFAULT_CHUNK_BYTES
 
 def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
                 chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto", progress=None,
-                prefix="model", check_space=True, lock_timeout=0.0):
+                prefix="model", check_space=True, lock_timeout=0.0, dry_run=False):
     """Write the tensors of ``spec`` to safetensors files in ``out_dir``.
 
     One file ``<prefix>.safetensors``, or, when the data exceed
@@ -81,11 +80,14 @@ def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
     lock_timeout : float or None
         Seconds to wait while another run writes to ``out_dir`` (0: fail at once
         with ``DirectoryBusyError``; None: wait as long as it takes).
+    dry_run : bool
+        Write nothing: return the plan (files, bytes; ``describe()`` adds the
+        memory needed and an estimated time).
 
     Returns
     -------
     list of str
-        The paths written, the index (if any) last.
+        The paths written, the index (if any) last (a ``Plan`` for ``dry_run``).
 
     Examples
     --------
@@ -109,7 +111,7 @@ def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
     return write_safetensors(out_dir, tensors, metadata, max_shard_size=options["max_shard_size"],
                              prefix=prefix, chunk_bytes=chunk_bytes, backend=backend,
                              progress=progress, check_space=check_space,
-                             lock_timeout=lock_timeout)
+                             lock_timeout=lock_timeout, dry_run=dry_run)
 
 
 def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, name=None,
@@ -154,8 +156,10 @@ def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, nam
 
 
 def materialize_npy_files(tensors, out_dir, *, chunk_bytes=DEFAULT_CHUNK_BYTES,
-                          backend="auto", progress=None, check_space=True, lock_timeout=0.0):
-    """Write checked tensors (:class:`TensorSpec`) to ``out_dir/<name>.npy``, committed together."""
+                          backend="auto", progress=None, check_space=True, lock_timeout=0.0,
+                          dry_run=False):
+    """Write checked tensors (:class:`TensorSpec`) to ``out_dir/<name>.npy``, committed together
+    (``dry_run``: the plan, nothing written)."""
     files = check_file_names([t.name for t in tensors], ".npy")
     for t in tensors:
         try:
@@ -163,20 +167,21 @@ def materialize_npy_files(tensors, out_dir, *, chunk_bytes=DEFAULT_CHUNK_BYTES,
         except ValueError as exc:
             raise SpecError(f"tensor {t.name!r}: {exc}") from None
     return _write_npy_files(out_dir, list(zip(files, tensors)), chunk_bytes, backend,
-                            progress, check_space, lock_timeout)
+                            progress, check_space, lock_timeout, dry_run)
 
 
 def _write_npy_files(out_dir, files, chunk_bytes, backend, progress, check_space,
-                     lock_timeout):
+                     lock_timeout, dry_run=False):
     chunk_bytes = _chunk_bytes(chunk_bytes)
     headers = [_npy_header(t.shape, t.dtype) for _, t in files]
-    total = sum(t.nbytes for _, t in files) + sum(map(len, headers))
 
-    def write(staging, writer, bar):
+    def write(staging, engine):
         for (name, t), head in zip(files, headers):
-            write_file(staging.path(name), head, [t], writer, chunk_bytes, backend, bar)
+            engine.write_file(staging.path(name), head, [t])
 
-    return _run(out_dir, [t for _, t in files], total, check_space, chunk_bytes, progress,
-                [name for name, _ in files], None, write, lock_timeout)
+    return _run(out_dir, [t for _, t in files],
+                [(name, len(head) + t.nbytes) for (name, t), head in zip(files, headers)],
+                write, chunk_bytes=chunk_bytes, backend=backend, progress=progress,
+                check_space=check_space, lock_timeout=lock_timeout, dry_run=dry_run)
 
 

@@ -66,6 +66,9 @@ def add_arguments(parser):
     parser.add_argument("--no-space-check", action="store_true",
                         help="write even when the files seem not to fit on the disk, or a "
                              "tensor computed whole (or a config's model) not in memory")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="write nothing: list the files and bytes, the memory the run "
+                             "needs and an estimated time")
     parser.add_argument("--lock-timeout", type=_seconds, default=0.0, metavar="SECONDS",
                         help="wait this long while another run writes to OUT_DIR (default 0: "
                              "fail at once)")
@@ -97,6 +100,9 @@ def run_from_args(args):
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if args.dry_run:
+        print(paths.describe())
+        return 0
     for p in paths:
         print(p)
     return 0
@@ -111,7 +117,8 @@ def _run(args):
     chunk = int(args.chunk_mb * 2**20)
     options = dict(chunk_bytes=chunk, backend=args.backend,
                    progress=False if args.no_progress else None,
-                   check_space=not args.no_space_check, lock_timeout=args.lock_timeout)
+                   check_space=not args.no_space_check, lock_timeout=args.lock_timeout,
+                   dry_run=args.dry_run)
     config = model_config(args.spec)
     if config is not None:
         if args.format == "npy":
@@ -121,7 +128,8 @@ def _run(args):
         from ._module import materialize_module
         model = model_from_config(config, args.out_dir, dtype=args.dtype,
                                   trust_remote_code=args.trust_remote_code,
-                                  check_space=options["check_space"])
+                                  check_space=options["check_space"],
+                                  check_disk=not args.dry_run)
         return materialize_module(model, args.out_dir, 0 if args.seed is None else args.seed,
                                   mode=args.mode, max_shard_size=args.max_shard_size, **options)
     if args.format == "npy":

@@ -90,9 +90,9 @@ def estimate(config, build):
     return Estimate(nbytes, modules, layers)
 
 
-def _check(path, config, build, check_space, out_dir):
+def _check(path, config, build, check_space, out_dir, check_disk):
     from .._system import available_memory
-    from ._commit import free_space
+    from ._plan import free_space
     est = estimate(config, build)
     if est is None:
         big = {k: v for k, v in _layer_keys(config).items() if v > MAX_LAYERS}
@@ -103,7 +103,7 @@ def _check(path, config, build, check_space, out_dir):
     if not check_space:
         return
     where, free = free_space(out_dir)
-    if free is not None and est.nbytes > free:
+    if check_disk and free is not None and est.nbytes > free:
         raise ConfigError(
             f"The model of {path!r} ({_layers_text(est)}) would write about "
             f"{est.nbytes / 2**30:,.1f} GiB but {where!r} has {free / 2**30:,.1f} GiB free "
@@ -122,9 +122,10 @@ def _layers_text(est):
 
 
 def model_from_config(path, out_dir, *, dtype=None, trust_remote_code=False,
-                      check_space=True):
+                      check_space=True, check_disk=True):
     """The model of the transformers config ``path`` on the meta device, after checking
-    its estimated size against the disk and memory (``check_space``)."""
+    its estimated size against the memory and (``check_disk``: not for a dry run) the
+    disk (``check_space``)."""
     from ..torch import _hf
     try:
         import torch  # noqa: F401
@@ -148,7 +149,7 @@ def model_from_config(path, out_dir, *, dtype=None, trust_remote_code=False,
         def build(cfg):
             return _hf.model_from_config(cfg, trust_remote_code=trust_remote_code)
 
-        _check(path, config, build, check_space, out_dir)
+        _check(path, config, build, check_space, out_dir, check_disk)
         try:
             return build(config)
         except Exception as exc:  # noqa: BLE001

@@ -217,19 +217,20 @@ def test_npy_killed_mid_write_leaves_no_partial_file(tmp_path):
 def test_a_full_disk_leaves_nothing_under_final_names(tmp_path, monkeypatch):
     """An error while writing (ENOSPC here) leaves the directory as it was."""
     import errno
-    from fastinit.materialize import _writer
     m.materialize_npy_files(m.parse_spec({"tensors": TENSORS}, 1)[0], tmp_path, progress=False)
     before = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)}
     calls = [0]
-    real = os.write
 
-    def write(fd, data):
-        calls[0] += 1
-        if calls[0] > 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(fd, data)
+    def full(real):
+        def write(*args):
+            calls[0] += 1
+            if calls[0] > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(*args)
+        return write
 
-    monkeypatch.setattr(_writer.os, "write", write)
+    for name in ("write", "pwrite"):
+        monkeypatch.setattr(os, name, full(getattr(os, name)))
     with pytest.raises(OSError, match="No space"):
         m.materialize_npy_files(m.parse_spec({"tensors": TENSORS}, 2)[0], tmp_path,
                                 progress=False)
