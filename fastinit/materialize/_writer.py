@@ -82,6 +82,7 @@ class _File:
         self.direct = _enable_direct(self.fd)
         self.pending = 1  # writes queued and not done, plus one until the last is queued
         self.lock = threading.Lock()
+        self.buffered = threading.Lock()  # buffered writes to one file go one at a time
 
 
 def _enable_direct(fd):
@@ -147,6 +148,13 @@ class Engine:
     def _pwrite(self, f, buf, n, offset):
         if buf is None:
             return
+        if f.direct:
+            self._pwrite_blocks(f, buf, n, offset)
+            return
+        with f.buffered:  # the page cache serialises writes to a file anyway: one at a time
+            self._pwrite_blocks(f, buf, n, offset)
+
+    def _pwrite_blocks(self, f, buf, n, offset):
         length = n
         if f.direct:
             length = -(-n // ALIGN) * ALIGN  # whole blocks: the padding is cut at the end
