@@ -130,7 +130,9 @@ def run_child(argv, env=None):
     peak, from ``wait4``)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env)
+        # cwd: a neutral folder, so that ``-m`` / ``-c`` import the tree of PYTHONPATH
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, text=True, env=env,
+                                cwd=tempfile.gettempdir())
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -187,7 +189,7 @@ def partial_70b(config_dir, out, gib):
     proc = subprocess.Popen([sys.executable, "-m", "fastinit", "materialize", config_dir, out,
                              "--max-shard-size", "5GB", "--no-progress", "--no-space-check"],
                             env=env_for(ROOT), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     start, first = time.perf_counter(), None
     while proc.poll() is None:
         staged = _staged(out)

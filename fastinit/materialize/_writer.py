@@ -75,11 +75,11 @@ class _Aborted(Exception):
 class _File:
     """A file being written: its descriptor (owned by the writer threads once queued)."""
 
-    def __init__(self, path, size):
+    def __init__(self, path, size, direct=True):
         self.path, self.size = path, size
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                           | getattr(os, "O_CLOEXEC", 0), 0o644)
-        self.direct = _enable_direct(self.fd)
+        self.direct = direct and _enable_direct(self.fd)
         self.pending = 1  # writes queued and not done, plus one until the last is queued
         self.lock = threading.Lock()
         self.buffered = threading.Lock()  # buffered writes to one file go one at a time
@@ -120,7 +120,6 @@ class Engine:
             self.free.put(np.frombuffer(m, dtype=np.uint8))
         self.todo = queue.Queue()
         self.error = None
-        self.files = []
         self._scratch = self._whole_of = self._whole_bytes = None
         self.threads = [threading.Thread(target=self._run, name=f"fastinit-writer-{i}",
                                          daemon=True) for i in range(n_writers)]
@@ -212,11 +211,7 @@ class Engine:
         for t in tensors:
             segments.append((size, t))
             size += t.nbytes
-        f = _File(path, size)
-        if not self.direct and f.direct:
-            _disable_direct(f.fd)
-            f.direct = False
-        self.files.append(f)
+        f = _File(path, size, self.direct)
         try:
             for start in range(0, size, self.chunk):
                 n = min(self.chunk, size - start)

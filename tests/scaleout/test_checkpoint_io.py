@@ -61,8 +61,8 @@ def _record_direct(monkeypatch):
     files = []
     real = _writer._File
 
-    def record(path, size):
-        f = real(path, size)
+    def record(path, size, direct=True):
+        f = real(path, size, direct)
         files.append(f)
         return f
     monkeypatch.setattr(_writer, "_File", record)
