@@ -97,6 +97,15 @@ def _enable_direct(fd):
         return False
 
 
+def _pwrite(fd, data, offset):
+    """``os.pwrite``; where the platform lacks it (Windows: no direct I/O either, so every
+    write to a file holds that file's lock), a seek and a write."""
+    if hasattr(os, "pwrite"):
+        return os.pwrite(fd, data, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # pragma: no cover - not POSIX
+    return os.write(fd, data)  # pragma: no cover
+
+
 def _disable_direct(fd):
     import fcntl
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
@@ -161,7 +170,7 @@ class Engine:
         view = memoryview(buf)[:length]
         while view:
             try:
-                written = os.pwrite(f.fd, view, offset)
+                written = _pwrite(f.fd, view, offset)
             except OSError as exc:
                 if not f.direct or exc.errno != errno.EINVAL:  # direct I/O refused here
                     raise
