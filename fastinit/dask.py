@@ -125,34 +125,43 @@ def array(initializer, shape, chunks="auto", dtype="float32", seed=None, *, stre
     return da.from_delayed(whole, shape, dtype=dtype, meta=meta).rechunk(chunks)
 
 
-def store_npy(x, path):
+def store_npy(x, path, *, lock_timeout=0.0):
     """Write dask array ``x`` to the ``.npy`` file ``path`` chunk by chunk, from the workers.
 
-    The file is created full size (sparse) under a temporary name beside
-    ``path``, each task writes its block through a memmap of its own (no block
-    travels back to the client), and the file is renamed to ``path`` when
-    every block is written: ``path`` never holds a partial array. Returns ``path``.
+    The file is created full size (sparse) in a run folder of the target's directory,
+    each task writes its block through a memmap of its own (no block travels back to
+    the client), and the file is committed as ``path`` when every block is written:
+    ``path`` never holds a partial array. This is the checkpoint writers' commit
+    protocol (``docs/guarantees.md``): the directory is locked for the run
+    (``lock_timeout`` seconds of waiting for another run, None: no limit), and only
+    folders fastinit's own runs left there are recovered. Returns ``path``.
     """
     import os
-    import secrets
 
     import dask.array as da
 
     from .materialize import _npy
-    from .materialize._staging import STAGING_PREFIX, fsync_dir, recover
+    from .materialize._signals import held
+    from .materialize._staging import Transaction, check_name
 
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
-    recover(directory)  # what killed runs left
-    tmp = os.path.join(directory, f"{STAGING_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{name}")
     try:
+        check_name(name)
+    except ValueError:
+        raise ValueError(f"store_npy needs a file path whose name is a plain file name "
+                         f"(not hidden, not a directory). Received: path={path!r}") from None
+    staging = None
+    try:
+        with held():  # a signal cannot fall between the lock being taken and ``staging``
+            staging = Transaction(directory, [name], lock_timeout=lock_timeout)
+        tmp = staging.path(name)
         offset = _npy.create(tmp, x.shape, x.dtype)
         da.store(x, _npy.NpyBlocks(tmp, x.shape, x.dtype, offset), lock=False)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(directory)
+        staging.commit()
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        if staging is not None:
+            staging.close()
     return path

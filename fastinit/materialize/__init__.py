@@ -12,10 +12,12 @@ the command line is ``fastinit materialize SPEC OUT_DIR --seed N``.
 transformers model loads it with ``from_pretrained``) without allocating it.
 
 Modules: ``_spec`` (specs), ``_safetensors`` (file layout), ``_writer``
-(chunks and the writer thread), ``_staging`` (atomic commit and crash
-recovery), ``_commit`` (a checkpoint's run: checks, staging, writing,
+(the engine: aligned buffers, direct I/O, writer threads), ``_staging`` (the commit protocol and crash
+recovery), ``_lock`` (one writer per directory), ``_signals`` (signals held
+during a commit), ``_commit`` (a checkpoint's run: checks, staging, writing,
 commit), ``_npy`` (the ``.npy`` format, shared with :mod:`fastinit.dask`),
-``_module`` (torch models), ``_cli`` (the command).
+``_module`` (torch models), ``_config`` (a transformers ``config.json``: its
+size estimated, its model built), ``_cli`` (the command).
 """
 
 import os
@@ -24,15 +26,16 @@ from .._units import parse_bytes
 from ._commit import chunk_size as _chunk_bytes
 from ._commit import run as _run
 from ._commit import write_safetensors
+from ._lock import DirectoryBusyError
 from ._module import materialize_module
 from ._npy import check_dtype as _check_npy_dtype
 from ._npy import header as _npy_header
 from ._safetensors import INDEX_SUFFIX, plan_files
 from ._spec import SpecError, TensorSpec, check_file_names, load_spec, parse_spec
-from ._writer import write_file
 
 __all__ = ["SpecError", "TensorSpec", "load_spec", "parse_spec", "plan_files", "materialize",
-           "materialize_npy", "materialize_module", "INDEX_NAME", "DEFAULT_CHUNK_BYTES"]
+           "materialize_npy", "materialize_module", "INDEX_NAME", "DEFAULT_CHUNK_BYTES",
+           "DirectoryBusyError"]
 
 INDEX_NAME = "model" + INDEX_SUFFIX
 DEFAULT_CHUNK_BYTES = 32 << 20  # also _module.DEFAULT_CHUNK_BYTES
@@ -40,7 +43,7 @@ DEFAULT_CHUNK_BYTES = 32 << 20  # also _module.DEFAULT_CHUNK_BYTES
 
 def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
                 chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto", progress=None,
-                prefix="model", check_space=True):
+                prefix="model", check_space=True, lock_timeout=0.0, dry_run=False):
     """Write the tensors of ``spec`` to safetensors files in ``out_dir``.
 
     One file ``<prefix>.safetensors``, or, when the data exceed
@@ -49,7 +52,8 @@ def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
     staging directory and the set is committed at once: an earlier
     checkpoint of the same prefix in ``out_dir`` is replaced whole (its
     other shard files are removed), and a run killed at any point leaves the
-    old checkpoint or the new one (see ``fastinit.materialize._staging``).
+    old checkpoint or the new one (the protocol: ``docs/guarantees.md``). One run
+    writes to a directory at a time.
 
     Parameters
     ----------
@@ -73,11 +77,17 @@ def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
         Refuse, before writing anything, a run whose files do not fit in the
         free disk space or whose global tensors (computed whole) do not fit
         in the available memory.
+    lock_timeout : float or None
+        Seconds to wait while another run writes to ``out_dir`` (0: fail at once
+        with ``DirectoryBusyError``; None: wait as long as it takes).
+    dry_run : bool
+        Write nothing: return the plan (files, bytes; ``describe()`` adds the
+        memory needed and an estimated time).
 
     Returns
     -------
     list of str
-        The paths written, the index (if any) last.
+        The paths written, the index (if any) last (a ``Plan`` for ``dry_run``).
 
     Examples
     --------
@@ -100,17 +110,19 @@ def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
                 "fastinit_stream_version": STREAM_VERSION}
     return write_safetensors(out_dir, tensors, metadata, max_shard_size=options["max_shard_size"],
                              prefix=prefix, chunk_bytes=chunk_bytes, backend=backend,
-                             progress=progress, check_space=check_space)
+                             progress=progress, check_space=check_space,
+                             lock_timeout=lock_timeout, dry_run=dry_run)
 
 
 def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, name=None,
                     stream=None, chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto",
-                    progress=False, check_space=True):
+                    progress=False, check_space=True, lock_timeout=0.0):
     """Write one tensor to a ``.npy`` file, chunk by chunk, atomically.
 
     The stream is ``stream``, else :func:`~fastinit.sharding.name_stream` of
     ``name``, else 0. A seeded initializer given by name or config takes
-    ``seed``. bfloat16 has no ``.npy`` type and is refused.
+    ``seed``. bfloat16 has no ``.npy`` type and is refused. ``lock_timeout``: as for
+    :func:`materialize` (the lock is the directory's).
 
     Examples
     --------
@@ -140,12 +152,14 @@ def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, nam
     tensor = TensorSpec(name or os.path.basename(path), shape, dtype, init, stream)
     return _write_npy_files(os.path.dirname(os.path.abspath(path)),
                             [(os.path.basename(path), tensor)], chunk_bytes, backend,
-                            progress, check_space)[0]
+                            progress, check_space, lock_timeout)[0]
 
 
 def materialize_npy_files(tensors, out_dir, *, chunk_bytes=DEFAULT_CHUNK_BYTES,
-                          backend="auto", progress=None, check_space=True):
-    """Write checked tensors (:class:`TensorSpec`) to ``out_dir/<name>.npy``, committed together."""
+                          backend="auto", progress=None, check_space=True, lock_timeout=0.0,
+                          dry_run=False):
+    """Write checked tensors (:class:`TensorSpec`) to ``out_dir/<name>.npy``, committed together
+    (``dry_run``: the plan, nothing written)."""
     files = check_file_names([t.name for t in tensors], ".npy")
     for t in tensors:
         try:
@@ -153,19 +167,21 @@ def materialize_npy_files(tensors, out_dir, *, chunk_bytes=DEFAULT_CHUNK_BYTES,
         except ValueError as exc:
             raise SpecError(f"tensor {t.name!r}: {exc}") from None
     return _write_npy_files(out_dir, list(zip(files, tensors)), chunk_bytes, backend,
-                            progress, check_space)
+                            progress, check_space, lock_timeout, dry_run)
 
 
-def _write_npy_files(out_dir, files, chunk_bytes, backend, progress, check_space):
+def _write_npy_files(out_dir, files, chunk_bytes, backend, progress, check_space,
+                     lock_timeout, dry_run=False):
     chunk_bytes = _chunk_bytes(chunk_bytes)
     headers = [_npy_header(t.shape, t.dtype) for _, t in files]
-    total = sum(t.nbytes for _, t in files) + sum(map(len, headers))
 
-    def write(staging, writer, bar):
+    def write(staging, engine):
         for (name, t), head in zip(files, headers):
-            write_file(staging.path(name), head, [t], writer, chunk_bytes, backend, bar)
+            engine.write_file(staging.path(name), head, [t])
 
-    return _run(out_dir, [t for _, t in files], total, check_space, chunk_bytes, progress,
-                [name for name, _ in files], lambda out_dir: [], write)
+    return _run(out_dir, [t for _, t in files],
+                [(name, len(head) + t.nbytes) for (name, t), head in zip(files, headers)],
+                write, chunk_bytes=chunk_bytes, backend=backend, progress=progress,
+                check_space=check_space, lock_timeout=lock_timeout, dry_run=dry_run)
 
 

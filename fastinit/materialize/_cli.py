@@ -27,6 +27,17 @@ def _chunk_mb(text):
     return value
 
 
+def _seconds(text):
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0. Received: {text!r}")
+    return value
+
+
 def add_arguments(parser):
     """The options of ``fastinit materialize``."""
     parser.add_argument("spec", metavar="SPEC",
@@ -54,58 +65,78 @@ def add_arguments(parser):
                         help="transformers config: allow the model code of an auto_map")
     parser.add_argument("--no-space-check", action="store_true",
                         help="write even when the files seem not to fit on the disk, or a "
-                             "tensor computed whole not in memory")
+                             "tensor computed whole (or a config's model) not in memory")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="write nothing: list the files and bytes, the memory the run "
+                             "needs and an estimated time")
+    parser.add_argument("--lock-timeout", type=_seconds, default=0.0, metavar="SECONDS",
+                        help="wait this long while another run writes to OUT_DIR (default 0: "
+                             "fail at once)")
 
 
 def run_from_args(args):
-    """Run ``fastinit materialize`` from parsed arguments; returns the exit status."""
+    """Run ``fastinit materialize`` from parsed arguments; returns the exit status.
+
+    Every error is one line on stderr and exit status 2; Ctrl-C is status 130, a
+    SIGTERM 143 (the commit protocol settles the directory first)."""
     import signal
 
     def _terminate(signum, frame):
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, _terminate)
-    chunk = int(args.chunk_mb * 2**20)
-    progress = False if args.no_progress else None
-    check_space = not args.no_space_check
     try:
-        config = model_config(args.spec)
-        if config is not None:
-            if args.format == "npy":
-                raise ValueError("a transformers config is written as safetensors files")
-            from ..torch import _hf
-            from ._module import materialize_module
-            model = _hf.model_from_config(config, dtype=args.dtype,
-                                          trust_remote_code=args.trust_remote_code)
-            paths = materialize_module(model, args.out_dir, 0 if args.seed is None else args.seed,
-                                       mode=args.mode, max_shard_size=args.max_shard_size,
-                                       chunk_bytes=chunk, backend=args.backend,
-                                       progress=progress, check_space=check_space)
-        elif args.format == "npy":
-            tensors, _ = parse_spec(args.spec, args.seed)
-            paths = materialize_npy_files(tensors, args.out_dir, chunk_bytes=chunk,
-                                          backend=args.backend, progress=progress,
-                                          check_space=check_space)
-        else:
-            paths = materialize(args.spec, args.out_dir, args.seed,
-                                max_shard_size=args.max_shard_size, chunk_bytes=chunk,
-                                backend=args.backend, progress=progress,
-                                check_space=check_space)
+        paths = _run(args)
     except ImportError as exc:
-        print(f"fastinit materialize: error: a transformers config needs torch and "
-              f"transformers: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, TypeError, OSError) as exc:
-        print(f"fastinit materialize: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(f"a transformers config needs torch and transformers: {exc}")
+    except OSError as exc:  # fastinit's own say it all in strerror; the OS's need the path
+        return _error(exc.strerror if exc.strerror and exc.filename is None else str(exc))
+    except (ValueError, TypeError) as exc:
+        return _error(str(exc))
     except RecursionError:
-        print("fastinit materialize: error: the spec is nested too deeply", file=sys.stderr)
-        return 2
+        return _error("the spec is nested too deeply")
+    except KeyboardInterrupt:
+        print("fastinit materialize: interrupted", file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if args.dry_run:
+        print(paths.describe())
+        return 0
     for p in paths:
         print(p)
     return 0
+
+
+def _error(message):
+    print(f"fastinit materialize: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
+
+
+def _run(args):
+    chunk = int(args.chunk_mb * 2**20)
+    options = dict(chunk_bytes=chunk, backend=args.backend,
+                   progress=False if args.no_progress else None,
+                   check_space=not args.no_space_check, lock_timeout=args.lock_timeout,
+                   dry_run=args.dry_run)
+    config = model_config(args.spec)
+    if config is not None:
+        if args.format == "npy":
+            raise ValueError("a transformers config is written as safetensors files. "
+                             "Received: --format npy")
+        from ._config import model_from_config
+        from ._module import materialize_module
+        model = model_from_config(config, args.out_dir, dtype=args.dtype,
+                                  trust_remote_code=args.trust_remote_code,
+                                  check_space=options["check_space"],
+                                  check_disk=not args.dry_run)
+        return materialize_module(model, args.out_dir, 0 if args.seed is None else args.seed,
+                                  mode=args.mode, max_shard_size=args.max_shard_size, **options)
+    if args.format == "npy":
+        tensors, _ = parse_spec(args.spec, args.seed)
+        return materialize_npy_files(tensors, args.out_dir, **options)
+    return materialize(args.spec, args.out_dir, args.seed, max_shard_size=args.max_shard_size,
+                       **options)
 
 
 def model_config(path):

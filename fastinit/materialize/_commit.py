@@ -3,75 +3,97 @@
 
 :func:`write_safetensors` lays tensors out in safetensors files (and the
 index), checks the disk and memory first, writes through the
-:class:`~fastinit.materialize._writer.Writer` thread in a staging directory
+:class:`~fastinit.materialize._writer.Engine` in a staging directory
 and commits the set atomically (:class:`~fastinit.materialize._staging.Transaction`).
 """
 
 import math
 import os
-import shutil
 
 from .. import _progress
 from .._system import available_memory
+from ._lock import check_timeout
+from ._plan import Plan, free_space
 from ._safetensors import INDEX_SUFFIX, header, index, plan_files, shard_pattern
+from ._signals import held
 from ._spec import check_file_names
 from ._staging import Transaction
-from ._writer import Writer, write_file
+from ._writer import ALIGN, N_BUFFERS, Engine
 
-__all__ = ["run", "write_safetensors", "chunk_size", "check_prefix", "write_text"]
+__all__ = ["run", "write_safetensors", "chunk_size", "check_prefix", "write_bytes"]
 
 
 def write_safetensors(out_dir, tensors, metadata, *, max_shard_size=None, prefix="model",
                       chunk_bytes, backend="auto", progress=None, check_space=True,
-                      extra=()):
+                      extra=(), lock_timeout=0.0, dry_run=False):
     """Write ``tensors`` (:class:`~fastinit.materialize._spec.TensorSpec`) as a safetensors
-    checkpoint in ``out_dir``, with the files ``extra`` (``(name, write(path))`` pairs,
-    such as a ``config.json``) in the same commit. Returns the paths written."""
+    checkpoint in ``out_dir``, with the text files ``extra`` (``(name, text)`` pairs, such
+    as a ``config.json``) in the same commit. Returns the paths written (``dry_run``: the
+    :class:`~fastinit.materialize._plan.Plan`, nothing written)."""
     chunk_bytes = chunk_size(chunk_bytes)
     check_prefix(prefix)
     files = plan_files(tensors, max_shard_size, prefix)
     headers = [header(group, metadata) for _, group in files]  # size limits checked here
-    names = [name for name, _ in extra] + [name for name, _ in files]
+    texts = [(name, text.encode("utf-8")) for name, text in extra]
     if len(files) > 1:
-        names.append(prefix + INDEX_SUFFIX)
-    total = sum(t.nbytes for t in tensors)
+        texts.append((prefix + INDEX_SUFFIX, index(files).encode("utf-8")))
+    sizes = [(name, len(text)) for name, text in texts[:len(extra)]]
+    sizes += [(name, len(head) + sum(t.nbytes for t in group))
+              for (name, group), head in zip(files, headers)]
+    sizes += [(name, len(text)) for name, text in texts[len(extra):]]  # the index last
 
-    def write(staging, writer, bar):
-        for name, write_extra in extra:
-            write_extra(staging.path(name))
+    def write(staging, engine):
+        for name, text in texts:
+            write_bytes(staging.path(name), text)
         for (name, group), head in zip(files, headers):
-            write_file(staging.path(name), head, group, writer, chunk_bytes, backend, bar)
-        if len(files) > 1:
-            write_text(staging.path(prefix + INDEX_SUFFIX), index(files))
+            engine.write_file(staging.path(name), head, group)
 
-    return run(out_dir, tensors, total + sum(map(len, headers)), check_space, chunk_bytes,
-               progress, names, _retired(prefix), write)
+    return run(out_dir, tensors, sizes, write, chunk_bytes=chunk_bytes, backend=backend,
+               progress=progress, check_space=check_space, retired=_retired(prefix),
+               lock_timeout=lock_timeout, dry_run=dry_run)
 
 
 def _retired(prefix):
-    """The files of an earlier checkpoint with ``prefix`` in a directory (replaced whole)."""
+    """The files of an earlier checkpoint with ``prefix`` in a directory listing (replaced
+    whole), its commit file (the index) first."""
     pattern = shard_pattern(prefix)
 
-    def retired(out_dir):
-        return [f for f in os.listdir(out_dir)
-                if pattern.fullmatch(f) or f == prefix + INDEX_SUFFIX]
+    def retired(listing):
+        index = [f for f in listing if f == prefix + INDEX_SUFFIX]
+        return index + sorted(f for f in listing if pattern.fullmatch(f))
     return retired
 
 
-def run(out_dir, tensors, total, check_space, chunk_bytes, progress, names, retired, write):
-    """Stage, write and commit ``names`` (the last one last) in ``out_dir``."""
+def run(out_dir, tensors, files, write, *, chunk_bytes, backend, progress, check_space,
+        retired=None, lock_timeout=0.0, dry_run=False):
+    """Stage, write (``write(staging, engine)``) and commit ``files`` (``(name, bytes)``,
+    the commit file last) in ``out_dir``, holding its lock (``lock_timeout`` seconds of
+    waiting for another run, None: no limit). ``dry_run``: the
+    :class:`~fastinit.materialize._plan.Plan`, nothing written."""
+    check_timeout(lock_timeout)
+    total = sum(n for _, n in files)
+    if dry_run:
+        return Plan(os.fspath(out_dir), tuple(files), tuple(tensors), chunk_bytes, N_BUFFERS,
+                    backend)
     if check_space:
         check_resources(out_dir, tensors, total, chunk_bytes)
     enabled = _progress.enabled_by_default() if progress is None else bool(progress)
     bar = _progress.Progress(total, enabled=enabled, desc="fastinit materialize", unit="B")
-    writer = Writer(chunk_bytes)
+    staging = None
     try:
-        with Transaction(out_dir) as staging:
-            write(staging, writer, bar)
-            return staging.commit(names, retire=[f for f in retired(staging.out_dir)
-                                                 if f not in names])
+        with held():  # a signal cannot fall between the lock being taken and ``staging``
+            staging = Transaction(out_dir, [name for name, _ in files], retired, lock_timeout)
+        engine = Engine(chunk_bytes, backend, bar)
+        try:
+            write(staging, engine)
+            engine.finish()
+        except BaseException:
+            engine.abort()
+            raise
+        return staging.commit()
     finally:
-        writer.close()
+        if staging is not None:
+            staging.close()
         bar.close()
 
 
@@ -84,7 +106,7 @@ def chunk_size(chunk_bytes):
         raise ValueError("chunk_bytes must be a number of bytes in [4096, 2**40). "
                          f"Received: chunk_bytes={chunk_bytes!r}")
     value = int(value)
-    return value - value % 8
+    return value - value % ALIGN  # whole blocks: direct I/O
 
 
 def check_prefix(prefix):
@@ -96,20 +118,14 @@ def check_prefix(prefix):
 def check_resources(out_dir, tensors, total, chunk_bytes):
     """Refuse, before writing, a run that cannot fit on the disk or in memory."""
     from .. import sharding
-    directory = os.path.abspath(os.fspath(out_dir))
-    while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
-        directory = os.path.dirname(directory)
-    try:
-        free = shutil.disk_usage(directory).free
-    except OSError:  # pragma: no cover - reported when the files are opened
-        free = None
+    directory, free = free_space(out_dir)
     if free is not None and total > free:
         raise ValueError(f"The files need {total / 2**30:.2f} GiB but {directory!r} has "
                          f"{free / 2**30:.2f} GiB free (pass check_space=False or "
                          f"--no-space-check to try anyway). Nothing was written.")
     memory = available_memory()
     whole = [t for t in tensors if not sharding.is_elementwise(t.initializer)]
-    need = max((2 * t.nbytes for t in whole), default=0) + 3 * chunk_bytes
+    need = max((2 * t.nbytes for t in whole), default=0) + N_BUFFERS * chunk_bytes
     if memory is not None and whole and need > memory:
         big = max(whole, key=lambda t: t.nbytes)
         raise ValueError(f"Tensor {big.name!r} ({type(big.initializer).__name__}, computed "
@@ -118,8 +134,9 @@ def check_resources(out_dir, tensors, total, chunk_bytes):
                          "or --no-space-check to try anyway). Nothing was written.")
 
 
-def write_text(path, text):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+def write_bytes(path, data):
+    """A small file, written whole and fsync-ed (configs, the index)."""
+    with open(path, "xb") as f:
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())

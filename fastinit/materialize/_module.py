@@ -18,10 +18,11 @@ import numpy as np
 
 from .. import sharding
 from ..initializers.base import Initializer
+from ..initializers.constant import Zeros
 from ..torch import _hf, _module, _names, _tensor
 from ..torch._plan import Planned, as_numpy
 from ..torch._session import RecordingSession
-from ._commit import write_safetensors, write_text
+from ._commit import write_safetensors
 
 __all__ = ["materialize_module", "DEFAULT_CHUNK_BYTES", "Planned"]
 
@@ -101,7 +102,8 @@ def _live(module, seed, rules, layout, backend):
 
 def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", mode="auto",
                        max_shard_size=None, chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto",
-                       progress=None, check_space=True, write_config=True):
+                       progress=None, check_space=True, write_config=True, lock_timeout=0.0,
+                       dry_run=False):
     """Write the checkpoint of ``module`` initialised as ``init_module_(module, seed, rules)``.
 
     Parameters
@@ -123,7 +125,7 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
         ``init_module_`` (memory of the whole model); ``"auto"``: plan, else live.
     max_shard_size : int or str, optional
         Bytes of tensor data per file (``"5GB"``); default one file.
-    chunk_bytes, backend, progress, check_space
+    chunk_bytes, backend, progress, check_space, lock_timeout, dry_run
         As for :func:`fastinit.materialize.materialize`.
     write_config : bool
         Write the transformers config files.
@@ -159,6 +161,13 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
     elif mode == "plan":
         raise ValueError("mode='plan' needs a model on the meta device")
     source = module
+    if tensors is None and dry_run:  # the plan of a live run, without allocating the model
+        import warnings
+        names = _names.Names(module)
+        tensors = [_spec(name, t, Zeros(), names) for name, t in _saved(module).items()]
+        warnings.warn("The init cannot be recorded: the run would initialise the model in "
+                      f"memory (about {sum(t.nbytes for t in tensors) / 2**30:.2f} GiB).",
+                      RuntimeWarning, stacklevel=2)
     if tensors is None:
         source = _live(module, seed, rules, layout, backend)
         names = _names.Names(source)
@@ -172,7 +181,8 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
         extra = _config_files(module, dtype)
     return write_safetensors(out_dir, tensors, metadata, max_shard_size=max_shard_size,
                              chunk_bytes=chunk_bytes, backend=backend, progress=progress,
-                             check_space=check_space, extra=extra)
+                             check_space=check_space, extra=extra, lock_timeout=lock_timeout,
+                             dry_run=dry_run)
 
 
 def _spec(name, tensor, init, names):
@@ -183,8 +193,8 @@ def _spec(name, tensor, init, names):
 
 
 def _config_files(module, dtype):
-    """``(name, write(path))`` for the config files (written to a temporary directory,
-    then copied into the staging directory by the commit)."""
+    """``(name, text)`` of the config files (written to a temporary directory by
+    transformers, then by the commit into its staging directory)."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         names = _hf.save_config(module, tmp, dtype)
@@ -193,4 +203,4 @@ def _config_files(module, dtype):
             with open(os.path.join(tmp, n), encoding="utf-8") as f:
                 texts[n] = f.read()
     json.loads(texts["config.json"])  # written by transformers: a JSON document
-    return [(n, lambda path, text=texts[n]: write_text(path, text)) for n in names]
+    return [(n, texts[n]) for n in names]

@@ -3,6 +3,8 @@
 import json
 import re
 
+from ._writer import ALIGN
+
 __all__ = ["SAFETENSORS_DTYPES", "INDEX_SUFFIX", "MAX_HEADER_BYTES", "plan_files", "header",
            "index", "shard_pattern"]
 
@@ -46,7 +48,10 @@ def shard_pattern(prefix):
 def header(tensors, metadata=None):
     """The header bytes (length prefix included) of a file holding ``tensors`` in order.
 
-    Tensors need ``name``, ``dtype``, ``shape`` and ``nbytes``.
+    Tensors need ``name``, ``dtype``, ``shape`` and ``nbytes``. The JSON is padded with
+    spaces (which the format allows) so that the data start at a multiple of
+    :data:`~fastinit.materialize._writer.ALIGN` bytes: direct I/O writes them whole,
+    and mmap readers find each file's data page-aligned.
     """
     head = {}
     if metadata:
@@ -57,7 +62,7 @@ def header(tensors, metadata=None):
                         "data_offsets": [start, start + t.nbytes]}
         start += t.nbytes
     body = json.dumps(head, separators=(",", ":")).encode("utf-8")
-    body += b" " * (-len(body) % 8)
+    body += b" " * (-(8 + len(body)) % ALIGN)  # the data start on a block (and page) boundary
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"The safetensors header would take {len(body)} bytes, more than "
                          f"the format's limit of {MAX_HEADER_BYTES} (names too long or too "

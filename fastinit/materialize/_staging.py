@@ -1,30 +1,47 @@
-"""Atomic replacement of a set of files in a directory, crash-safe.
+"""The commit protocol: a set of files replaced in a directory at once, crash-safe.
 
-A run writes its files into a hidden staging directory of the output
-directory, then commits: the old files it replaces or retires are moved into
-a hidden backup directory (the commit file first, so no old checkpoint is
-visible while the new one moves in), the new files are moved in (the commit
-file last), and the backup is deleted. A run killed at any point leaves its
-directories behind; the next run in that directory finds them by the dead
-pid in their names and rolls the commit forward (it had moved its commit
-file in) or back (the backup is restored). So the directory holds the old
-set of files or the new one, never a mix, apart from the window of the
-commit itself, during which the commit file (the index) is absent.
+A run holds the directory's lock (:mod:`._lock`) from start to end, so everything
+below happens with no other run in the directory. It works in a run folder
+``OUT/.fastinit-run-<16 hex>/`` of its own:
+
+1. ``plan.json`` (the names it will write; written to a temporary name, fsync-ed,
+   renamed), then ``new/``, where the files are written and fsync-ed.
+2. ``commit.json``: each new file and each old file it replaces or retires, with its
+   identity (device, inode, size, mtime); fsync-ed before the first rename.
+3. The old files move into ``old/`` (the old set's commit file first: from then on no
+   old set is visible), the new files move in (the new commit file last: the commit
+   point), the directory is fsync-ed.
+4. Settling (:func:`recover_run`) removes the old files and the run folder.
+
+Settling is also what the run does after an exception or a held signal
+(:mod:`._signals`) anywhere in step 3, and what the next run does with a folder that a
+killed run left: if the new commit file is in place (its identity matches), finish
+(any new file still staged moves in, the old ones are deleted); else undo (the new
+files, recognised by identity, are removed, the old ones move back, their commit file
+last); without ``commit.json`` nothing was moved and only the staged files go.
+Settling touches only the names ``plan.json`` and ``commit.json`` list, validated as
+plain names (no separators, ``..`` or leading dot), only regular files (never
+following a symbolic link), and in the directory only files whose identity it
+recorded; a folder not owned by this user, or whose records are not valid, is left
+alone (with a warning), and so is anything else found in a run folder.
 """
 
+import errno
 import json
 import os
 import re
 import secrets
-import shutil
+import stat
+import warnings
 
-__all__ = ["Transaction", "STAGING_PREFIX", "BACKUP_PREFIX", "fsync_dir"]
+from ._lock import DirectoryLock
+from ._signals import held
 
-STAGING_PREFIX = ".fastinit-tmp-"
-BACKUP_PREFIX = ".fastinit-old-"
-_MANIFEST = "manifest.json"
-_NAME = re.compile(r"(?P<kind>" + re.escape(STAGING_PREFIX) + "|" + re.escape(BACKUP_PREFIX)
-                   + r")(?P<pid>[0-9]{1,20})-(?P<token>[0-9a-f]+)(-.+)?", re.S)
+__all__ = ["Transaction", "recover", "recover_run", "check_name", "fsync_dir", "RUN_PREFIX"]
+
+RUN_PREFIX = ".fastinit-run-"
+_RUN_NAME = re.compile(re.escape(RUN_PREFIX) + "[0-9a-f]{16}")
+_PLAN, _COMMIT, _NEW, _OLD = "plan.json", "commit.json", "new", "old"
 
 
 def fsync_dir(path):
@@ -41,45 +58,121 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def _pid_alive(pid):
+def check_name(name):
+    """A plain file name of the output directory (what the protocol may touch)."""
+    if not isinstance(name, str) or name in ("", ".", "..") or name.startswith(".") \
+            or any(c in name for c in "/\\\0") or len(name.encode("utf-8", "replace")) > 255:
+        raise ValueError(f"Not a plain file name for the output directory. Received: {name!r}")
+    return name
+
+
+def _identity(path):
+    """``[dev, ino, size, mtime_ns]`` of a regular file (not following a link), else None."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OverflowError, ValueError):  # no process can have this number
-        return False
-    except OSError:  # alive, but not ours
-        return True
-    return True
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def check_targets(out_dir, names):
+    """Refuse a run that would replace or retire anything but a regular file."""
+    for name in names:
+        path = os.path.join(out_dir, name)
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(
+                errno.EISDIR, f"{path!r} is a directory: fastinit replaces only the files of a "
+                f"checkpoint and never deletes a directory. Remove or rename it, or write "
+                f"elsewhere. Received: an existing directory {name!r}. Nothing was written.")
+        if not stat.S_ISREG(mode):
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise FileExistsError(
+                errno.EEXIST, f"{path!r} is {kind}: fastinit replaces only regular files. "
+                f"Remove or rename it, or write elsewhere. Received: {name!r}. "
+                "Nothing was written.")
+
+
+def _write_json(path, data):
+    """Write ``path`` whole or not at all: a temporary name, fsync, rename."""
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        view = memoryview(json.dumps(data).encode("utf-8"))
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 class Transaction:
-    """Stage files for ``out_dir`` and commit them all at once.
+    """Stage files for ``out_dir`` and commit them all at once (the module's protocol).
 
-    Use :meth:`path` to write each new file into the staging directory, then
-    :meth:`commit`; :meth:`close` (or leaving the ``with`` block) removes
-    whatever was not committed.
+    ``names``: the files of the new set, the commit file (index or single file) last.
+    ``retired(listing)``: the files of the directory listing that belong to the old set
+    without being replaced (an older checkpoint's other shards), its commit file first.
+    Holds the directory's lock from construction to :meth:`close`; write each file at
+    :meth:`path`, then :meth:`commit`.
     """
 
-    def __init__(self, out_dir):
-        out_dir = os.fspath(out_dir)
+    def __init__(self, out_dir, names, retired=None, lock_timeout=0.0):
+        self.names = [check_name(n) for n in names]
+        if not self.names or len(set(self.names)) != len(self.names):
+            raise ValueError(f"A commit needs distinct file names. Received: {self.names!r}")
+        self.retired = retired or (lambda listing: [])
+        self.out_dir = out_dir = os.fspath(out_dir)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise NotADirectoryError(f"The output path exists and is not a directory: "
                                      f"{out_dir!r}")
-        self.token = f"{os.getpid()}-{secrets.token_hex(4)}"
+        self.lock = DirectoryLock(out_dir, lock_timeout)
+        self.run = None
+        self.committed = False
         try:
             os.makedirs(out_dir, exist_ok=True)
-            recover(out_dir)
-            self.staging = os.path.join(out_dir, STAGING_PREFIX + self.token)
-            os.mkdir(self.staging)
         except PermissionError as exc:
             raise PermissionError(f"The output directory {out_dir!r} is not writable: "
                                   f"{exc.strerror}. Nothing was written.") from None
         except OSError as exc:
             raise OSError(exc.errno, f"Cannot create the output directory {out_dir!r}: "
                                      f"{exc.strerror}. Nothing was written.") from None
-        self.out_dir = out_dir
-        self.committed = False
+        try:
+            try:
+                self.lock.acquire()
+            except PermissionError as exc:
+                raise PermissionError(f"The output directory {out_dir!r} is not writable: "
+                                      f"{exc.strerror}. Nothing was written.") from None
+            with held():
+                if self.lock.locked_by_kernel:
+                    _recover_locked(out_dir)
+                check_targets(out_dir, self.names + self._retire())
+                self.run = self._create_run_folder()
+        except BaseException:
+            self.close()
+            raise
+
+    def _retire(self):
+        return [n for n in self.retired(os.listdir(self.out_dir)) if n not in self.names]
+
+    def _create_run_folder(self):
+        name = RUN_PREFIX + secrets.token_hex(8)
+        run = os.path.join(self.out_dir, name)
+        os.mkdir(run, 0o700)
+        try:
+            _write_json(os.path.join(run, _PLAN), {"version": 1, "new": self.names})
+            os.mkdir(os.path.join(run, _NEW))
+            fsync_dir(run)
+            fsync_dir(self.out_dir)
+        except BaseException:
+            recover_run(self.out_dir, name)
+            raise
+        return name
 
     def __enter__(self):
         return self
@@ -89,79 +182,191 @@ class Transaction:
         return False
 
     def path(self, name):
-        """Where to write the new file ``name`` (a plain file name)."""
-        return os.path.join(self.staging, name)
+        """Where to write the new file ``name`` (one of the names given)."""
+        if name not in self.names:
+            raise ValueError(f"{name!r} is not one of this commit's files {self.names!r}")
+        return os.path.join(self.out_dir, self.run, _NEW, name)
 
-    def commit(self, names, retire=()):
-        """Move the staged files ``names`` into place, the last one last (the commit file).
-
-        Existing files of those names and the files ``retire`` (an old set's
-        files that the new set does not have) are moved aside first and deleted
-        after the commit. Returns the paths of the new files.
-        """
-        names = list(names)
-        old = [n for n in [names[-1], *retire, *names[:-1]]
-               if os.path.lexists(os.path.join(self.out_dir, n))]
-        old = list(dict.fromkeys(old))
-        backup = os.path.join(self.out_dir, BACKUP_PREFIX + self.token)
-        os.mkdir(backup)
-        _write_json(os.path.join(backup, _MANIFEST), {"new": names, "old": old})
-        fsync_dir(backup)
-        for name in old:      # the old commit file first: no old set is visible from now
-            os.replace(os.path.join(self.out_dir, name), os.path.join(backup, name))
-        for name in names:    # the new commit file last
-            os.replace(self.path(name), os.path.join(self.out_dir, name))
-        fsync_dir(self.out_dir)
-        self.committed = True
-        shutil.rmtree(backup, ignore_errors=True)
-        return [os.path.join(self.out_dir, n) for n in names]
+    def commit(self):
+        """Move the staged files into place at once; the paths of the new files."""
+        out, run = self.out_dir, os.path.join(self.out_dir, self.run)
+        with held():
+            retire = self._retire()
+            old = [n for n in dict.fromkeys([self.names[-1], *retire, *self.names[:-1]])
+                   if os.path.lexists(os.path.join(out, n))]
+            check_targets(out, old)
+            record = {"new": [[n, _identity(self.path(n))] for n in self.names],
+                      "old": [[n, _identity(os.path.join(out, n))] for n in old]}
+            missing = [n for n, ident in record["new"] if ident is None]
+            if missing:
+                raise FileNotFoundError(errno.ENOENT, f"Not staged: {missing}")
+            _write_json(os.path.join(run, _COMMIT), record)
+            os.mkdir(os.path.join(run, _OLD))
+            fsync_dir(run)
+            try:
+                for n in old:  # the old commit file first: no old set is visible from now
+                    os.replace(os.path.join(out, n), os.path.join(run, _OLD, n))
+                for n in self.names:  # the new commit file last: the commit point
+                    os.replace(self.path(n), os.path.join(out, n))
+                fsync_dir(out)
+            finally:
+                self.committed = recover_run(out, self.run)
+        return [os.path.join(out, n) for n in self.names]
 
     def close(self):
-        shutil.rmtree(self.staging, ignore_errors=True)
+        """Settle an uncommitted run (staged files removed) and release the lock."""
+        with held():
+            try:
+                if self.run is not None and not self.committed:
+                    recover_run(self.out_dir, self.run)
+                self.run = None
+            finally:
+                self.lock.release()
 
 
-def _write_json(path, data):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
+def recover(out_dir, lock_timeout=0.0):
+    """Settle what killed runs left in ``out_dir``, holding its lock (none held by
+    another run is touched: a busy directory raises ``DirectoryBusyError``)."""
+    with DirectoryLock(out_dir, lock_timeout) as lock:
+        if lock.locked_by_kernel:
+            with held():
+                _recover_locked(os.fspath(out_dir))
 
 
-def recover(out_dir):
-    """Finish or undo what dead runs left in ``out_dir`` (their staging and backup folders)."""
-    entries = os.listdir(out_dir)
-    for entry in entries:
-        m = _NAME.fullmatch(entry)
-        if not m or m["kind"] != BACKUP_PREFIX or m.group(4) or _pid_alive(int(m["pid"])):
-            continue
-        backup = os.path.join(out_dir, entry)
-        staging = os.path.join(out_dir, STAGING_PREFIX + f"{m['pid']}-{m['token']}")
+def _recover_locked(out_dir):
+    for entry in sorted(os.listdir(out_dir)):
+        if _RUN_NAME.fullmatch(entry):
+            recover_run(out_dir, entry)
+
+
+def _read_record(path, check):
+    """A run's record, validated by ``check``; None if absent; raises ValueError if bad."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(1 << 24).decode("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"unreadable {os.path.basename(path)}: {exc}") from None
+    check(data)
+    return data
+
+
+def _check_plan(data):
+    if not isinstance(data, dict) or not isinstance(data.get("new"), list):
+        raise ValueError("plan.json is not a plan")
+    for n in data["new"]:
+        check_name(n)
+
+
+def _check_commit(data):
+    if not isinstance(data, dict):
+        raise ValueError("commit.json is not a commit record")
+    for key in ("new", "old"):
+        entries = data.get(key)
+        if not isinstance(entries, list) or (key == "new" and not entries):
+            raise ValueError(f"commit.json has no list {key!r}")
+        for entry in entries:
+            if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], list)
+                    and len(entry[1]) == 4 and all(type(v) is int for v in entry[1])):
+                raise ValueError(f"commit.json: bad entry {entry!r}")
+            check_name(entry[0])
+
+
+def recover_run(out_dir, name):
+    """Settle the run folder ``name`` of ``out_dir`` (see the module's protocol); True if
+    its commit had happened (the new set is in place). Never raises ``OSError``: what
+    cannot be settled is left, with a warning, for the next run."""
+    run = os.path.join(out_dir, name)
+    try:
         try:
-            with open(os.path.join(backup, _MANIFEST), encoding="utf-8") as f:
-                manifest = json.load(f)
-        except (OSError, ValueError):  # died before its manifest: nothing was moved
-            manifest = {"new": [], "old": []}
-        new, old = manifest.get("new", []), manifest.get("old", [])
-        if new and os.path.lexists(os.path.join(staging, new[-1])):
-            # The new commit file never moved in: undo (new files out, old ones back).
-            for name in new:
-                target = os.path.join(out_dir, name)
-                if not os.path.lexists(os.path.join(staging, name)) and os.path.lexists(target):
-                    os.unlink(target)
-            for name in old:
-                source = os.path.join(backup, name)
-                if os.path.lexists(source):
-                    os.replace(source, os.path.join(out_dir, name))
-            fsync_dir(out_dir)
-        shutil.rmtree(backup, ignore_errors=True)
-    for entry in entries:
-        m = _NAME.fullmatch(entry)
-        if m and m["kind"] == STAGING_PREFIX and not _pid_alive(int(m["pid"])):
-            path = os.path.join(out_dir, entry)
-            if os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)
-            else:  # a single staged file (fastinit.dask.store_npy)
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass
+            st = os.lstat(run)
+        except FileNotFoundError:
+            return False
+        if not stat.S_ISDIR(st.st_mode):
+            return False
+        if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+            _leave(run, "it belongs to another user")
+            return False
+        plan = _read_record(os.path.join(run, _PLAN), _check_plan)
+        record = _read_record(os.path.join(run, _COMMIT), _check_commit)
+    except ValueError as exc:
+        _leave(run, f"not a folder fastinit wrote ({exc})")
+        return False
+    except OSError as exc:
+        _leave(run, str(exc))
+        return False
+    committed = False
+    try:
+        if record is not None:
+            committed = _settle(out_dir, run, record)
+        _remove_run_folder(run, plan, record, committed)
+    except OSError as exc:
+        _leave(run, str(exc))
+    return committed
+
+
+def _settle(out_dir, run, record):
+    """Finish or undo an interrupted commit; True if it is finished."""
+    new, old = record["new"], record["old"]
+    commit_name, commit_id = new[-1]
+    committed = _identity(os.path.join(out_dir, commit_name)) == commit_id
+    if committed:
+        for n, ident in new:  # after a power loss, a rename may be missing
+            staged, target = os.path.join(run, _NEW, n), os.path.join(out_dir, n)
+            if _identity(staged) == ident and not os.path.lexists(target):
+                os.replace(staged, target)
+        fsync_dir(out_dir)
+        for n, ident in old:
+            path = os.path.join(run, _OLD, n)
+            if _identity(path) == ident:
+                os.unlink(path)
+        return True
+    for n, ident in reversed(new):
+        target = os.path.join(out_dir, n)
+        if _identity(target) == ident:
+            os.unlink(target)
+    for n, ident in reversed(old):  # the old commit file last
+        source, target = os.path.join(run, _OLD, n), os.path.join(out_dir, n)
+        if _identity(source) == ident and not os.path.lexists(target):
+            os.replace(source, target)
+    fsync_dir(out_dir)
+    return False
+
+
+def _remove_run_folder(run, plan, record, committed):
+    """Remove the run's own files (regular files of the names it recorded), then its
+    folders; a folder that is not empty then is left."""
+    staged = list(plan["new"]) if plan else []
+    staged += [n for n, _ in record["new"]] if record else []
+    for n in dict.fromkeys(staged):
+        _unlink_regular(os.path.join(run, _NEW, n))
+    for sub in (_NEW, _OLD):  # the records stay while anything is left in these
+        path = os.path.join(run, sub)
+        if os.path.lexists(path):
+            _rmdir(path, run, "an old file could not be put back" if sub == _OLD
+                   and not committed else "it holds files fastinit did not write")
+    for n in (_COMMIT, _COMMIT + ".tmp", _PLAN, _PLAN + ".tmp"):
+        _unlink_regular(os.path.join(run, n))
+    _rmdir(run, run, "it holds files fastinit did not write")
+    fsync_dir(os.path.dirname(run))
+
+
+def _unlink_regular(path):
+    if _identity(path) is not None:
+        os.unlink(path)
+
+
+def _rmdir(path, run, why):
+    try:
+        os.rmdir(path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise OSError(exc.errno, f"{why} ({os.path.relpath(path, os.path.dirname(run))})") \
+                from None
+        raise
+
+
+def _leave(run, why):
+    warnings.warn(f"fastinit left {run!r} in place: {why}. Remove it once you have checked "
+                  "what it holds.", RuntimeWarning, stacklevel=3)

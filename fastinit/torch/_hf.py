@@ -216,15 +216,19 @@ def save_config(model, directory, dtype):
 
 
 def model_from_config(path, *, dtype=None, trust_remote_code=False):
-    """The model a ``config.json`` (file or directory) describes, on the meta device.
+    """The model a ``config.json`` (file or directory, or a loaded config) describes, on
+    the meta device.
 
     The class is ``config.architectures[0]`` (as transformers' serving code picks it),
     else ``AutoModelForCausalLM`` / ``AutoModel``. ``dtype`` overrides ``config.dtype``.
     """
+    import os
+
     import torch
     import transformers
     from transformers import AutoConfig
-    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code) \
+        if isinstance(path, (str, os.PathLike)) else path
     if dtype is not None:
         config.dtype = dtype
     arch = (getattr(config, "architectures", None) or [None])[0]

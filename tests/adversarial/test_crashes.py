@@ -1,19 +1,16 @@
-"""Killed at any point, a checkpoint directory holds the old set of files or the new one.
+"""Interrupted at any point, a checkpoint directory holds the old set of files or the new one.
 
-The runs are real processes, killed with SIGKILL while writing (``.npy``) or
-stopped dead (``os._exit``) right after the k-th rename of the commit, for
-every k, while re-running with another seed over an existing multi-file
-checkpoint. A reader then finds no index, or an index whose files are all of
-one run; the next run in the directory restores the old set or completes the
-new one.
+The runs are real processes, killed with SIGKILL while writing (``.npy``), or
+interrupted at every step of a re-run over an existing multi-file checkpoint (an
+exception, SIGINT, SIGTERM, or dead: ``os._exit``). After an exception or a signal
+the directory holds the old set or the new one; after a death a reader finds no
+index, or an index whose files are all of one run, and recovery restores the old
+set or completes the new one.
 """
 
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -21,7 +18,7 @@ import pytest
 from fastinit import materialize as m
 from fastinit.materialize import _staging
 
-from helpers import start_materialize_command, wait_mid_write
+from helpers import run_python, start_materialize_command, wait_mid_write
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -51,45 +48,137 @@ def _visible_checkpoint(out):
     return _seed_of(out, ["model.safetensors"]) if os.path.exists(single) else None
 
 
-def _run_dying_after(out, seed, renames):
-    """Materialise SPEC with ``seed`` in a process that dies after ``renames`` os.replace calls."""
-    code = textwrap.dedent(f"""
-        import os, sys
-        from fastinit import materialize as m
-        calls = [0]
-        real = os.replace
-        def replace(*args, **kw):
-            real(*args, **kw)
-            calls[0] += 1
-            if calls[0] == {renames}:
-                os._exit(9)
-        os.replace = replace
-        m.materialize({json.dumps(SPEC)}, sys.argv[1], seed={seed}, progress=False)
-    """)
-    return subprocess.run([sys.executable, "-c", code, str(out)], timeout=120).returncode
+# Re-runs a checkpoint (seed 2 over seed 1) once per step, interrupted at that step: every
+# call of a function that changes the file system, made by the run's main thread, is a
+# step. Kinds: an exception instead of the call ("exception"), the call then SIGINT or
+# SIGTERM (the command's handler: SystemExit) to the process, or the call then the
+# process dead (os._exit, in a forked child: "crash"). Prints one JSON record per step.
+_INTERRUPT_EVERY_STEP = """
+import json, os, signal, sys, threading, warnings
+from fastinit import materialize as m
+from fastinit.materialize import _staging
+
+spec, kind, root = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+STEPS = ("open", "write", "pwrite", "fsync", "close", "replace", "rename", "unlink", "rmdir",
+         "mkdir", "ftruncate")
+real = {name: getattr(os, name) for name in STEPS if hasattr(os, name)}
+state = {"armed": None, "calls": 0, "fired": None}
+
+def hook(name):
+    fn = real[name]
+    def step(*args, **kwargs):
+        if state["armed"] is None or threading.current_thread() is not threading.main_thread():
+            return fn(*args, **kwargs)
+        state["calls"] += 1
+        if state["calls"] != state["armed"]:
+            return fn(*args, **kwargs)
+        state["fired"] = name
+        if kind == "exception":
+            if name == "close":  # Linux frees the descriptor even when close() fails
+                fn(*args, **kwargs)
+            raise OSError(5, "injected at os." + name)
+        try:
+            return fn(*args, **kwargs)
+        finally:  # also after a call that failed (mkdir of an existing folder)
+            if kind == "crash":  # the exit status says which step
+                real["_exit"](70 + STEPS.index(name))
+            signal.raise_signal(signal.SIGINT if kind == "sigint" else signal.SIGTERM)
+    return step
+
+real["_exit"] = os._exit
+for name in STEPS:
+    if name in real:
+        setattr(os, name, hook(name))
+
+def terminate(signum, frame):  # what `fastinit materialize` installs
+    raise SystemExit(128 + signum)
+signal.signal(signal.SIGTERM, terminate)
+
+def seeds(out):
+    "None: no checkpoint; 'broken': an index naming a missing file; else the seeds."
+    def seed(f):
+        with open(os.path.join(out, f), "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            return json.loads(fh.read(n))["__metadata__"]["fastinit_seed"]
+    index = os.path.join(out, m.INDEX_NAME)
+    if os.path.exists(index):
+        with open(index) as fh:
+            files = sorted(set(json.load(fh)["weight_map"].values()))
+        if any(not os.path.exists(os.path.join(out, f)) for f in files):
+            return "broken"
+        return sorted({seed(f) for f in files})
+    single = os.path.join(out, "model.safetensors")
+    return [seed("model.safetensors")] if os.path.exists(single) else None
+
+records, k = [], 1
+while True:
+    out = os.path.join(root, f"{kind}-{k}")
+    m.materialize(spec, out, seed=1, progress=False)
+    outcome = None
+    if kind == "crash":
+        pid = os.fork()
+        if pid == 0:
+            state["armed"] = k
+            try:
+                m.materialize(spec, out, seed=2, progress=False)
+            finally:
+                real["_exit"](0)
+        code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+        fired = STEPS[code - 70] if code >= 70 else None
+    else:
+        state.update(armed=k, calls=0, fired=None)
+        try:
+            m.materialize(spec, out, seed=2, progress=False)
+            outcome = "ok"
+        except BaseException as exc:
+            outcome = type(exc).__name__
+        finally:
+            state["armed"] = None
+        fired = state["fired"]
+    seen = seeds(out)
+    left = sorted(f for f in os.listdir(out) if f.startswith("."))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _staging.recover(out)
+    records.append(dict(k=k, step=fired, outcome=outcome, seen=seen, left=left,
+                        after=seeds(out), files=sorted(os.listdir(out))))
+    if not fired:
+        break
+    k += 1
+print(json.dumps(records))
+"""
 
 
-def test_a_rerun_killed_at_each_rename_never_leaves_a_mix(tmp_path):
-    n_files = len(TENSORS) + 1                  # three shards and the index
-    for k in range(1, 2 * n_files + 1):         # old files moved aside, then new ones in
-        out = tmp_path / f"k{k}"
-        m.materialize(SPEC, out, seed=1, progress=False)
-        assert _visible_checkpoint(out) == {"1"}
-        code = _run_dying_after(out, 2, k)
-        visible = _visible_checkpoint(out)
-        assert visible in (None, {"1"}, {"2"}), (k, visible)   # never {"1", "2"}
-        if code == 0:  # fewer renames than k: the run completed
-            assert visible == {"2"}
-        _staging.recover(str(out))
-        after = _visible_checkpoint(out)
-        assert after in ({"1"}, {"2"}), (k, after)
-        if visible is not None:
-            assert after == visible
-        hidden = [f for f in os.listdir(out) if f.startswith(".")]
-        assert hidden == [], (k, hidden)
-        files = sorted(f for f in os.listdir(out))
-        assert files == sorted([f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
-                               + [m.INDEX_NAME]), (k, files)
+@pytest.mark.parametrize("kind", ["exception", "sigint", "sigterm", "crash"])
+def test_a_rerun_interrupted_at_every_step_leaves_the_old_or_the_new_set(tmp_path, kind):
+    """Never a mix, never nothing once the run has ended (exception, SIGINT, SIGTERM) or
+    recovery has run (crash); a crashed commit shows no checkpoint only while its index is
+    away, never a broken one."""
+    records = json.loads(run_python(_INTERRUPT_EVERY_STEP, json.dumps(SPEC), kind, tmp_path,
+                                    timeout=900).splitlines()[-1])
+    assert len(records) > 30  # every step of a run, the commit's renames among them
+    shards = [f"model-0000{i}-of-00003.safetensors" for i in (1, 2, 3)]
+    expected = {"exception": ("OSError", "ok"), "sigint": ("KeyboardInterrupt",),
+                "sigterm": ("SystemExit",), "crash": (None,)}[kind]
+
+    def problems(r):
+        if r["seen"] not in ((None, ["1"], ["2"]) if kind == "crash" else (["1"], ["2"])):
+            yield "the run left neither set"  # a crash: an absent index at most
+        if r["after"] not in (["1"], ["2"]) or (r["seen"] and r["after"] != r["seen"]):
+            yield "recovery did not keep or restore a set"
+        if r["files"] != sorted(shards + [m.INDEX_NAME]):
+            yield "files other than the checkpoint's after recovery"
+        if r["step"] and r["outcome"] not in expected:
+            yield "the interruption did not end the run"
+        if r["outcome"] == "ok" and r["seen"] != ["2"]:
+            yield "a run that returned did not commit"
+        if kind in ("sigint", "sigterm") and r["left"]:
+            yield "a signal stopped the cleanup"
+
+    bad = [(r["k"], r["step"], r["seen"], list(problems(r))) for r in records]
+    assert [b for b in bad if b[3]] == []
+    steps = {r["step"] for r in records}
+    assert {"replace", "unlink", "fsync", "mkdir", "rmdir"} <= steps, steps
 
 
 def test_a_single_file_run_replaces_a_sharded_checkpoint_whole(tmp_path):
@@ -128,19 +217,20 @@ def test_npy_killed_mid_write_leaves_no_partial_file(tmp_path):
 def test_a_full_disk_leaves_nothing_under_final_names(tmp_path, monkeypatch):
     """An error while writing (ENOSPC here) leaves the directory as it was."""
     import errno
-    from fastinit.materialize import _writer
     m.materialize_npy_files(m.parse_spec({"tensors": TENSORS}, 1)[0], tmp_path, progress=False)
     before = {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)}
     calls = [0]
-    real = os.write
 
-    def write(fd, data):
-        calls[0] += 1
-        if calls[0] > 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(fd, data)
+    def full(real):
+        def write(*args):
+            calls[0] += 1
+            if calls[0] > 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(*args)
+        return write
 
-    monkeypatch.setattr(_writer.os, "write", write)
+    for name in ("write", "pwrite"):
+        monkeypatch.setattr(os, name, full(getattr(os, name)))
     with pytest.raises(OSError, match="No space"):
         m.materialize_npy_files(m.parse_spec({"tensors": TENSORS}, 2)[0], tmp_path,
                                 progress=False)

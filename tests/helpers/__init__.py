@@ -158,9 +158,13 @@ def wait_mid_write(proc, out_dir, min_bytes=4 << 20, timeout=60.0):
     while time.monotonic() < deadline and proc.poll() is None:
         staged = [out_dir / d for d in os.listdir(out_dir)] if out_dir.exists() else []
         for folder in (d for d in staged if d.is_dir() and d.name.startswith(".")):
-            files = os.listdir(folder)
-            if files and os.path.getsize(folder / files[0]) > min_bytes:
-                return proc.poll() is None
+            for root, _, files in os.walk(folder):  # staged files, at any depth
+                for f in files:
+                    try:
+                        if os.path.getsize(os.path.join(root, f)) > min_bytes:
+                            return proc.poll() is None
+                    except OSError:  # committed or removed meanwhile
+                        pass
         time.sleep(0.005)
     return False
 

@@ -1,0 +1,48 @@
+"""Holding SIGINT and SIGTERM while a commit (or its undoing) runs, then delivering them.
+
+A Ctrl-C (``KeyboardInterrupt``) or a ``SIGTERM`` turned into an exception can
+otherwise stop a commit between two renames and, worse, stop the code that undoes
+it. Inside :func:`held`, both signals are recorded instead of handled; when the block
+ends the previous handlers are back and each recorded signal is raised again, so it
+acts as it would have (an exception, the default action that ends the process, or
+nothing when ignored), only later. Python calls a signal's handler in the main
+thread, through whatever handler is installed *when it runs*, so a signal that
+arrived just before the block is held too. Outside the main thread handlers cannot be
+changed: there a signal does not interrupt the block anyway, except a default
+``SIGTERM``, which ends the process like ``SIGKILL`` (the next run recovers).
+"""
+
+import contextlib
+import signal
+import threading
+
+__all__ = ["held"]
+
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def held():
+    """Hold SIGINT and SIGTERM for the duration of the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+
+    def record(signum, frame):
+        received.append(signum)
+
+    previous = {}
+    try:
+        for sig in _SIGNALS:
+            handler = signal.getsignal(sig)
+            if handler is None:  # installed outside Python: cannot be put back
+                continue
+            previous[sig] = handler
+            signal.signal(sig, record)
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(received):
+            signal.raise_signal(sig)
