@@ -326,9 +326,9 @@ def _gemm_function(dtype_char: str) -> tuple[Any, type[ctypes.c_double | ctypes.
 
     real = ctypes.c_double if dtype_char == "d" else ctypes.c_float
     ptr = ctypes.POINTER
-    args: list[Any] = [ctypes.c_char_p] * 2 + [ptr(_INT)] * 3 + [ptr(real), ctypes.c_void_p, ptr(_INT),
-                                                      ctypes.c_void_p, ptr(_INT), ptr(real),
-                                                      ctypes.c_void_p, ptr(_INT)]
+    args: list[Any] = [ctypes.c_char_p] * 2 + [ptr(_INT)] * 3 + [
+        ptr(real), ctypes.c_void_p, ptr(_INT), ctypes.c_void_p, ptr(_INT), ptr(real),
+        ctypes.c_void_p, ptr(_INT)]
     address = _capsule_address(cython_blas, dtype_char + "gemm")
     return ctypes.CFUNCTYPE(None, *args)(address), real
 

@@ -28,9 +28,10 @@ if TYPE_CHECKING:   # not imported at run time: neither is needed to import this
     import torch
     from typing_extensions import Self   # typing.Self is Python 3.11+
 
-__all__ = ["Array", "GpuArray", "FloatArray", "Output", "CudaArrayLike", "ShapeLike", "Shape", "Index",
-           "Seed", "InitializerSeed", "SeedGeneratorLike", "BackendName", "Backend",
-           "DeviceLike", "Allocator", "Mode", "DistributionName", "OrthogonalMethod", "DTypeKind", "Config"]
+__all__ = ["Array", "GpuArray", "FloatArray", "Output", "CudaArrayLike", "ShapeLike", "Shape",
+           "Index", "Seed", "InitializerSeed", "SeedGeneratorLike", "BackendName", "Backend",
+           "DeviceLike", "Allocator", "Mode", "DistributionName", "OrthogonalMethod",
+           "DTypeKind", "Config"]
 
 #: A call's result: a NumPy array, or a CuPy array for GPU outputs (typed as NumPy's).
 Array: TypeAlias = npt.NDArray[Any]

@@ -38,7 +38,8 @@ def real_dtype(dtype: npt.DTypeLike) -> np.dtype[np.floating[Any]]:
     return np.dtype(np.float32) if np.dtype(dtype) == np.complex64 else np.dtype(np.float64)
 
 
-def _pairs(request: Request, seed: int, draw: Callable[..., FloatArray], *args: float) -> FloatArray:
+def _pairs(request: Request, seed: int, draw: Callable[..., FloatArray],
+           *args: float) -> FloatArray:
     """Draw the ``shape + (2,)`` real tensor of ``request``'s region (``draw`` is a
     :mod:`fastinit.random` function)."""
     index = None if request.index is None else request.index + (slice(None),)
