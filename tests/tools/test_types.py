@@ -1,5 +1,6 @@
-"""A typed package: mypy passes on it with the project's configuration, and the public API
-is annotated.
+"""A typed package: mypy passes on it with the project's configuration (and on
+``typed_usage.py``, what the annotations say to a user's checker), and the public API is
+annotated.
 
 The public API, precisely: the objects named in the ``__all__`` of the public modules
 (:data:`PUBLIC_MODULES`, and of their public subpackages reached that way: a module named in
@@ -159,12 +160,13 @@ def test_override_patterns_match_like_mypy():
 
 def test_mypy_passes_on_the_package(tmp_path):
     pytest.importorskip("mypy", reason="mypy is in the test extra")
-    # The configuration is pyproject.toml's [tool.mypy] (files = ["fastinit"]); a fresh cache
-    # in a temporary directory, so that the check is whole each time.
+    # pyproject.toml's [tool.mypy] settings, on the package and on typed_usage.py (what the
+    # annotations say to a user's checker); a fresh cache in a temporary directory, so that
+    # the check is whole each time.
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml"),
          "--cache-dir", str(tmp_path / "mypy-cache"), "--no-color-output",
-         "--show-error-codes"],
+         "--show-error-codes", "fastinit", str(Path("tests", "tools", "typed_usage.py"))],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, f"mypy found errors:\n{result.stdout}{result.stderr}"
 
