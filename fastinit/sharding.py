@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, SupportsIndex, Union
 
 import numpy as np
 
@@ -183,7 +183,8 @@ def is_elementwise(initializer: object) -> bool:
 
 def generate(initializer: Callable[..., Any] | str | dict[str, Any], shape: Sequence[int],
              region: Region = None, dtype: npt.DTypeLike | None = None, *,
-             out: Output | None = None, stream: int = 0, backend: Backend = "auto") -> Array:
+             out: Output | None = None, stream: SupportsIndex = 0,
+             backend: Backend = "auto") -> Array:
     """Region ``region`` of the global tensor that ``initializer`` gives for ``shape``.
 
     Parameters

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, SupportsIndex, cast
 
 import numpy as np
 
@@ -107,8 +107,8 @@ class Request(Target):
 
     def __init__(self, shape: ShapeLike | None, dtype: npt.DTypeLike | None = None, *,
                  kind: DTypeKind = "float", out: Output | None = None, backend: Backend = "auto",
-                 device: DeviceLike = None, stream: int = 0, index: Index | None = None,
-                 offset: int = 0) -> None:
+                 device: DeviceLike = None, stream: SupportsIndex = 0,
+                 index: Index | None = None, offset: SupportsIndex = 0) -> None:
         super().__init__(shape, dtype, kind=kind, out=out, index=index, offset=offset,
                          backend=backend, device=device)
         self.stream = check_uint64(stream, "stream")
@@ -194,8 +194,8 @@ class Initializer:
 
     def __call__(self, shape: ShapeLike | None = None, dtype: npt.DTypeLike | None = None, *,
                  out: Output | None = None, backend: Backend = "auto",
-                 device: DeviceLike = None, stream: int = 0, index: Index | None = None,
-                 offset: int = 0) -> Array:
+                 device: DeviceLike = None, stream: SupportsIndex = 0,
+                 index: Index | None = None, offset: SupportsIndex = 0) -> Array:
         """Values of ``shape`` and ``dtype`` (see the class docstring for the keywords)."""
         request = Request(shape, dtype, kind=self.dtype_kind, out=out, backend=backend,
                           device=device, stream=stream, index=index, offset=offset)
