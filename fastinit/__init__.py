@@ -5,16 +5,25 @@ first use. The PyTorch and JAX front ends are ``fastinit.torch`` and
 ``fastinit.jax`` (import them explicitly).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from . import initializers, random
 from ._threads import get_num_threads, set_num_threads
 from .stream import STREAM_VERSION
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __version__ = "0.1.0"
 __all__ = ["initializers", "random", "STREAM_VERSION", "__version__", "get_num_threads",
            "set_num_threads", "warmup"]
 
 
-def warmup(distributions=None, dtypes=None, *, processes=1, verbose=False):
+def warmup(distributions: str | Sequence[str] | None = None,
+           dtypes: str | Sequence[object] | None = None, *, processes: int = 1,
+           verbose: bool = False) -> dict[str, float]:
     """Compile, or load from the disk cache, the Numba kernels ahead of use.
 
     Each distribution, output dtype (and truncated-normal proposal) has its own

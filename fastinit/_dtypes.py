@@ -1,11 +1,20 @@
 """Output dtypes: which are supported, and which of their values bound a range."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from ._typing import DTypeKind
 
 SUPPORTED = ("float16", "bfloat16", "float32", "float64")
 
 
-def bfloat16():
+def bfloat16() -> np.dtype[Any]:
     """The bfloat16 dtype from ml_dtypes (imported on first use)."""
     try:
         import ml_dtypes
@@ -19,7 +28,7 @@ KINDS = ("float", "inexact", "any")
 _COMPLEX = ("complex64", "complex128")
 
 
-def resolve(dtype, kind="float"):
+def resolve(dtype: npt.DTypeLike, kind: DTypeKind = "float") -> np.dtype[Any]:
     """``dtype`` as an ``np.dtype`` of ``kind``; TypeError naming anything else.
 
     ``kind`` is "float" (the four dtypes the stream writes), "inexact" (those
@@ -47,7 +56,7 @@ def resolve(dtype, kind="float"):
     raise TypeError(f"Unsupported dtype: expected {expected}. Received: dtype={dtype!r}")
 
 
-def finite_limit(dtype):
+def finite_limit(dtype: npt.DTypeLike) -> float:
     """The magnitude from which values of a float dtype round to infinity: the largest
     finite value plus half its spacing (float64: the largest value itself)."""
     dtype = np.dtype(dtype)
@@ -57,12 +66,12 @@ def finite_limit(dtype):
     return top + (top - below(dtype, top)) / 2
 
 
-def is_wide(dtype):
+def is_wide(dtype: npt.DTypeLike) -> bool:
     """True when values are computed in float64 (the f64 family of the stream)."""
     return np.dtype(dtype) == np.float64
 
 
-def _neighbour(dtype, value, upward):
+def _neighbour(dtype: np.dtype[Any], value: float, upward: bool) -> float:
     """The next representable ``dtype`` value after ``value`` (itself a ``dtype`` value)."""
     v = np.asarray(value, dtype=dtype)
     if dtype.itemsize == 2 and dtype.name == "bfloat16":
@@ -77,25 +86,25 @@ def _neighbour(dtype, value, upward):
     return float(np.nextafter(v, np.asarray(np.inf if upward else -np.inf, dtype=dtype)))
 
 
-def _nearest(dtype, x):
+def _nearest(dtype: npt.DTypeLike, x: float) -> float:
     """``x`` rounded to ``dtype`` (inf beyond its range, without an overflow warning)."""
     with np.errstate(over="ignore"):
         return float(np.asarray(x, dtype=np.float64).astype(dtype))
 
 
-def ceil(dtype, x):
+def ceil(dtype: np.dtype[Any], x: float) -> float:
     """Smallest ``dtype`` value >= ``x``, as a Python float (may be +-inf)."""
     v = _nearest(dtype, x)
     return _neighbour(dtype, v, True) if v < x else v
 
 
-def floor(dtype, x):
+def floor(dtype: np.dtype[Any], x: float) -> float:
     """Largest ``dtype`` value <= ``x``, as a Python float (may be +-inf)."""
     v = _nearest(dtype, x)
     return _neighbour(dtype, v, False) if v > x else v
 
 
-def below(dtype, x):
+def below(dtype: np.dtype[Any], x: float) -> float:
     """Largest ``dtype`` value < ``x``."""
     v = floor(dtype, x)
     return _neighbour(dtype, v, False) if v == x else v

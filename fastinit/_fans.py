@@ -37,10 +37,21 @@ Examples
 216.0
 """
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import TYPE_CHECKING, SupportsIndex, Union, cast
 
 from ._checks import check_integer
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ._typing import Mode
+
+    #: One axis or several (JAX's in_axis / out_axis / batch_axis; Keras' input_axes).
+    Axes = Union[SupportsIndex, Sequence[SupportsIndex]]
 
 __all__ = ["MODES", "keras_fans", "torch_fans", "jax_fans", "denominator", "check_axes"]
 
@@ -48,7 +59,8 @@ __all__ = ["MODES", "keras_fans", "torch_fans", "jax_fans", "denominator", "chec
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 
 
-def keras_fans(shape, input_axes=None, output_axes=None):
+def keras_fans(shape: Sequence[int], input_axes: Sequence[SupportsIndex] | None = None,
+               output_axes: Sequence[SupportsIndex] | None = None) -> tuple[int, int]:
     """``(fan_in, fan_out)`` as integers, by Keras 3's rule (``keras.src.initializers.compute_fans``).
 
     Parameters
@@ -81,7 +93,7 @@ def keras_fans(shape, input_axes=None, output_axes=None):
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-def torch_fans(shape):
+def torch_fans(shape: Sequence[int]) -> tuple[int, int]:
     """``(fan_in, fan_out)`` by ``torch.nn.init._calculate_fan_in_and_fan_out``.
 
     Parameters
@@ -102,7 +114,8 @@ def torch_fans(shape):
     return shape[1] * receptive_field, shape[0] * receptive_field
 
 
-def jax_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()):
+def jax_fans(shape: Sequence[int], in_axis: Axes = -2, out_axis: Axes = -1,
+             batch_axis: Axes = ()) -> tuple[float, float]:
     """``(fan_in, fan_out)`` as floats, by ``jax.nn.initializers`` (``_compute_fans``).
 
     Axes outside ``in_axis``, ``out_axis`` and ``batch_axis`` form the
@@ -130,7 +143,7 @@ def jax_fans(shape, in_axis=-2, out_axis=-1, batch_axis=()):
     return in_size * receptive_field, out_size * receptive_field
 
 
-def denominator(fan_in, fan_out, mode):
+def denominator(fan_in: float, fan_out: float, mode: Mode) -> float:
     """The ``n`` in ``variance = scale / n`` for ``mode`` (at least 1).
 
     Examples
@@ -151,7 +164,7 @@ def denominator(fan_in, fan_out, mode):
     return max(1.0, float(n))
 
 
-def check_axes(value, name, allow_empty=True):
+def check_axes(value: object, name: str, allow_empty: bool = True) -> int | list[int]:
     """An axis or sequence of axes as given (int or list of int); ValueError otherwise.
 
     Used to validate configurations eagerly; the axes are checked against a
@@ -167,15 +180,16 @@ def check_axes(value, name, allow_empty=True):
                      f"Received: {name}={value!r}")
 
 
-def _axis(a, ndim, name):
-    a = check_integer(a, f"{name} entry", ValueError)
-    if not -ndim <= a < ndim:
-        raise ValueError(f"{name} entry {a} is out of range for a {ndim}-dimensional shape. "
-                         f"Received: {name} entry {a}")
-    return a
+def _axis(a: object, ndim: int, name: str) -> int:
+    axis: int = check_integer(a, f"{name} entry", ValueError)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name} entry {axis} is out of range for a {ndim}-dimensional shape. "
+                         f"Received: {name} entry {axis}")
+    return axis
 
 
-def _size(shape, axes, name):
+def _size(shape: tuple[int, ...], axes: Axes, name: str) -> int:
     if isinstance(axes, numbers.Integral):
         return shape[_axis(axes, len(shape), name)]
-    return math.prod(shape[_axis(a, len(shape), name)] for a in axes)
+    sequence = cast("Sequence[SupportsIndex]", axes)   # not an Integral: a sequence
+    return math.prod(shape[_axis(a, len(shape), name)] for a in sequence)

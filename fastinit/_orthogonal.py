@@ -12,13 +12,23 @@ describes them, their memory and when ``"auto"`` picks which; layouts of
 framework tensors are resolved by the callers. LAPACK comes from SciPy.
 """
 
+from __future__ import annotations
 
 import ctypes
 import functools
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from . import random as fr
+
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Literal
+
+    import numpy.typing as npt
+
+    from ._typing import Backend, FloatArray, OrthogonalMethod
 
 __all__ = ["METHODS", "haar", "frame", "check_method", "choose_method", "auto_method"]
 
@@ -30,35 +40,35 @@ _CHOLQR2_MIN = 64
 _CHOLQR2_RATIO = 64
 
 
-def _scipy():
+def _scipy() -> tuple[ModuleType, ModuleType]:
     """SciPy's BLAS and LAPACK wrappers (SciPy is a dependency; imported on first use)."""
     import scipy.linalg.blas as blas
     import scipy.linalg.lapack as lapack
     return blas, lapack
 
 
-def check_method(method):
+def check_method(method: object) -> OrthogonalMethod:
     """``method`` if it is one of :data:`METHODS`, else ValueError."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}. "
                          f"Received: method={method!r}")
-    return method
+    return cast("OrthogonalMethod", method)
 
 
-def choose_method(method, big, small):
+def choose_method(method: OrthogonalMethod, big: int, small: int) -> OrthogonalMethod:
     """The method ``"auto"`` stands for on the CPU (and a check of ``method``)."""
     if check_method(method) != "auto":
         return method
     return auto_method(big, small)
 
 
-def auto_method(big, small):
+def auto_method(big: int, small: int) -> OrthogonalMethod:
     """What ``"auto"`` means for a ``big x small`` matrix, on every device (so that a seed
     gives the same matrix on the CPU and the GPU, up to rounding)."""
     return "cholqr2" if small >= _CHOLQR2_MIN and big >= _CHOLQR2_RATIO * small else "stewart"
 
 
-def frame(matrix):
+def frame(matrix: Any) -> tuple[Any, int, int]:
     """``(q, big, small)`` for a matrix to fill (NumPy or CuPy), checked: ``q`` is the
     ``(big, small)`` view whose columns are the orthonormal vectors. A square matrix
     is read so that they are contiguous when it is C- or F-ordered (``Q`` or ``Q.T``)."""
@@ -70,7 +80,9 @@ def frame(matrix):
     return q, max(rows, cols), min(rows, cols)
 
 
-def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gain=1.0):
+def haar(matrix: FloatArray, *, seed: int, stream: int = 0, offset: int = 0,
+         backend: Backend = "auto", method: OrthogonalMethod = "auto",
+         gain: float = 1.0) -> FloatArray:
     """Fill ``matrix`` in place with a Haar (semi-)orthogonal matrix times ``gain``.
 
     Parameters
@@ -126,7 +138,7 @@ def haar(matrix, *, seed, stream=0, offset=0, backend="auto", method="auto", gai
 # (small, big) with the vectors as rows (LQ layout, ``transposed``).
 
 
-def _stewart(work, transposed, gain):
+def _stewart(work: FloatArray, transposed: bool, gain: float) -> None:
     q = work.T if transposed else work   # (big, small), the vectors as columns
     tau, sign = _reflectors_by_rows(q) if transposed else _reflectors_by_columns(q)
     _form_q_blocked(q, tau)
@@ -138,7 +150,7 @@ def _stewart(work, transposed, gain):
 _BLOCK = 256
 
 
-def _form_q_blocked(q, tau, block=_BLOCK):
+def _form_q_blocked(q: FloatArray, tau: FloatArray, block: int = _BLOCK) -> None:
     """``Q = H_0 H_1 ... H_{n-1}`` (its first ``n`` columns), in place, from the
     Householder vectors stored LAPACK-style in the columns of ``q`` (``m x n``,
     below the diagonal, unit diagonal implied; either memory order).
@@ -157,7 +169,7 @@ def _form_q_blocked(q, tau, block=_BLOCK):
     m, n = q.shape
     # Temporaries in q's memory order: the copies do not transpose and OpenBLAS runs its
     # fastest GEMM variants (measured: 15% faster than F-ordered ones for a C-ordered q).
-    order = "F" if q.strides[0] == q.itemsize else "C"
+    order: Literal["C", "F"] = "F" if q.strides[0] == q.itemsize else "C"
     for i in range(((n - 1) // block) * block, -1, -block):
         ib = min(block, n - i)
         block_tau = tau[i:i + ib]
@@ -189,7 +201,7 @@ def _form_q_blocked(q, tau, block=_BLOCK):
         _gemm(-1.0, v, w[:, ib:], 1.0, q[i:, i + ib:])                  # C - V S^-1 V^T C
 
 
-def _reflectors_by_columns(a):
+def _reflectors_by_columns(a: FloatArray) -> tuple[FloatArray, FloatArray]:
     """LAPACK ``larfg`` on ``a[k:, k]`` for each column ``k`` of F-ordered ``a``, in place."""
     _, lapack = _scipy()
     larfg = lapack.dlarfg if a.dtype == np.float64 else lapack.slarfg
@@ -212,7 +224,7 @@ def _reflectors_by_columns(a):
 _BLOCK_ELEMENTS = 1 << 18
 
 
-def _reflectors_by_rows(q):
+def _reflectors_by_rows(q: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``larfg``'s rule for the columns ``q[k:, k]`` of C-ordered ``q``, in row blocks.
 
     The same formulas as LAPACK's ``larfg`` (``beta = -sign(alpha) |x|``,
@@ -247,7 +259,7 @@ def _reflectors_by_rows(q):
     return tau.astype(q.dtype), sign
 
 
-def _householder(work, transposed, gain):
+def _householder(work: FloatArray, transposed: bool, gain: float) -> None:
     """Plain QR (LQ in the transposed layout) in place, then the sign fix."""
     small = work.shape[0] if transposed else work.shape[1]
     tau = np.empty(small, dtype=work.dtype)
@@ -257,7 +269,7 @@ def _householder(work, transposed, gain):
     _scale(work, transposed, gain * np.where(diag >= 0, 1.0, -1.0).astype(work.dtype))
 
 
-def _cholqr2(work, transposed, gain):
+def _cholqr2(work: FloatArray, transposed: bool, gain: float) -> bool:
     """CholeskyQR2 in place; False (work left garbled) if a Cholesky factorisation fails."""
     blas, lapack = _scipy()
     f64 = work.dtype == np.float64
@@ -281,11 +293,11 @@ def _cholqr2(work, transposed, gain):
     return True
 
 
-def _form_q(work, transposed, tau):
+def _form_q(work: FloatArray, transposed: bool, tau: FloatArray) -> None:
     _lapack_call("orglq" if transposed else "orgqr", work, tau)
 
 
-def _scale(work, transposed, factors):
+def _scale(work: FloatArray, transposed: bool, factors: FloatArray) -> None:
     if transposed:
         work *= factors[:, None]
     else:
@@ -297,7 +309,7 @@ def _scale(work, transposed, factors):
 _INT = ctypes.c_int
 
 
-def _capsule_address(module, name):
+def _capsule_address(module: ModuleType, name: str) -> int:
     capsule = module.__pyx_capi__[name]
     get_name = ctypes.pythonapi.PyCapsule_GetName
     get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
@@ -308,20 +320,20 @@ def _capsule_address(module, name):
 
 
 @functools.lru_cache(maxsize=None)
-def _gemm_function(dtype_char):
+def _gemm_function(dtype_char: str) -> tuple[Any, type[ctypes.c_double | ctypes.c_float]]:
     """BLAS ``?gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)``."""
     import scipy.linalg.cython_blas as cython_blas
 
     real = ctypes.c_double if dtype_char == "d" else ctypes.c_float
     ptr = ctypes.POINTER
-    args = [ctypes.c_char_p] * 2 + [ptr(_INT)] * 3 + [ptr(real), ctypes.c_void_p, ptr(_INT),
-                                                      ctypes.c_void_p, ptr(_INT), ptr(real),
-                                                      ctypes.c_void_p, ptr(_INT)]
+    args: list[Any] = [ctypes.c_char_p] * 2 + [ptr(_INT)] * 3 + [
+        ptr(real), ctypes.c_void_p, ptr(_INT), ctypes.c_void_p, ptr(_INT), ptr(real),
+        ctypes.c_void_p, ptr(_INT)]
     address = _capsule_address(cython_blas, dtype_char + "gemm")
     return ctypes.CFUNCTYPE(None, *args)(address), real
 
 
-def _as_column_major(a):
+def _as_column_major(a: FloatArray) -> tuple[int, int, bool]:
     """``(pointer, leading dimension, transposed)`` of a 2-D view with a unit stride along
     one axis: BLAS reads it as a column-major matrix, or as one transposed."""
     item = a.itemsize
@@ -333,7 +345,7 @@ def _as_column_major(a):
     raise ValueError("BLAS needs a unit stride along one axis")  # pragma: no cover
 
 
-def _gemm(alpha, a, b, beta, c):
+def _gemm(alpha: float, a: FloatArray, b: FloatArray, beta: float, c: FloatArray) -> None:
     """``c <- alpha a @ b + beta c`` in place (BLAS ``gemm``), for 2-D views with a
     unit stride along either axis: no copies of strided sub-blocks."""
     if c.strides[0] != c.itemsize and c.shape[0] > 1:  # row-major c: transpose the product
@@ -353,14 +365,14 @@ def _gemm(alpha, a, b, beta, c):
 
 
 @functools.lru_cache(maxsize=None)
-def _lapack_function(name):
+def _lapack_function(name: str) -> tuple[Any, type[ctypes.c_double | ctypes.c_float]]:
     import scipy.linalg.cython_lapack as cython_lapack
 
     address = _capsule_address(cython_lapack, name)
     ptr = ctypes.POINTER
     real = ctypes.c_double if name[0] == "d" else ctypes.c_float
     if name[1:] in ("orgqr", "orglq"):      # m, n, k, a, lda, tau, work, lwork, info
-        args = [ptr(_INT)] * 3 + [ctypes.c_void_p, ptr(_INT), ctypes.c_void_p, ptr(real),
+        args: list[Any] = [ptr(_INT)] * 3 + [ctypes.c_void_p, ptr(_INT), ctypes.c_void_p, ptr(real),
                                   ptr(_INT), ptr(_INT)]
     else:                                    # geqrf / gelqf: m, n, a, lda, tau, work, lwork, info
         args = [ptr(_INT)] * 2 + [ctypes.c_void_p, ptr(_INT), ctypes.c_void_p, ptr(real),
@@ -368,7 +380,7 @@ def _lapack_function(name):
     return ctypes.CFUNCTYPE(None, *args)(address), real
 
 
-def _lapack_call(routine, a, tau):
+def _lapack_call(routine: str, a: FloatArray, tau: FloatArray) -> None:
     """Run ``?geqrf`` / ``?gelqf`` / ``?orgqr`` / ``?orglq`` in place on F-ordered ``a``."""
     assert a.flags.f_contiguous and tau.dtype == a.dtype
     name = ("d" if a.dtype == np.float64 else "s") + routine
@@ -378,7 +390,7 @@ def _lapack_call(routine, a, tau):
     dims = [_INT(m), _INT(n)] + ([_INT(k)] if routine.startswith("org") else [])
     lda, info = _INT(max(1, m)), _INT(0)
 
-    def call(work, lwork):
+    def call(work: Any, lwork: ctypes.c_int) -> None:
         function(*[ctypes.byref(d) for d in dims], a.ctypes.data, ctypes.byref(lda),
                  tau.ctypes.data, work, ctypes.byref(lwork), ctypes.byref(info))
 

@@ -1,13 +1,16 @@
 """One progress display for long runs (checkpoints, benchmarks): tqdm when installed,
 else a line on stderr at most once a second."""
 
+from __future__ import annotations
+
 import sys
 import time
+from typing import Any
 
 __all__ = ["Progress", "enabled_by_default"]
 
 
-def enabled_by_default():
+def enabled_by_default() -> bool:
     """Show progress when stderr is a terminal."""
     return sys.stderr is not None and sys.stderr.isatty()
 
@@ -18,9 +21,10 @@ class Progress:
     ``unit="B"`` shows bytes (KiB, MiB, ...). A disabled one does nothing.
     """
 
-    def __init__(self, total, *, enabled, desc, unit="it"):
+    def __init__(self, total: int, *, enabled: bool, desc: str, unit: str = "it") -> None:
         self.total, self.done, self.enabled = total, 0, enabled
-        self.desc, self.unit, self.bar, self._last = desc, unit, None, 0.0
+        self.bar: Any = None   # a tqdm bar (tqdm ships no types)
+        self.desc, self.unit, self._last = desc, unit, 0.0
         if not enabled:
             return
         try:
@@ -32,13 +36,13 @@ class Progress:
                         unit_divisor=1024 if scale else 1000, desc=desc, file=sys.stderr,
                         leave=scale)
 
-    def describe(self, text):
+    def describe(self, text: str) -> None:
         """Say what is being done now."""
         if self.bar is not None:
             self.bar.set_description(text)
         self.desc = text
 
-    def update(self, n=1, note=""):
+    def update(self, n: int = 1, note: str = "") -> None:
         self.done += n
         if self.bar is not None:
             self.bar.update(n)
@@ -52,6 +56,6 @@ class Progress:
                 amount = f"{self.done} / {self.total}"
             print(f"{self.desc}: {amount} {note}".rstrip(), file=sys.stderr, flush=True)
 
-    def close(self):
+    def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

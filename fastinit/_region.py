@@ -5,12 +5,25 @@ same value wherever it is computed, so a region is just the list of flat
 index runs it covers. Runs are produced in pieces, never all at once.
 """
 
+from __future__ import annotations
+
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ._checks import MAX_ELEMENTS, check_integer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    import numpy.typing as npt
+
+    from ._typing import Index, Shape
+
+    #: A contiguous box of an array: its index (slices and ints) and its shape.
+    Box = tuple[tuple[Any, ...], Shape]
 
 MAX_RUNS_PER_PIECE = 1 << 16
 
@@ -19,21 +32,21 @@ MAX_RUNS_PER_PIECE = 1 << 16
 class Region:
     """A box of the global tensor: what to generate and how it lies in the stream."""
 
-    shape: tuple          # shape of the produced array (integer indices dropped)
-    run_length: int       # consecutive flat indices per run
-    outer_extents: tuple  # the box's extents along the axes outside the runs
-    outer_steps: tuple    # index steps times global strides, in flat indices
+    shape: Shape                 # shape of the produced array (integer indices dropped)
+    run_length: int              # consecutive flat indices per run
+    outer_extents: tuple[int, ...]   # the box's extents along the axes outside the runs
+    outer_steps: tuple[int, ...]     # index steps times global strides, in flat indices
     base: int             # flat index of the first element of the first run
 
     @property
-    def size(self):
+    def size(self) -> int:
         return math.prod(self.shape)
 
     @property
-    def n_runs(self):
+    def n_runs(self) -> int:
         return math.prod(self.outer_extents)
 
-    def run_starts(self, first, stop):
+    def run_starts(self, first: int, stop: int) -> npt.NDArray[np.int64]:
         """Flat start index of runs ``first .. stop-1`` (C order over the outer axes)."""
         if not self.outer_extents:
             return np.array([self.base], dtype=np.int64)
@@ -43,7 +56,8 @@ class Region:
             starts += i * step
         return starts
 
-    def pieces(self, position, count):
+    def pieces(self, position: int,
+               count: int) -> Iterator[tuple[int, npt.NDArray[np.int64], int]]:
         """Yield ``(start, run_starts, run_length)`` covering flat positions
         ``[position, position + count)`` of the produced array (C order).
 
@@ -67,7 +81,7 @@ class Region:
             yield last * length - position, self.run_starts(last, last + 1), stop % length
 
 
-def region(global_shape, index=None, offset=0):
+def region(global_shape: Sequence[int], index: Index | None = None, offset: int = 0) -> Region:
     """The :class:`Region` of ``global_shape`` selected by ``index`` (slices and ints).
 
     ``offset`` shifts the whole tensor along the stream: its element ``i`` is
@@ -124,7 +138,7 @@ def region(global_shape, index=None, offset=0):
                   base=base)
 
 
-def boxes(shape, max_elements):
+def boxes(shape: Sequence[int], max_elements: int) -> Iterator[Box]:
     """Yield ``(index, box_shape)`` covering ``shape`` in C order, each contiguous.
 
     Every box holds at most ``max_elements`` elements (at least one element)

@@ -1,11 +1,13 @@
 """What this machine offers a run: cores and available memory (checked before big runs)."""
 
+from __future__ import annotations
+
 import os
 
 __all__ = ["available_cores", "available_memory"]
 
 
-def available_cores():
+def available_cores() -> int:
     """Cores this process may run on (the affinity mask where the OS has one)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -13,7 +15,7 @@ def available_cores():
         return os.cpu_count() or 1
 
 
-def available_memory():
+def available_memory() -> int | None:
     """Bytes of memory available to new allocations (Linux: ``MemAvailable``), or None."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:

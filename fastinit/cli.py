@@ -19,9 +19,15 @@ exits 0: asking for nothing is asking what there is (as ``pip`` does), and a bar
 command must not start a two-minute benchmark.
 """
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["main"]
 
@@ -34,27 +40,27 @@ DEMO_INTRO = ("fastinit demo: initialises {size}-element {dtype} tensors (normal
 DEMO_SKIP = ("fastinit numpy", "scipy.linalg.qr", "keras (numpy)")
 
 
-def _short_size(n):
+def _short_size(n: int) -> str:
     """``100000000`` -> ``"1e8"``; other counts with thousands separators."""
     mantissa, exponent = f"{n:.0e}".split("e")
     return f"{mantissa}e{int(exponent)}" if float(f"{n:.0e}") == n else f"{n:,}"
 
 
-def _prog():
+def _prog() -> str:
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     if name in ("__main__.py", "-m", "-c", ""):
         return "python -m fastinit"
     return name if name == "fastinit" else "fastinit"
 
 
-def _peers():
+def _peers() -> str:
     import importlib.util
     names = [n for n, mod in (("PyTorch", "torch"), ("JAX", "jax"))
              if importlib.util.find_spec(mod) is not None]
     return f" and {' and '.join(names)}" if names else " (and PyTorch / JAX if installed)"
 
 
-def build_parser(prog=None):
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     from . import __version__
     from .bench import cases, cli as bench
     parser = argparse.ArgumentParser(
@@ -98,7 +104,7 @@ def build_parser(prog=None):
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fastinit`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = _prog()

@@ -37,10 +37,20 @@ the memory with torch.
 Nothing is imported until a helper is called.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import jax
+    import torch
+
+    from ._typing import Allocator, GpuArray
+
 __all__ = ["is_available", "to_torch", "to_jax", "set_allocator"]
 
 
-def is_available(linalg=True):
+def is_available(linalg: bool = True) -> bool:
     """True when the GPU path can run: CuPy imports, CUDA reports a GPU, CuPy finds NVRTC
     (the kernels are compiled at run time) and, with ``linalg`` (``Orthogonal`` needs
     them), cuSOLVER and cuBLAS. Compiles nothing and allocates nothing."""
@@ -52,7 +62,7 @@ def is_available(linalg=True):
     return True
 
 
-def set_allocator(name):
+def set_allocator(name: Allocator) -> Allocator:
     """Choose who allocates fastinit's GPU memory; returns the previous choice.
 
     ``"auto"`` (the default): PyTorch's caching allocator when torch is already
@@ -65,16 +75,16 @@ def set_allocator(name):
     return _memory.set_allocator(name)
 
 
-def _bits_dtype(array, dtype):
+def _bits_dtype(array: GpuArray, dtype: object) -> str:
     name = str(dtype) if dtype is not None else str(array.dtype)
     return name.replace("torch.", "")
 
 
-def _is_bfloat16_bits(array, name):
+def _is_bfloat16_bits(array: GpuArray, name: str) -> bool:
     return name == "bfloat16" and str(array.dtype) in ("uint16", "int16", "bfloat16")
 
 
-def to_torch(array, dtype=None):
+def to_torch(array: GpuArray, dtype: object = None) -> torch.Tensor:
     """A ``torch.Tensor`` sharing ``array``'s GPU memory (``torch.from_dlpack``, no copy).
 
     bfloat16 (a bfloat16 CuPy array, or uint16 bits with ``dtype="bfloat16"``)
@@ -100,7 +110,7 @@ def to_torch(array, dtype=None):
     return tensor
 
 
-def to_jax(array, dtype=None):
+def to_jax(array: GpuArray, dtype: object = None) -> jax.Array:
     """A ``jax.Array`` on the GPU from ``array`` through DLPack (zero-copy where JAX allows).
 
     JAX arrays are immutable: do not write to ``array`` afterwards. bfloat16

@@ -40,18 +40,31 @@ True
 15629305617510710834
 """
 
+from __future__ import annotations
+
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, SupportsIndex, Union
 
 import numpy as np
 
 from ._checks import check_integer
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import numpy.typing as npt
+
+    from ._typing import Array, Backend, Index, Output, ShapeLike
+
+    #: A region of a global tensor: an index (slices and ints) or a shard.
+    Region = Union[Index, "ShardSpec", None]
+
 __all__ = ["name_stream", "ShardSpec", "shard_slices", "shard_bounds", "to_index",
            "is_elementwise", "generate"]
 
 
-def name_stream(name):
+def name_stream(name: str) -> int:
     """The stream number of the tensor called ``name``: the one rule, written once.
 
     ``blake2b`` of the UTF-8 bytes of ``name`` with an 8-byte digest, read as
@@ -84,7 +97,7 @@ def name_stream(name):
     return int.from_bytes(digest, "little")
 
 
-def shard_bounds(length, num_shards, index):
+def shard_bounds(length: int, num_shards: int, index: int) -> tuple[int, int]:
     """``(start, stop)`` of shard ``index`` of ``num_shards`` of an axis of ``length``.
 
     ``torch.chunk`` semantics, as DTensor's ``Shard`` and FSDP2 use: every
@@ -124,12 +137,13 @@ class ShardSpec:
     num_shards: int
     index: int
 
-    def slices(self, shape):
+    def slices(self, shape: Sequence[int]) -> tuple[slice, ...]:
         """The region of the global ``shape`` this shard covers, as a tuple of slices."""
         return shard_slices(shape, self.axis, self.num_shards, self.index)
 
 
-def shard_slices(shape, axis, num_shards, index):
+def shard_slices(shape: Sequence[int], axis: int, num_shards: int,
+                 index: int) -> tuple[slice, ...]:
     """The tuple of slices of shard ``index`` of ``num_shards`` along ``axis`` of ``shape``."""
     shape = tuple(shape)
     axis = check_integer(axis, "axis")
@@ -140,7 +154,7 @@ def shard_slices(shape, axis, num_shards, index):
     return (slice(None),) * axis + (slice(start, stop),)
 
 
-def to_index(shape, region):
+def to_index(shape: Sequence[int], region: Region) -> tuple[Any, ...] | None:
     """A region (``None``, a :class:`ShardSpec`, a slice/int or a tuple of them) as an index tuple."""
     if region is None:
         return None
@@ -154,7 +168,7 @@ def to_index(shape, region):
                     f"Received: region={region!r}")
 
 
-def is_elementwise(initializer):
+def is_elementwise(initializer: object) -> bool:
     """Whether ``initializer`` computes a region in time and memory of the region alone
     (its ``elementwise`` attribute; see :class:`fastinit.initializers.Initializer`).
 
@@ -167,8 +181,10 @@ def is_elementwise(initializer):
     return getattr(initializer, "elementwise", False) is True
 
 
-def generate(initializer, shape, region=None, dtype=None, *, out=None, stream=0,
-             backend="auto"):
+def generate(initializer: Callable[..., Any] | str | dict[str, Any], shape: Sequence[int],
+             region: Region = None, dtype: npt.DTypeLike | None = None, *,
+             out: Output | None = None, stream: SupportsIndex = 0,
+             backend: Backend = "auto") -> Array:
     """Region ``region`` of the global tensor that ``initializer`` gives for ``shape``.
 
     Parameters
@@ -190,7 +206,7 @@ def generate(initializer, shape, region=None, dtype=None, *, out=None, stream=0,
 
     init = get(initializer)
     index = to_index(tuple(shape), region)
-    kw = dict(index=index, backend=backend)
+    kw: dict[str, Any] = {"index": index, "backend": backend}
     if isinstance(init, Initializer):
         kw["stream"] = stream
     return call_initializer(init, shape, dtype, out=out, **kw)

@@ -16,10 +16,27 @@ and requires bumping :data:`STREAM_VERSION`. For a given version, the same
 backend, thread count, chunking, region and memory layout, across releases.
 """
 
+from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any, TypeAlias, Union
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy.typing as npt
+
+    # The element functions run on NumPy arrays and on NumPy scalars alike (and, compiled
+    # by Numba, on machine scalars): a word or a value is a scalar or an array of its type.
+    U32: TypeAlias = Union[np.uint32, npt.NDArray[np.uint32]]
+    U64: TypeAlias = Union[np.uint64, npt.NDArray[np.uint64]]
+    F32: TypeAlias = Union[np.float32, npt.NDArray[np.float32]]
+    F64: TypeAlias = Union[np.float64, npt.NDArray[np.float64]]
+    Words: TypeAlias = tuple[U32, U32, U32, U32]
+    #: What truncated_normal_plan returns: (proposal, alpha, beta, rate, m2, sign).
+    Plan: TypeAlias = tuple[int, float, float, float, float, float]
 
 STREAM_VERSION = 1
 
@@ -107,26 +124,26 @@ _F64_COS = tuple(_F64(v) for v in (-1.13585365213876817300e-11, 2.08757008419747
 # masks and arithmetic, not branches: exact, and fast on both.
 
 
-def f32_bits(x):
+def f32_bits(x: F32) -> U32:
     return x.view(np.uint32)
 
 
-def bits_f32(b):
+def bits_f32(b: U32) -> F32:
     return b.view(np.float32)
 
 
-def f64_bits(x):
+def f64_bits(x: F64) -> U64:
     return x.view(np.uint64)
 
 
-def bits_f64(b):
+def bits_f64(b: U64) -> F64:
     return b.view(np.float64)
 
 
 # -- Philox4x32-10 ------------------------------------------------------------
 
 
-def key_schedule(k0, k1):
+def key_schedule(k0: int, k1: int) -> npt.NDArray[np.uint32]:
     """The ten round keys of Philox4x32-10 as a flat uint32 array (k0, k1, ...)."""
     keys = np.empty(2 * PHILOX_ROUNDS, dtype=np.uint32)
     for r in range(PHILOX_ROUNDS):
@@ -135,7 +152,7 @@ def key_schedule(k0, k1):
     return keys
 
 
-def philox_block(c0, c1, c2, c3, keys):
+def philox_block(c0: U32, c1: U32, c2: U32, c3: U32, keys: npt.NDArray[np.uint32]) -> Words:
     """Philox4x32-10 of counter words ``c0..c3`` (uint32) under a key schedule."""
     for r in range(PHILOX_ROUNDS):
         p0 = PHILOX_M0 * np.uint64(c0)
@@ -149,7 +166,7 @@ def philox_block(c0, c1, c2, c3, keys):
     return c0, c1, c2, c3
 
 
-def derive_key(seed, stream):
+def derive_key(seed: int, stream: int) -> tuple[int, int]:
     """The data key ``(k0, k1)`` for ``seed`` and ``stream`` (Python ints)."""
     words = philox_block(
         np.uint32(stream & 0xFFFFFFFF), np.uint32(stream >> 32), np.uint32(0),
@@ -160,12 +177,12 @@ def derive_key(seed, stream):
 # -- bits to floats: f32 family -------------------------------------------------
 
 
-def uniform_f32(w):
+def uniform_f32(w: U32) -> F32:
     """``[0, 1)`` from the top 24 bits of a word."""
     return np.float32(w >> _U32_8) * _F32_2M24
 
 
-def log_of_uniform_f32(w):
+def log_of_uniform_f32(w: U32) -> F32:
     """``ln(u)`` for ``u = float32(w | 1) * 2**-32`` in ``(0, 1]``; never positive."""
     bits = f32_bits(np.float32(w | _U32_1))
     mantissa = (bits & _U32_MANT23) | _U32_ONE_F32  # f in [1, 2) ...
@@ -183,7 +200,7 @@ def log_of_uniform_f32(w):
     return s * (hfsq + r) + q * _F32_LN2_LO - hfsq + t + q * _F32_LN2_HI
 
 
-def _sin_cos_poly_f32(x):
+def _sin_cos_poly_f32(x: F32) -> tuple[F32, F32]:
     z = x * x
     s3, s2, s1 = _F32_SIN
     c3, c2, c1 = _F32_COS
@@ -192,7 +209,7 @@ def _sin_cos_poly_f32(x):
     return sin, cos
 
 
-def _octant_cos_sin_f32(octant, sin, cos):
+def _octant_cos_sin_f32(octant: U32, sin: F32, cos: F32) -> tuple[F32, F32]:
     """Map (sin, cos) of the reduced angle to (cos, sin) of the full angle.
 
     Octants 1, 2, 5, 6 swap the two; cos is negative in octants 2..5, sin in
@@ -206,7 +223,7 @@ def _octant_cos_sin_f32(octant, sin, cos):
     return bits_f32(c), bits_f32(s)
 
 
-def cos_sin_f32(w):
+def cos_sin_f32(w: U32) -> tuple[F32, F32]:
     """``(cos t, sin t)`` for ``t = 2*pi * w / 2**32`` (low 5 bits dropped)."""
     octant = w >> _U32_29
     odd = octant & _U32_1
@@ -216,7 +233,7 @@ def cos_sin_f32(w):
     return _octant_cos_sin_f32(octant, sin, cos)
 
 
-def box_muller_f32(w_radius, w_angle):
+def box_muller_f32(w_radius: U32, w_angle: U32) -> tuple[F32, F32]:
     # ln u <= 0, so 0 - 2 ln u >= 0, and +0.0 (not -0.0) when u == 1
     r = np.sqrt(_F32_ZERO - _F32_TWO * log_of_uniform_f32(w_radius))
     c, s = cos_sin_f32(w_angle)
@@ -226,12 +243,12 @@ def box_muller_f32(w_radius, w_angle):
 # -- bits to floats: f64 family -------------------------------------------------
 
 
-def uniform_f64(hi, lo):
+def uniform_f64(hi: U32, lo: U32) -> F64:
     m = (np.uint64(hi >> _U32_5) << _U64_26) | np.uint64(lo >> _U32_6)
     return np.float64(np.int64(m)) * _F64_2M53
 
 
-def log_of_uniform_f64(hi, lo):
+def log_of_uniform_f64(hi: U32, lo: U32) -> F64:
     """``ln(u)`` for ``u = float64(((hi & 0x7fffffff) << 32 | lo) | 1) * 2**-63``; never positive."""
     m = (np.uint64(hi & _U32_LOW31) << _U64_32) | np.uint64(lo) | _U64_1
     bits = f64_bits(np.float64(np.int64(m)))
@@ -250,7 +267,7 @@ def log_of_uniform_f64(hi, lo):
     return s * (hfsq + r) + q * _F64_LN2_LO - hfsq + t + q * _F64_LN2_HI
 
 
-def _sin_cos_poly_f64(x):
+def _sin_cos_poly_f64(x: F64) -> tuple[F64, F64]:
     z = x * x
     s6, s5, s4, s3, s2, s1 = _F64_SIN
     c6, c5, c4, c3, c2, c1 = _F64_COS
@@ -260,7 +277,7 @@ def _sin_cos_poly_f64(x):
     return sin, cos
 
 
-def _octant_cos_sin_f64(octant, sin, cos):
+def _octant_cos_sin_f64(octant: U32, sin: F64, cos: F64) -> tuple[F64, F64]:
     """:func:`_octant_cos_sin_f32` on float64 bits."""
     swap = np.uint64(((octant + _U32_1) >> _U32_1) & _U32_1) * _U64_ALL
     sb, cb = f64_bits(sin), f64_bits(cos)
@@ -269,7 +286,7 @@ def _octant_cos_sin_f64(octant, sin, cos):
     return bits_f64(c), bits_f64(s)
 
 
-def cos_sin_f64(hi, lo):
+def cos_sin_f64(hi: U32, lo: U32) -> tuple[F64, F64]:
     """``(cos t, sin t)`` for ``t = 2*pi * (hi:lo) / 2**64`` (low 11 bits dropped)."""
     octant = hi >> _U32_29
     odd = np.uint64(octant & _U32_1)
@@ -279,7 +296,7 @@ def cos_sin_f64(hi, lo):
     return _octant_cos_sin_f64(octant, sin, cos)
 
 
-def box_muller_f64(r_hi, r_lo, a_hi, a_lo):
+def box_muller_f64(r_hi: U32, r_lo: U32, a_hi: U32, a_lo: U32) -> tuple[F64, F64]:
     r = np.sqrt(_F64_ZERO - _F64_TWO * log_of_uniform_f64(r_hi, r_lo))
     c, s = cos_sin_f64(a_hi, a_lo)
     return r * c, r * s
@@ -288,29 +305,30 @@ def box_muller_f64(r_hi, r_lo, a_hi, a_lo):
 # -- lanes of one block ---------------------------------------------------------
 
 
-def uniform_lanes_f32(w0, w1, w2, w3):
+def uniform_lanes_f32(w0: U32, w1: U32, w2: U32, w3: U32) -> tuple[F32, F32, F32, F32]:
     return uniform_f32(w0), uniform_f32(w1), uniform_f32(w2), uniform_f32(w3)
 
 
-def normal_lanes_f32(w0, w1, w2, w3):
+def normal_lanes_f32(w0: U32, w1: U32, w2: U32, w3: U32) -> tuple[F32, F32, F32, F32]:
     z0, z1 = box_muller_f32(w0, w1)
     z2, z3 = box_muller_f32(w2, w3)
     return z0, z1, z2, z3
 
 
-def uniform_lanes_f64(w0, w1, w2, w3):
+def uniform_lanes_f64(w0: U32, w1: U32, w2: U32, w3: U32) -> tuple[F64, F64]:
     return uniform_f64(w0, w1), uniform_f64(w2, w3)
 
 
-def normal_lanes_f64(w0, w1, w2, w3):
+def normal_lanes_f64(w0: U32, w1: U32, w2: U32, w3: U32) -> tuple[F64, F64]:
     return box_muller_f64(w0, w1, w2, w3)
 
 
 # -- truncated normal: one attempt --------------------------------------------
 
 
-def truncated_normal_candidate(proposal, z_normal, u1, log_u1, log_u2, alpha, beta,
-                               rate, m2, zero, two):
+def truncated_normal_candidate(proposal: int, z_normal: Any, u1: Any, log_u1: Any, log_u2: Any,
+                               alpha: Any, beta: Any, rate: Any, m2: Any, zero: Any,
+                               two: Any) -> tuple[Any, Any]:
     """Candidate and acceptance of one attempt, in standardized units.
 
     Every input is computed by the caller from the element's lane of rounds
@@ -334,7 +352,7 @@ def truncated_normal_candidate(proposal, z_normal, u1, log_u1, log_u2, alpha, be
 # -- the host-side plan ----------------------------------------------------------
 
 
-def truncated_normal_plan(alpha, beta):
+def truncated_normal_plan(alpha: float, beta: float) -> Plan:
     """Proposal for standardized bounds ``alpha < beta`` (floats, maybe infinite).
 
     Returns ``(proposal, alpha, beta, rate, m2, sign)`` where ``alpha, beta``
@@ -357,8 +375,9 @@ def truncated_normal_plan(alpha, beta):
 # -- reference: one element, slowly -------------------------------------------
 
 
-def reference_element(kind, key, index, wide=False, loc=0.0, scale=1.0,
-                      lo=-math.inf, hi=math.inf, plan=None):
+def reference_element(kind: int, key: tuple[int, int], index: int, wide: bool = False,
+                      loc: float = 0.0, scale: float = 1.0, lo: float = -math.inf,
+                      hi: float = math.inf, plan: Plan | None = None) -> np.floating[Any]:
     """The standardized-then-scaled value of element ``index``, one at a time.
 
     This is the definition written as plainly as the formulas above allow;
@@ -372,17 +391,17 @@ def reference_element(kind, key, index, wide=False, loc=0.0, scale=1.0,
     keys = key_schedule(*key)
     block, lane = divmod(int(index), lanes)
 
-    def words(round_):
+    def words(round_: int) -> Words:
         return philox_block(np.uint32(block & 0xFFFFFFFF), np.uint32(block >> 32),
                             np.uint32(round_), np.uint32(0), keys)
 
-    def lane_of(round_, fn):
+    def lane_of(round_: int, fn: Callable[..., tuple[Any, ...]]) -> Any:
         return fn(*words(round_))[lane]
 
     uniform_lanes = uniform_lanes_f64 if wide else uniform_lanes_f32
     normal_lanes = normal_lanes_f64 if wide else normal_lanes_f32
 
-    def log_lanes(w0, w1, w2, w3):
+    def log_lanes(w0: U32, w1: U32, w2: U32, w3: U32) -> tuple[Any, ...]:
         if wide:
             return log_of_uniform_f64(w0, w1), log_of_uniform_f64(w2, w3)
         return tuple(log_of_uniform_f32(w) for w in (w0, w1, w2, w3))
@@ -392,6 +411,9 @@ def reference_element(kind, key, index, wide=False, loc=0.0, scale=1.0,
     elif kind == NORMAL:
         z = lane_of(0, normal_lanes)
     else:
+        if plan is None:
+            raise ValueError("A truncated normal element needs its truncated_normal_plan. "
+                             "Received: plan=None")
         proposal, alpha, beta, rate, m2, sign = plan
         args = [ftype(v) for v in (alpha, beta, rate, m2)] + [ftype(0), ftype(2)]
         for k in range(MAX_ATTEMPTS):

@@ -7,16 +7,31 @@ PyTorch, JAX, SciPy, Keras) are imported only when installed and only when
 their rows run.
 """
 
+from __future__ import annotations
+
 import importlib
 import importlib.util
 import math
 import os
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from .._threads import set_num_threads
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+
+    import numpy.typing as npt
+
+    #: What a factory gets besides the case and its output: "threads", "blas" (the BLAS
+    #: thread control), "size".
+    Context = dict[str, Any]
+    #: An implementation: ``make(case, out, ctx)``, a Runner or why the row is skipped.
+    Factory = Callable[[str, npt.NDArray[Any], Context], Union["Runner", str]]
 
 __all__ = ["CASES", "ALL_CASES", "FLAT_CASES", "NUMPY_REFERENCE", "SEED", "TRUNCATION",
            "DEFAULT_BUDGET",
@@ -51,9 +66,10 @@ NUMPY_REFERENCE = {"normal": "numpy Generator", "uniform": "numpy Generator",
 class Runner:
     """One implementation of one case, ready to run."""
 
-    call: object                     # the timed call
+    call: Callable[[], Any]          # the timed call
     allocates_output: bool = False   # the call returns a new output of n elements
-    finish: object = None            # called with the call's result (e.g. block_until_ready)
+    finish: Callable[[Any], Any] | None = None   # called with the call's result
+                                                 # (e.g. block_until_ready)
     note: str = ""
     #: The first call compiles (fastinit's Numba kernels, a model's lazy set-up): it is a
     #: warm-up, never timed. Other rows are timed from their first call (their buffers are
@@ -62,22 +78,22 @@ class Runner:
     compiles: bool = False
 
 
-def _threads(ctx):
+def _threads(ctx: Context) -> str:
     return "1 thread" if ctx["threads"] == 1 else f"{ctx['threads']} threads"
 
 
-def _fastinit(backend):
-    def make(case, out, ctx):
+def _fastinit(backend: str) -> Factory:
+    def make(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
         from .. import random as fr
         set_num_threads(ctx["threads"])
         if case == "normal":
-            def call():
+            def call() -> Any:
                 return fr.normal(out=out, seed=SEED, backend=backend)
         elif case == "uniform":
-            def call():
+            def call() -> Any:
                 return fr.uniform(out=out, seed=SEED, backend=backend)
         else:
-            def call():
+            def call() -> Any:
                 return fr.truncated_normal(out=out, a=-TRUNCATION, b=TRUNCATION, seed=SEED,
                                            backend=backend)
         note = f"{_threads(ctx)}" if backend == "numba" else "single-threaded"
@@ -85,20 +101,22 @@ def _fastinit(backend):
     return make
 
 
-def _numpy_generator(case, out, ctx):
+def _numpy_generator(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     if out.dtype not in (np.float32, np.float64):
         return f"no {out.dtype.name} in numpy.random.Generator"
     gen = np.random.Generator(np.random.PCG64(SEED))
     if case == "normal":
-        def call():
+        def call() -> Any:
             return gen.standard_normal(out.size, dtype=out.dtype, out=out)
     else:
-        def call():
+        def call() -> Any:
             return gen.random(out.size, dtype=out.dtype, out=out)
     return Runner(call, note="single-threaded")
 
 
-def numpy_truncated_normal(gen, out, a=-TRUNCATION, b=TRUNCATION):
+def numpy_truncated_normal(gen: np.random.Generator, out: npt.NDArray[np.floating[Any]],
+                           a: float = -TRUNCATION,
+                           b: float = TRUNCATION) -> npt.NDArray[np.floating[Any]]:
     """Standard normal conditioned on ``[a, b]`` into ``out`` by vectorised rejection.
 
     Draws everything, then redraws the elements outside ``[a, b]`` until none
@@ -117,34 +135,36 @@ def numpy_truncated_normal(gen, out, a=-TRUNCATION, b=TRUNCATION):
     return out
 
 
-def _numpy_rejection(case, out, ctx):
+def _numpy_rejection(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     if out.dtype not in (np.float32, np.float64):
         return f"no {out.dtype.name} in numpy.random.Generator"
     gen = np.random.Generator(np.random.PCG64(SEED))
     return Runner(lambda: numpy_truncated_normal(gen, out), note="single-threaded")
 
 
-def _torch(case, out, ctx):
+def _torch(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     import torch
     torch.set_num_threads(ctx["threads"])
     torch.manual_seed(SEED)
     t = torch.zeros(out.size, dtype=getattr(torch, out.dtype.name))   # resident before timing
+    call: Callable[[], Any]
     if case == "normal":
         call, name = t.normal_, "Tensor.normal_"
     elif case == "uniform":
         call, name = t.uniform_, "Tensor.uniform_"
     else:
-        def call():
+        def trunc_normal() -> Any:
             return torch.nn.init.trunc_normal_(t, mean=0.0, std=1.0, a=-TRUNCATION,
                                                b=TRUNCATION)
-        name = "nn.init.trunc_normal_"
+        call, name = trunc_normal, "nn.init.trunc_normal_"
     return Runner(call, note=f"{name}, {_threads(ctx)}")
 
 
-def _jax(case, out, ctx):
+def _jax(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     import jax
     import jax.numpy as jnp
-    if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+    # getattr: JAX's typed Config does not declare its flags
+    if out.dtype == np.float64 and not getattr(jax.config, "jax_enable_x64"):  # noqa: B009
         return "float64 needs jax_enable_x64"
     dtype = getattr(jnp, out.dtype.name)
     shape = (out.size,)
@@ -158,7 +178,7 @@ def _jax(case, out, ctx):
     return _jax_runner(fn, note="jit, XLA's own threads")
 
 
-def _jax_runner(fn, note):
+def _jax_runner(fn: Any, note: str) -> Runner:
     """A JAX row: ``fn`` compiled ahead of time (jit's trace and XLA's compile, without a
     run), so that its first call is already a timed one."""
     import jax
@@ -171,7 +191,7 @@ def _jax_runner(fn, note):
 # -- variance scaling: a Glorot-uniform kernel ---------------------------------------
 
 
-def case_shape(case, size, ortho_size=DEFAULT_ORTHO_SIZE):
+def case_shape(case: str, size: int, ortho_size: int = DEFAULT_ORTHO_SIZE) -> tuple[int, ...]:
     """The output shape of ``case``: ``(size,)``; ``(size // 4096, 4096)`` for the Glorot
     kernel (``(1, size)`` below 4096 elements); ``(ortho_size, ortho_size)`` for the
     orthogonal matrix."""
@@ -185,13 +205,13 @@ def case_shape(case, size, ortho_size=DEFAULT_ORTHO_SIZE):
     return (size,)
 
 
-def _glorot_limit(shape):
+def _glorot_limit(shape: tuple[int, ...]) -> float:
     """``sqrt(6 / (fan_in + fan_out))`` of a 2-D kernel (the same in either layout)."""
     return math.sqrt(6.0 / (shape[0] + shape[1]))
 
 
-def _fastinit_glorot(backend):
-    def make(case, out, ctx):
+def _fastinit_glorot(backend: str) -> Factory:
+    def make(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
         from ..initializers import GlorotUniform
         set_num_threads(ctx["threads"])
         init = GlorotUniform(seed=SEED)
@@ -201,13 +221,13 @@ def _fastinit_glorot(backend):
     return make
 
 
-def _numpy_glorot(case, out, ctx):
+def _numpy_glorot(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     if out.dtype not in (np.float32, np.float64):
         return f"no {out.dtype.name} in numpy.random.Generator"
     gen = np.random.Generator(np.random.PCG64(SEED))
     limit = _glorot_limit(out.shape)
 
-    def call():
+    def call() -> Any:
         # Generator.uniform has neither out= nor dtype=: random() into the output, then
         # low + (high - low) * u in place (Generator.uniform's formula).
         gen.random(dtype=out.dtype, out=out)
@@ -217,7 +237,7 @@ def _numpy_glorot(case, out, ctx):
     return Runner(call, note="random(out=) * 2 limit - limit, single-threaded")
 
 
-def _torch_glorot(case, out, ctx):
+def _torch_glorot(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     import torch
     torch.set_num_threads(ctx["threads"])
     torch.manual_seed(SEED)
@@ -228,12 +248,12 @@ def _torch_glorot(case, out, ctx):
                   note=f"nn.init.xavier_uniform_, {_threads(ctx)}")
 
 
-def _jax_initializer(name):
+def _jax_initializer(name: str) -> Factory:
     """A JAX row: ``jax.nn.initializers.<name>()`` under ``jit``."""
-    def make(case, out, ctx):
+    def make(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
         import jax
         import jax.numpy as jnp
-        if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+        if out.dtype == np.float64 and not getattr(jax.config, "jax_enable_x64"):  # noqa: B009
             return "float64 needs jax_enable_x64"
         dtype, shape = getattr(jnp, out.dtype.name), out.shape
         init = getattr(jax.nn.initializers, name)()
@@ -242,7 +262,7 @@ def _jax_initializer(name):
     return make
 
 
-def _import_keras_numpy():
+def _import_keras_numpy() -> ModuleType | str:
     """Keras 3 on its NumPy backend, or a reason to skip (a str).
 
     ``KERAS_BACKEND=numpy`` is set only for the import (Keras reads it then) and only
@@ -265,7 +285,7 @@ def _import_keras_numpy():
     return keras
 
 
-def _keras_glorot(case, out, ctx):
+def _keras_glorot(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     keras = _import_keras_numpy()
     if isinstance(keras, str):
         return keras
@@ -279,7 +299,7 @@ def _keras_glorot(case, out, ctx):
 # -- orthogonal -------------------------------------------------------------------------
 
 
-def _blas_note(ctx):
+def _blas_note(ctx: Context) -> str:
     """Limit the loaded BLAS libraries to the run's threads; the note saying so."""
     if ctx["blas"].limit(ctx["threads"]):
         return f"{_threads(ctx)}"
@@ -288,7 +308,7 @@ def _blas_note(ctx):
     return "BLAS's own threads"
 
 
-def _fastinit_orthogonal(case, out, ctx):
+def _fastinit_orthogonal(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     from ..initializers import Orthogonal
     set_num_threads(ctx["threads"])
     init = Orthogonal(seed=SEED)
@@ -297,7 +317,8 @@ def _fastinit_orthogonal(case, out, ctx):
                   note=f"initializers.Orthogonal, {_blas_note(ctx)}", compiles=True)
 
 
-def numpy_orthogonal(gen, out):
+def numpy_orthogonal(gen: np.random.Generator,
+                     out: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.floating[Any]]:
     """A Haar orthogonal matrix into the square ``out``: ``numpy.linalg.qr`` of a Gaussian.
 
     The plain reference (what Keras, PyTorch and JAX compute): the Gaussian matrix is
@@ -310,7 +331,7 @@ def numpy_orthogonal(gen, out):
     return out
 
 
-def _numpy_orthogonal(case, out, ctx):
+def _numpy_orthogonal(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     if out.dtype not in (np.float32, np.float64):
         return f"no {out.dtype.name} in numpy.linalg.qr"
     gen = np.random.Generator(np.random.PCG64(SEED))
@@ -318,13 +339,13 @@ def _numpy_orthogonal(case, out, ctx):
                   note=f"Generator + linalg.qr + sign fix, {_blas_note(ctx)}")
 
 
-def _scipy_orthogonal(case, out, ctx):
+def _scipy_orthogonal(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     if out.dtype not in (np.float32, np.float64):
         return f"no {out.dtype.name} in scipy.linalg.qr"
     import scipy.linalg
     gen = np.random.Generator(np.random.PCG64(SEED))
 
-    def call():
+    def call() -> Any:
         gen.standard_normal(dtype=out.dtype, out=out)
         # out.T is Fortran-ordered: LAPACK factorises it in place (overwrite_a).
         q, r = scipy.linalg.qr(out.T, overwrite_a=True, mode="economic", check_finite=False)
@@ -333,7 +354,7 @@ def _scipy_orthogonal(case, out, ctx):
     return Runner(call, note=f"qr(overwrite_a, economic) + sign fix, {_blas_note(ctx)}")
 
 
-def _torch_orthogonal(case, out, ctx):
+def _torch_orthogonal(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     if out.dtype not in (np.float32, np.float64):
         return f"no {out.dtype.name} QR in torch.linalg (CPU)"
     import torch
@@ -344,7 +365,7 @@ def _torch_orthogonal(case, out, ctx):
                   note=f"nn.init.orthogonal_, {_threads(ctx)}")
 
 
-def _jax_orthogonal(case, out, ctx):
+def _jax_orthogonal(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
     if out.dtype not in (np.float32, np.float64):
         return f"no {out.dtype.name} QR in jax.numpy.linalg"
     return _jax_initializer("orthogonal")(case, out, ctx)
@@ -353,7 +374,7 @@ def _jax_orthogonal(case, out, ctx):
 # -- a whole model: a Llama-style transformers model, initialised three ways ------------
 
 
-def model_config(size):
+def model_config(size: int) -> dict[str, int]:
     """The Llama-style config of the ``model`` case for about ``size`` parameters: hidden
     1024 (512 below 1e8 parameters), intermediate 2.75x hidden, 16 heads, vocabulary 32000
     (4000), untied embeddings, and as many layers as ``size`` allows (at least one)."""
@@ -368,18 +389,18 @@ def model_config(size):
     return config
 
 
-def _llama_parameters(c):
+def _llama_parameters(c: dict[str, int]) -> int:
     h, i, v, n = (c["hidden_size"], c["intermediate_size"], c["vocab_size"],
                   c["num_hidden_layers"])
     kv = h // c["num_attention_heads"] * c["num_key_value_heads"]
     return 2 * v * h + h + n * (2 * h * h + 2 * h * kv + 3 * h * i + 2 * h)
 
 
-def _model(how):
+def _model(how: str) -> Factory:
     """A row of the model case: ``transformers`` (its own init, torch's generator),
     ``fast_init`` (the same code on fastinit) or ``init_module_`` (meta build, to_empty,
     init_module_)."""
-    def make(case, out, ctx):
+    def make(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
         if not _installed("transformers"):
             return "needs transformers"
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -390,18 +411,18 @@ def _model(how):
         set_num_threads(ctx["threads"])
         config = LlamaConfig(**model_config(ctx["size"]), dtype=out.dtype.name)
 
-        def build():
+        def build() -> Any:
             return LlamaForCausalLM._from_config(config)
 
         if how == "transformers":
             call, note = build, "LlamaForCausalLM(config), torch's generator"
         elif how == "fast_init":
-            def call():
+            def call() -> Any:
                 with ft.fast_init(SEED):
                     return build()
             note = "the same, inside fastinit.torch.fast_init"
         else:
-            def call():
+            def call() -> Any:
                 with torch.device("meta"):
                     model = build()
                 model.to_empty(device="cpu")
@@ -413,11 +434,11 @@ def _model(how):
     return make
 
 
-def _installed(module):
+def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def implementations(case):
+def implementations(case: str) -> list[tuple[str, Factory]]:
     """``(name, factory)`` for the rows of ``case``; optional peers only when installed."""
     if case == "model":
         return [("fastinit init_module_", _model("init_module_")),

@@ -1,10 +1,13 @@
 """``fastinit bench`` / ``fastinit demo``: options, the run, the printed table."""
 
+from __future__ import annotations
+
 import argparse
 import importlib.util
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,12 +18,15 @@ from .cases import ALL_CASES, CASES, DEFAULT_BUDGET, DEFAULT_ORTHO_SIZE, DEFAULT
 from .measure import _PeakMeter, _loadavg, available_cores, machine_info, run
 from .report import PLOT_MISSING, format_table, plot_title, to_json, write_plot
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
 __all__ = ["add_arguments", "run_from_args", "main", "command_line", "DESCRIPTION"]
 
 DESCRIPTION = "Side-by-side benchmark: fastinit against NumPy (and PyTorch / JAX when installed)."
 
 
-def parse_count(text):
+def parse_count(text: str) -> int:
     """``--size``: an element count (``1e8``, ``2**20``), an argparse error otherwise."""
     try:
         return _units.parse_count(text)
@@ -28,7 +34,7 @@ def parse_count(text):
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _parse_cases(text):
+def _parse_cases(text: str) -> list[str]:
     cases = [c.strip() for c in str(text).split(",") if c.strip()]
     aliases = {"trunc_normal": "truncated_normal", "truncnorm": "truncated_normal",
                "truncated": "truncated_normal", "glorot": "variance_scaling", "llama": "model",
@@ -43,7 +49,7 @@ def _parse_cases(text):
     return list(dict.fromkeys(cases))
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -54,7 +60,7 @@ def _positive_int(text):
     return value
 
 
-def _positive_float(text):
+def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -64,11 +70,12 @@ def _positive_float(text):
     return value
 
 
-def _parse_names(text):
+def _parse_names(text: str) -> list[str]:
     return [n.strip() for n in str(text).split(",") if n.strip()]
 
 
-def add_arguments(parser, *, size_default=DEFAULT_SIZE, skip_default=()):
+def add_arguments(parser: argparse.ArgumentParser, *, size_default: int = DEFAULT_SIZE,
+                  skip_default: Sequence[str] = ()) -> argparse.ArgumentParser:
     """Add the benchmark options to ``parser`` (shared by ``bench`` and ``demo``)."""
     parser.add_argument("--size", "-n", type=parse_count, default=None, metavar="N",
                         help=f"elements per tensor, e.g. 1e8 (default {size_default:.0e}; "
@@ -115,7 +122,7 @@ def add_arguments(parser, *, size_default=DEFAULT_SIZE, skip_default=()):
     return parser
 
 
-def _check_outputs(*paths):
+def _check_outputs(*paths: str | None) -> str | None:
     """Why a result file could not be written (checked before the run, not after it)."""
     for path in paths:
         if path is None:
@@ -128,7 +135,7 @@ def _check_outputs(*paths):
     return None
 
 
-def _check_memory(size, dtype):
+def _check_memory(size: int, dtype: str) -> str | None:
     """Why ``size`` elements would not fit: the output, PyTorch's own tensor (alive while
     the implementations take turns) and a peer's temporaries (up to ~4x the output)."""
     itemsize = 2 if dtype in ("float16", "bfloat16") else np.dtype(dtype).itemsize
@@ -139,7 +146,7 @@ def _check_memory(size, dtype):
     return None
 
 
-def run_from_args(args, *, command, argv=()):
+def run_from_args(args: argparse.Namespace, *, command: str, argv: Sequence[str] = ()) -> int:
     """Run with parsed options (see :func:`add_arguments`), print the table; exit status."""
     size = args.size or (QUICK_SIZE if args.quick else args.size_default)
     repeat = args.repeat or (1 if args.quick else DEFAULT_REPEAT)
@@ -190,12 +197,12 @@ def run_from_args(args, *, command, argv=()):
     return 0
 
 
-def command_line(prog, argv):
+def command_line(prog: str, argv: Sequence[str]) -> str:
     import shlex
     return " ".join([prog] + [shlex.quote(a) for a in argv])
 
 
-def main(argv=None, prog=None):
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """``python -m fastinit.bench [options]``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or "python -m fastinit.bench"

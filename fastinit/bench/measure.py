@@ -1,6 +1,8 @@
 """How the benchmark measures: timing, peak memory above the output, thread control,
 the machine, and the run over every case and implementation."""
 
+from __future__ import annotations
+
 import gc
 import importlib
 import importlib.util
@@ -10,6 +12,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -18,11 +21,18 @@ from .._system import available_cores
 from .cases import CASES, DEFAULT_BUDGET, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, DEFAULT_SIZE, \
     NUMPY_REFERENCE, case_shape, implementations
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    import numpy.typing as npt
+
+    from .cases import Context, Factory, Runner
+
 __all__ = ["Result", "run", "peak_rss_above", "machine_info", "machine_line",
            "available_cores", "format_seconds", "BlasThreads", "blas_info"]
 
 
-def _proc_status():
+def _proc_status() -> dict[str, int]:
     """``VmRSS`` and ``VmHWM`` in bytes (Linux), or ``{}``."""
     values = {}
     try:
@@ -36,7 +46,7 @@ def _proc_status():
     return values
 
 
-def _reset_peak():
+def _reset_peak() -> bool:
     """Reset the kernel's peak-RSS counter to the current RSS; False where impossible."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
@@ -46,7 +56,7 @@ def _reset_peak():
         return False
 
 
-def _malloc_trim():
+def _malloc_trim() -> Callable[[], int] | None:
     """A function returning freed heap memory to the OS (glibc ``malloc_trim``), or None.
 
     Without it, memory that a warm-up call freed stays resident in the C heap
@@ -70,11 +80,12 @@ def _malloc_trim():
 class _PeakMeter:
     """Peak RSS of one call above the RSS just before it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
+        self._before: int | None = None
         self.enabled = bool(_proc_status()) and _reset_peak()
         self._trim = _malloc_trim() if self.enabled else None
 
-    def start(self):
+    def start(self) -> None:
         if not self.enabled:
             return
         if self._trim is not None:
@@ -82,7 +93,7 @@ class _PeakMeter:
         _reset_peak()
         self._before = _proc_status().get("VmRSS")
 
-    def stop(self):
+    def stop(self) -> int | None:
         if not self.enabled or self._before is None:
             return None
         peak = _proc_status().get("VmHWM")
@@ -90,7 +101,7 @@ class _PeakMeter:
         return None if peak is None else max(0, peak - self._before)
 
 
-def peak_rss_above(call):
+def peak_rss_above(call: Callable[[], object]) -> int | None:
     """Run ``call()`` once; its peak RSS above the RSS just before it, in bytes.
 
     None where the peak counter cannot be reset (not Linux). Used by the asv
@@ -102,7 +113,7 @@ def peak_rss_above(call):
     return meter.stop()
 
 
-def _cpu_model():
+def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -113,7 +124,7 @@ def _cpu_model():
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def _version(module):
+def _version(module: str) -> str | None:
     if importlib.util.find_spec(module) is None:
         return None
     try:
@@ -126,7 +137,7 @@ def _version(module):
             return "unknown"
 
 
-def _memory_total():
+def _memory_total() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -137,7 +148,7 @@ def _memory_total():
     return None
 
 
-def source_state():
+def source_state() -> str | None:
     """``"<commit>"`` or ``"<commit>+dirty:<diff hash>"`` when fastinit runs from a git
     checkout (the numbers belong to that code), else None."""
     import hashlib
@@ -146,7 +157,7 @@ def source_state():
     if not os.path.exists(os.path.join(root, ".git")):
         return None
     try:
-        def git(*args):
+        def git(*args: str) -> bytes:
             return subprocess.run(["git", "-C", root, *args], capture_output=True,
                                   timeout=20, check=True).stdout
         commit = git("rev-parse", "--short", "HEAD").decode().strip()
@@ -158,7 +169,7 @@ def source_state():
     return f"{commit}+dirty:{hashlib.sha256(diff).hexdigest()[:10]}"
 
 
-def _loadavg():
+def _loadavg() -> list[float] | None:
     """1, 5 and 15-minute load averages (other work on the machine skews timings)."""
     try:
         return list(os.getloadavg())
@@ -166,7 +177,7 @@ def _loadavg():
         return None
 
 
-def machine_info():
+def machine_info() -> dict[str, Any]:
     """What the numbers were measured on."""
     from .. import __version__
     return {
@@ -190,7 +201,7 @@ def machine_info():
     }
 
 
-def machine_line(info, threads):
+def machine_line(info: dict[str, Any], threads: int) -> str:
     parts = [f"{info['cpu_model']}, {info['cores']} cores (threads={threads})"]
     if info["memory_bytes"]:
         parts.append(f"{info['memory_bytes'] / 2**30:.0f} GiB RAM")
@@ -210,26 +221,26 @@ class Result:
     implementation: str
     n: int
     dtype: str
-    shape: tuple = ()
-    seconds: list = field(default_factory=list)
-    peak_bytes: object = None
+    shape: tuple[int, ...] = ()
+    seconds: list[float] = field(default_factory=list)
+    peak_bytes: int | None = None
     error: str = ""
     skipped: str = ""
     note: str = ""
-    x_numpy: object = None   # rate / NumPy's rate for the case
-    x_numba: object = None   # rate / fastinit numba's rate for the case
+    x_numpy: float | None = None   # rate / NumPy's rate for the case
+    x_numba: float | None = None   # rate / fastinit numba's rate for the case
 
     @property
-    def itemsize(self):
+    def itemsize(self) -> int:
         from .. import _dtypes
         return _dtypes.resolve(self.dtype).itemsize
 
     @property
-    def best(self):
+    def best(self) -> float | None:
         return min(self.seconds) if self.seconds else None
 
     @property
-    def rate(self):
+    def rate(self) -> float | None:
         return self.n / self.best if self.best else None
 
 
@@ -237,12 +248,15 @@ class _Row:
     """One implementation of a case while it runs: its :class:`Result`, runner and the
     peaks of its timed calls."""
 
-    def __init__(self, result, runner):
-        self.result, self.runner, self.peaks = result, runner, []
+    def __init__(self, result: Result, runner: Runner) -> None:
+        self.result = result
+        self.runner: Runner | None = runner   # None once the row has ended (buffers freed)
+        self.peaks: list[int] = []
 
-    def call(self, meter, *, timed):
+    def call(self, meter: _PeakMeter, *, timed: bool) -> None:
         """One call; timed: its seconds and peak RSS recorded."""
         runner = self.runner
+        assert runner is not None, "a row is called before it ends"
         if timed:
             meter.start()
         t0 = time.perf_counter()
@@ -262,12 +276,12 @@ class _Row:
                 peak = max(0, peak - self.result.n * self.result.itemsize)
             self.peaks.append(peak)
 
-    def done(self, repeat, budget):
+    def done(self, repeat: int, budget: float) -> bool:
         """``repeat`` timed calls made, or another would end past ``budget`` seconds."""
         seconds = self.result.seconds
         return len(seconds) >= repeat or sum(seconds) + min(seconds) > budget
 
-    def finish(self):
+    def finish(self) -> None:
         # A first call may hold one-time allocations: the later calls' peak, when any.
         peaks = self.peaks[1:] or self.peaks
         self.result.peak_bytes = max(peaks) if peaks else None
@@ -282,10 +296,10 @@ class BlasThreads:
     every count it changed. Without threadpoolctl nothing is limited.
     """
 
-    def __init__(self):
-        self._limiters = []
+    def __init__(self) -> None:
+        self._limiters: list[Any] = []   # threadpoolctl limiters (restore_original_limits)
 
-    def limit(self, threads):
+    def limit(self, threads: int) -> int:
         """Set every loaded BLAS library to ``threads``; how many there are (0: none, or
         no threadpoolctl)."""
         try:
@@ -297,12 +311,12 @@ class BlasThreads:
             self._limiters.append(blas.limit(limits=threads))
         return len(blas.lib_controllers)
 
-    def restore(self):
+    def restore(self) -> None:
         while self._limiters:
             self._limiters.pop().restore_original_limits()
 
 
-def blas_info():
+def blas_info() -> list[dict[str, Any]] | None:
     """The BLAS libraries loaded now (threadpoolctl's description), or None without it."""
     try:
         from threadpoolctl import threadpool_info
@@ -313,15 +327,16 @@ def blas_info():
             for i in threadpool_info() if i.get("user_api") == "blas"]
 
 
-def _thread_settings(blas=None):
+def _thread_settings(blas: BlasThreads | None = None) -> Callable[[], None]:
     """A function restoring fastinit's, (if loaded) PyTorch's and the BLAS thread counts as
     they are now (``blas``: the :class:`BlasThreads` that :func:`run` limits)."""
-    saved = [(_threads.set_num_threads, _threads.configured())]
+    saved: list[tuple[Callable[[int], object], int]] = [
+        (_threads.set_num_threads, _threads.configured())]
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
         saved.append((torch.set_num_threads, torch.get_num_threads()))
 
-    def restore():
+    def restore() -> None:
         for setter, value in saved:
             setter(value)
         if blas is not None:
@@ -329,21 +344,22 @@ def _thread_settings(blas=None):
     return restore
 
 
-def _dtypes_resolve(dtype):
+def _dtypes_resolve(dtype: str) -> np.dtype[Any]:
     from .. import _dtypes
     return _dtypes.resolve(dtype)
 
 
-def _make_output(n, dtype):
+def _make_output(n: int, dtype: str) -> npt.NDArray[Any]:
     from .. import _dtypes
     out = np.empty(n, dtype=_dtypes.resolve(dtype))
     out.view(np.uint8)[:] = 0  # touch every page: the output is resident before measuring
     return out
 
 
-def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=None,
-        cases=CASES, progress=False, ortho_size=DEFAULT_ORTHO_SIZE, skip=(),
-        budget=DEFAULT_BUDGET):
+def run(*, size: int = DEFAULT_SIZE, repeat: int = DEFAULT_REPEAT, dtype: str = "float32",
+        threads: int | None = None, cases: Iterable[str] = CASES, progress: bool = False,
+        ortho_size: int = DEFAULT_ORTHO_SIZE, skip: Iterable[str] = (),
+        budget: float = DEFAULT_BUDGET) -> list[Result]:
     """Run the benchmark; a list of :class:`Result`, one per (case, implementation).
 
     ``size`` is the element count of the flat cases and of the Glorot kernel,
@@ -357,13 +373,13 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
     """
     threads = threads or available_cores()
     blas = BlasThreads()
-    ctx = {"threads": threads, "blas": blas, "size": size}
+    ctx: Context = {"threads": threads, "blas": blas, "size": size}
     meter = _PeakMeter()
     rows = {case: [(name, factory) for name, factory in implementations(case)
                    if name not in skip] for case in cases}
     plan = [(case, name) for case in cases for name, _ in rows[case]]
     bar = _progress.Progress(len(plan), enabled=progress, desc="fastinit bench", unit="row")
-    results = []
+    results: list[Result] = []
     restore = _thread_settings(blas)
     try:
         for case in cases:
@@ -403,7 +419,8 @@ def run(*, size=DEFAULT_SIZE, repeat=DEFAULT_REPEAT, dtype="float32", threads=No
     return results
 
 
-def _start(result, factory, case, out, ctx, meter):
+def _start(result: Result, factory: Factory, case: str, out: npt.NDArray[Any], ctx: Context,
+           meter: _PeakMeter) -> _Row | None:
     """The implementation's :class:`_Row` after its warm-up (if it compiles), or None when
     it is skipped or failed (said in ``result``)."""
     try:
@@ -421,7 +438,7 @@ def _start(result, factory, case, out, ctx, meter):
         return None
 
 
-def _end(row, case):
+def _end(row: _Row, case: str) -> None:
     row.finish()
     result = row.result
     if case == "orthogonal" and result.best:
@@ -429,17 +446,17 @@ def _end(row, case):
     row.runner = None
 
 
-def _error(exc):
+def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
 
 
-def _progress_note(result):
+def _progress_note(result: Result) -> str:
     if result.rate:
         return f"{result.rate / 1e9:.3f} G/s [{len(result.seconds)} timed]"
     return result.error or f"skipped ({result.skipped})"
 
 
-def _add_ratios(results):
+def _add_ratios(results: list[Result]) -> None:
     reference = {r.case: r.rate for r in results
                  if r.implementation == NUMPY_REFERENCE[r.case] and r.rate}
     numba = {r.case: r.rate for r in results if r.implementation == "fastinit numba" and r.rate}
@@ -450,7 +467,7 @@ def _add_ratios(results):
 
 
 
-def format_seconds(seconds):
+def format_seconds(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     if seconds >= 1:

@@ -1,12 +1,21 @@
 """The benchmark's results as a table, JSON and a PNG bar chart."""
 
+from __future__ import annotations
+
 import time
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .cases import FLAT_CASES, KERNEL_COLUMNS, SEED, TRUNCATION, DEFAULT_ORTHO_SIZE, \
     model_config
 from .measure import machine_line
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Sequence
+
+    from .measure import Result
 
 __all__ = ["format_table", "to_json", "write_plot", "plot_title", "PLOT_MISSING"]
 
@@ -18,15 +27,15 @@ _CASE_LABEL = {"normal": "normal", "uniform": "uniform",
                "model": "llama model"}
 
 
-def _case_label(result):
+def _case_label(result: Result) -> str:
     if result.case == "orthogonal" and len(result.shape) == 2:
         return f"orthogonal {result.shape[0]}x{result.shape[1]}"
     return _CASE_LABEL[result.case]
 
 
-def _shape_lines(results, dtype, size):
+def _shape_lines(results: Sequence[Result], dtype: str, size: int) -> list[str]:
     """What the cases with their own shapes measure (their n differs from --size)."""
-    shapes = {}
+    shapes: dict[str, tuple[tuple[int, ...], int]] = {}
     for r in results:
         shapes.setdefault(r.case, (r.shape, r.n))
     lines = []
@@ -55,8 +64,9 @@ def _shape_lines(results, dtype, size):
     return lines
 
 
-def format_table(results, *, info, command, size, dtype, repeat, threads, peak_ok,
-                 budget=None):
+def format_table(results: Sequence[Result], *, info: dict[str, Any], command: str, size: int,
+                 dtype: str, repeat: int, threads: int, peak_ok: bool,
+                 budget: float | None = None) -> str:
     lines = [
         "fastinit side-by-side benchmark",
         f"machine: {machine_line(info, threads)}",
@@ -69,7 +79,7 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
         "",
     ]
     header = ("case", "implementation", "G elem/s", "x NumPy", "peak MiB", "note")
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in results:
         if r.rate:
             rate = _format_rate(r.rate)
@@ -84,7 +94,7 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
               for i, h in enumerate(header)]
     right = (False, False, True, True, True, False)
 
-    def fmt(row):
+    def fmt(row: Sequence[str]) -> str:
         cells = [c.rjust(w) if r else c.ljust(w) for c, w, r in zip(row, widths, right)]
         return "  ".join(cells).rstrip()
 
@@ -110,17 +120,19 @@ def format_table(results, *, info, command, size, dtype, repeat, threads, peak_o
     return "\n".join(lines)
 
 
-def _format_rate(rate):
+def _format_rate(rate: float) -> str:
     g = rate / 1e9
     return f"{g:.3f}" if g >= 0.001 else f"{g:.1e}"
 
 
-def _itemsize(dtype):
+def _itemsize(dtype: str) -> int:
     return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
 
 
-def to_json(results, *, info, command, argv, size, dtype, repeat, threads, peak_ok,
-            ortho_size=DEFAULT_ORTHO_SIZE, budget=None):
+def to_json(results: Sequence[Result], *, info: dict[str, Any], command: str,
+            argv: Sequence[str], size: int, dtype: str, repeat: int, threads: int,
+            peak_ok: bool, ortho_size: int = DEFAULT_ORTHO_SIZE,
+            budget: float | None = None) -> dict[str, Any]:
     return {
         "benchmark": "fastinit.bench",
         "command": command,
@@ -156,7 +168,8 @@ PLOT_MISSING = ("--plot needs matplotlib, which is not installed: pip install ma
                  "(or pip install \"fastinit-ml[bench]\")")
 
 
-def write_plot(results, path, *, title=None):
+def write_plot(results: Sequence[Result], path: str | os.PathLike[str], *,
+               title: str | None = None) -> str | os.PathLike[str]:
     """Write ``results`` (from :func:`run`) as a PNG bar chart to ``path``.
 
     One group of bars per case, one bar per implementation (the same colour for
@@ -169,7 +182,9 @@ def write_plot(results, path, *, title=None):
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(PLOT_MISSING) from exc
-    cases, labels, names = [], {}, []
+    cases: list[str] = []
+    labels: dict[str, str] = {}
+    names: list[str] = []
     for r in results:
         if r.case not in labels:
             cases.append(r.case)
@@ -184,7 +199,7 @@ def write_plot(results, path, *, title=None):
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     colour = {name: f"C{i % 10}" for i, name in enumerate(names)}
-    labelled = set()
+    labelled: set[str] = set()
     for i, (case, group) in enumerate(zip(cases, groups)):
         for j, name in enumerate(group):  # the case's bars, centred on its tick
             ax.bar(i + (j - (len(group) - 1) / 2) * width, rates[(case, name)], width=width,
@@ -204,7 +219,8 @@ def write_plot(results, path, *, title=None):
     return path
 
 
-def plot_title(results, info, *, size, dtype, repeat, threads):
+def plot_title(results: Sequence[Result], info: dict[str, Any], *, size: int, dtype: str,
+               repeat: int, threads: int) -> str:
     n = f"n = {size:,} " if any(r.case in FLAT_CASES for r in results) else ""
     return (f"fastinit bench: {n}{dtype}, best of {repeat}, threads = {threads}\n"
             f"{info['cpu_model']}")

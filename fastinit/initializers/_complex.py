@@ -17,16 +17,29 @@ draw; the polar transforms below use NumPy's ``log``, ``sqrt``, ``cos`` and
   then scaled.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import random as fr
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def real_dtype(dtype):
+    import numpy.typing as npt
+
+    from .._typing import Array, FloatArray
+    from .base import Request
+
+
+def real_dtype(dtype: npt.DTypeLike) -> np.dtype[np.floating[Any]]:
     return np.dtype(np.float32) if np.dtype(dtype) == np.complex64 else np.dtype(np.float64)
 
 
-def _pairs(request, seed, draw, *args):
+def _pairs(request: Request, seed: int, draw: Callable[..., FloatArray],
+           *args: float) -> FloatArray:
     """Draw the ``shape + (2,)`` real tensor of ``request``'s region (``draw`` is a
     :mod:`fastinit.random` function)."""
     index = None if request.index is None else request.index + (slice(None),)
@@ -35,17 +48,17 @@ def _pairs(request, seed, draw, *args):
                 backend=request.backend)
 
 
-def normal(request, seed, mean, stddev):
+def normal(request: Request, seed: int, mean: float, stddev: float) -> Array:
     parts = _pairs(request, seed, fr.normal, 0.0, stddev / np.sqrt(2.0))
     return request.write((parts[..., 0] + mean) + 1j * parts[..., 1])
 
 
-def _polar(request, radius, theta, scale):
+def _polar(request: Request, radius: FloatArray, theta: FloatArray, scale: float) -> Array:
     values = radius * (np.cos(theta) + 1j * np.sin(theta))
     return request.write(values * scale)
 
 
-def uniform_disk(request, seed, scale):
+def uniform_disk(request: Request, seed: int, scale: float) -> Array:
     u = _pairs(request, seed, fr.uniform, 0.0, 1.0)
     rt = u.dtype.type
     radius = np.sqrt(rt(2) * u[..., 0])
@@ -53,7 +66,7 @@ def uniform_disk(request, seed, scale):
     return _polar(request, radius, theta, scale)
 
 
-def truncated_normal(request, seed, upper, scale):
+def truncated_normal(request: Request, seed: int, upper: float, scale: float) -> Array:
     u = _pairs(request, seed, fr.uniform, 0.0, 1.0)
     rt = u.dtype.type
     t = rt(1 - np.exp(-(upper ** 2))) * u[..., 0]

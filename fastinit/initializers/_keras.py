@@ -20,10 +20,20 @@ Each of these happens when Keras' module in question is imported (a one-shot
 import hook) or at once if it already is. See ``docs/getting-started.md`` (Keras 3).
 """
 
+from __future__ import annotations
+
 import importlib.abc
 import importlib.util
 import sys
 import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from importlib.machinery import ModuleSpec
+    from types import ModuleType
+
+    from .._typing import SeedGeneratorLike
 
 __all__ = ["PACKAGE", "REGISTRY_MODULE", "INITIALIZERS_MODULE", "keras_name", "add",
            "adopt", "register_with_keras", "install", "seed_generator", "draw_seed",
@@ -34,23 +44,23 @@ REGISTRY_MODULE = "keras.src.saving.object_registration"
 INITIALIZERS_MODULE = "keras.src.initializers.random_initializers"
 _SEED_GENERATOR_MODULE = "keras.src.random.seed_generator"
 _lock = threading.RLock()
-_entries = {}   # Keras name -> class
-_adopted = {}   # fastinit class -> the name of the Keras class it takes as a base
+_entries: dict[str, type] = {}   # Keras name -> class
+_adopted: dict[type, str] = {}   # fastinit class -> the name of the Keras class it takes as a base
 
 
-def keras_name(cls):
+def keras_name(cls: type) -> str:
     """The name a built-in fastinit class has in Keras' registry: ``"fastinit>Name"``."""
     return f"{PACKAGE}>{cls.__name__}"
 
 
-def add(name, cls):
+def add(name: str, cls: type) -> None:
     """Give ``cls`` the Keras name ``name`` (now if Keras is imported, else when it is)."""
     with _lock:
         _entries[name] = cls
         register_with_keras({name: cls})
 
 
-def register_with_keras(entries=None):
+def register_with_keras(entries: Mapping[str, type] | None = None) -> bool:
     """Register the classes (all of them by default) with Keras if it is imported; returns
     whether it was. A Keras name taken by another object is an error; a class that
     already has a Keras name keeps it."""
@@ -68,7 +78,7 @@ def register_with_keras(entries=None):
         return True
 
 
-def adopt(cls, keras_class_name):
+def adopt(cls: type, keras_class_name: str) -> None:
     """Give ``cls`` Keras' class ``keras_class_name`` (of Keras' random initializers) as
     its last base, now if Keras has defined it, else when it does. ``cls``'s own methods
     come first in its MRO: Keras' base only makes ``isinstance`` checks in Keras true."""
@@ -77,7 +87,7 @@ def adopt(cls, keras_class_name):
         _adopt_now()
 
 
-def _adopt_now():
+def _adopt_now() -> bool:
     with _lock:
         mod = sys.modules.get(INITIALIZERS_MODULE)
         if mod is None:
@@ -92,7 +102,7 @@ def _adopt_now():
 # -- Keras SeedGenerator seeds ---------------------------------------------------------
 
 
-def seed_generator(seed):
+def seed_generator(seed: object) -> SeedGeneratorLike | None:
     """``seed`` as a Keras ``SeedGenerator`` if it is one, or the config Keras serializes
     one to (``{"class_name": "SeedGenerator", ...}``, rebuilt with Keras); else None."""
     if isinstance(seed, dict) and seed.get("class_name") == "SeedGenerator":
@@ -108,7 +118,7 @@ def seed_generator(seed):
     return None
 
 
-def draw_seed(generator):
+def draw_seed(generator: SeedGeneratorLike) -> int:
     """The fastinit seed of one call under a Keras ``SeedGenerator``: its next state
     ``(seed, counter)`` (which advances it, as each Keras draw does), as
     ``(seed mod 2**32) * 2**32 + (counter mod 2**32)``."""
@@ -118,7 +128,7 @@ def draw_seed(generator):
     return high << 32 | low
 
 
-def serialize_seed(generator):
+def serialize_seed(generator: SeedGeneratorLike) -> dict[str, Any]:
     """A ``SeedGenerator`` as Keras serializes it (a JSON-able config)."""
     return sys.modules["keras"].saving.serialize_keras_object(generator)
 
@@ -126,7 +136,7 @@ def serialize_seed(generator):
 # -- the import hook ---------------------------------------------------------------------
 
 
-def _on_import(name):
+def _on_import(name: str) -> None:
     if name == REGISTRY_MODULE:
         register_with_keras()
     elif name == INITIALIZERS_MODULE:
@@ -134,13 +144,13 @@ def _on_import(name):
 
 
 class _Loader(importlib.abc.Loader):
-    def __init__(self, loader, name):
+    def __init__(self, loader: importlib.abc.Loader, name: str) -> None:
         self._loader, self._name = loader, name
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
         return self._loader.create_module(spec)
 
-    def exec_module(self, module):
+    def exec_module(self, module: ModuleType) -> None:
         self._loader.exec_module(module)
         _on_import(self._name)
 
@@ -149,10 +159,11 @@ class _Finder(importlib.abc.MetaPathFinder):
     """Wraps the loaders of the Keras modules it waits for, so that fastinit acts right
     after each runs; removes itself once it has seen them all."""
 
-    def __init__(self, names):
+    def __init__(self, names: Sequence[str]) -> None:
         self._waiting = set(names)
 
-    def find_spec(self, fullname, path, target=None):
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> ModuleSpec | None:
         with _lock:
             if fullname not in self._waiting:
                 return None
@@ -165,7 +176,7 @@ class _Finder(importlib.abc.MetaPathFinder):
         return spec
 
 
-def install():
+def install() -> None:
     """Act now on the Keras modules already imported, and on the others when they are
     (never imports Keras)."""
     with _lock:

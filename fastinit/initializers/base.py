@@ -7,8 +7,11 @@ the concrete class computes its parameters (fans, std, bounds) and draws
 through the request. Concrete classes know nothing about kernels or devices.
 """
 
+from __future__ import annotations
+
 import inspect
 import os
+from typing import TYPE_CHECKING, Any, ClassVar, SupportsIndex, cast
 
 import numpy as np
 
@@ -17,13 +20,24 @@ from .._target import Target
 from ..stream import STREAM_VERSION
 from . import _keras
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy.typing as npt
+
+    from .._typing import (
+        Array, Backend, Config, DeviceLike, DTypeKind, Index, InitializerSeed, Output, Seed,
+        SeedGeneratorLike, Self, Shape, ShapeLike,
+    )
+    from ..backends import Distribution
+
 __all__ = ["Initializer", "SeededInitializer", "Request", "resolve_seed", "call_initializer"]
 
 
 # -- the seed rule ---------------------------------------------------------------
 
 
-def resolve_seed(seed):
+def resolve_seed(seed: Seed) -> int:
     """The seed an initializer uses: fastinit's seed rule, written once.
 
     This is the only place the rule is defined; every seeded initializer,
@@ -83,17 +97,27 @@ class Request(Target):
     :meth:`write` / :meth:`write_whole`.
     """
 
-    def __init__(self, shape, dtype=None, *, kind="float", out=None, backend="auto",
-                 device=None, stream=0, index=None, offset=0):
+    # Set by Target (and here: stream); declared for checkers.
+    shape: Shape
+    dtype: np.dtype[Any]
+    index: tuple[Any, ...] | None
+    offset: int
+    backend: Backend
+    stream: int
+
+    def __init__(self, shape: ShapeLike | None, dtype: npt.DTypeLike | None = None, *,
+                 kind: DTypeKind = "float", out: Output | None = None, backend: Backend = "auto",
+                 device: DeviceLike = None, stream: SupportsIndex = 0,
+                 index: Index | None = None, offset: SupportsIndex = 0) -> None:
         super().__init__(shape, dtype, kind=kind, out=out, index=index, offset=offset,
                          backend=backend, device=device)
         self.stream = check_uint64(stream, "stream")
 
     @property
-    def is_complex(self):
+    def is_complex(self) -> bool:
         return self.dtype.kind == "c"
 
-    def draw(self, dist, seed, stream=None):
+    def draw(self, dist: Distribution, seed: int, stream: int | None = None) -> Array:
         """Fill the output with ``dist`` from ``seed`` and the call's stream; return it."""
         return super().draw(dist, seed, self.stream if stream is None else stream)
 
@@ -162,25 +186,27 @@ class Initializer:
     """
 
     #: The dtypes a call accepts: "float", "inexact" or "any" (``fastinit._dtypes.resolve``).
-    dtype_kind = "float"
+    dtype_kind: ClassVar[DTypeKind] = "float"
     #: True when a region costs time and memory of the region alone (``index=``): the
     #: value of each element is computed on its own. False for initializers computed
     #: whole (a factorisation, a permutation) and, by default, for custom ones.
-    elementwise = False
+    elementwise: ClassVar[bool] = False
 
-    def __call__(self, shape=None, dtype=None, *, out=None, backend="auto", device=None,
-                 stream=0, index=None, offset=0):
+    def __call__(self, shape: ShapeLike | None = None, dtype: npt.DTypeLike | None = None, *,
+                 out: Output | None = None, backend: Backend = "auto",
+                 device: DeviceLike = None, stream: SupportsIndex = 0,
+                 index: Index | None = None, offset: SupportsIndex = 0) -> Array:
         """Values of ``shape`` and ``dtype`` (see the class docstring for the keywords)."""
         request = Request(shape, dtype, kind=self.dtype_kind, out=out, backend=backend,
                           device=device, stream=stream, index=index, offset=offset)
         return self._drawing(request).generate(request)
 
-    def _drawing(self, request):
+    def _drawing(self, request: Request | None) -> Initializer:
         """The initializer that produces ``request`` (None: only checks one): itself,
         except under a Keras ``SeedGenerator`` (:class:`SeededInitializer`)."""
         return self
 
-    def check(self, shape, dtype=None):
+    def check(self, shape: ShapeLike, dtype: npt.DTypeLike | None = None) -> None:
         """Raise the TypeError or ValueError that a call with ``shape`` and ``dtype`` would
         raise, computing nothing (a checkpoint checks every tensor before writing any)."""
         init = self._drawing(None)
@@ -190,31 +216,31 @@ class Initializer:
         else:
             init.validate(Request(shape, dtype, kind=init.dtype_kind))
 
-    def validate(self, request):
+    def validate(self, request: Request) -> None:
         """Check that this initializer can produce ``request`` (global initializers check
         their shape here; :meth:`check` calls it)."""
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         """Produce the values a :class:`Request` asks for (implemented by subclasses)."""
         raise NotImplementedError(f"{type(self).__name__} must implement generate(request) "
                                   "or __call__(shape, dtype=None)")
 
-    def get_config(self):
+    def get_config(self) -> Config:
         """The initializer's configuration: a JSON-serializable dict of constructor arguments."""
         return {}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> Self:
         """An initializer from the output of :meth:`get_config`."""
         if not isinstance(config, dict):
             raise ValueError(f"config must be a dict. Received: config={config!r}")
         return cls(**config)
 
-    def clone(self):
+    def clone(self) -> Self:
         """A new initializer with the same configuration (an unseeded one draws a new seed)."""
         return self.__class__.from_config(self.get_config())
 
-    def with_seed(self, seed):
+    def with_seed(self, seed: Seed) -> Initializer:
         """This initializer drawing from ``seed`` (the seed rule of :func:`resolve_seed`).
 
         The one way callers (front ends, checkpoints, Dask) give an initializer
@@ -222,16 +248,16 @@ class Initializer:
         """
         return self
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
                          if k != "stream_version")   # a config entry, not an argument
         return f"{type(self).__name__}({args})"
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return (type(self) is type(other) and self.get_config() == other.get_config()
                 and getattr(self, "seed", None) == getattr(other, "seed", None))
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(type(self).__name__)
 
 
@@ -249,7 +275,10 @@ class SeededInitializer(Initializer):
     ``GlorotUniform`` (other values) without a word.
     """
 
-    def __init__(self, seed=None):
+    seed: int | SeedGeneratorLike
+    _init_seed: int | SeedGeneratorLike | None
+
+    def __init__(self, seed: InitializerSeed = None) -> None:
         generator = _keras.seed_generator(seed)
         if generator is not None:
             self._init_seed = self.seed = generator
@@ -257,13 +286,20 @@ class SeededInitializer(Initializer):
         if seed is not None and not hasattr(type(seed), "__index__"):
             raise ValueError("seed must be an integer in [0, 2**64), None or a "
                              f"keras.random.SeedGenerator. Received: seed={shown(seed)}")
+        seed = cast("Seed", seed)   # not a SeedGenerator: the seed rule's
         self._init_seed = None if seed is None else resolve_seed(seed)
         self.seed = resolve_seed(seed)
 
-    def _seed_generator(self):
+    def _seed_generator(self) -> SeedGeneratorLike | None:
         return None if isinstance(self.seed, int) else self.seed
 
-    def _drawing(self, request):
+    @property
+    def _call_seed(self) -> int:
+        """The int seed that :meth:`generate` draws from (under a ``SeedGenerator`` a call
+        generates with :meth:`with_seed`'s copy, whose seed is an int)."""
+        return cast(int, self.seed)
+
+    def _drawing(self, request: Request | None) -> Initializer:
         generator = self._seed_generator()
         if generator is None:
             return self
@@ -277,16 +313,16 @@ class SeededInitializer(Initializer):
                              f"offset={request.offset!r}")
         return self.with_seed(_keras.draw_seed(generator))
 
-    def _seed_config(self):
+    def _seed_config(self) -> Any:
         """The ``seed`` of :meth:`get_config`: as given, a ``SeedGenerator`` serialized."""
         generator = self._seed_generator()
         return self._init_seed if generator is None else _keras.serialize_seed(generator)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"seed": self._seed_config(), "stream_version": STREAM_VERSION}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Config) -> Self:
         """An initializer from :meth:`get_config`'s output (or a config without
         ``"stream_version"``, such as Keras' own)."""
         if not isinstance(config, dict):
@@ -300,11 +336,13 @@ class SeededInitializer(Initializer):
                              f"Received: stream_version={shown(version)}")
         return cls(**config)
 
-    def with_seed(self, seed):
+    def with_seed(self, seed: Seed) -> Self:
         return type(self).from_config({**self.get_config(), "seed": resolve_seed(seed)})
 
 
-def call_initializer(initializer, shape=None, dtype=None, *, out=None, **kw):
+def call_initializer(initializer: Callable[..., Any], shape: ShapeLike | None = None,
+                     dtype: npt.DTypeLike | None = None, *, out: Output | None = None,
+                     **kw: Any) -> Array:
     """Call any initializer with fastinit's keywords (``out``, ``index``, ``stream``...).
 
     A fastinit :class:`Initializer` takes them itself. Any other callable
@@ -339,7 +377,7 @@ def call_initializer(initializer, shape=None, dtype=None, *, out=None, **kw):
     return request.write_whole(values)
 
 
-def _takes_keywords(initializer):
+def _takes_keywords(initializer: Initializer) -> bool:
     call = type(initializer).__call__
     if call is Initializer.__call__:
         return True

@@ -1,12 +1,21 @@
 """Constant initializers: zeros, ones, a constant, and a given array."""
 
+from __future__ import annotations
+
 import math
 import numbers
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from .._checks import check_real, shown
 from .base import Initializer
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .._typing import Array, Config, DTypeKind, Shape
+    from .base import Request
 
 __all__ = ["Zeros", "Ones", "Constant", "FromArray"]
 
@@ -38,10 +47,11 @@ class Constant(Initializer):
     ValueError: Constant value -1 is not representable in uint8. Received: value=-1, dtype=uint8
     """
 
-    dtype_kind = "any"
-    elementwise = True
+    dtype_kind: ClassVar[DTypeKind] = "any"
+    elementwise: ClassVar[bool] = True
+    value: int | float | npt.NDArray[Any]
 
-    def __init__(self, value=0.0):
+    def __init__(self, value: npt.ArrayLike = 0.0) -> None:
         if isinstance(value, (list, tuple)) or hasattr(value, "__array__"):
             value = _real_array(value, "value")
             if value.dtype.kind == "f" and np.isnan(value).any():
@@ -55,7 +65,7 @@ class Constant(Initializer):
         else:
             self.value = check_real(value, "value", finite=False)
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         if isinstance(self.value, np.ndarray):
             values = self._broadcast(request.shape)
             for v in _extremes(values):
@@ -64,28 +74,28 @@ class Constant(Initializer):
         _check_representable(self.value, request.dtype)
         return request.write(self.value)
 
-    def validate(self, request):
+    def validate(self, request: Request) -> None:
         if isinstance(self.value, np.ndarray):
             self._broadcast(request.shape)
 
-    def _broadcast(self, shape):
+    def _broadcast(self, shape: Shape) -> npt.NDArray[Any]:
         try:
             return np.broadcast_to(self.value, shape)
         except ValueError:
-            raise ValueError(f"The Constant value of shape {self.value.shape} does not "
+            raise ValueError(f"The Constant value of shape {np.shape(self.value)} does not "
                              f"broadcast to shape {shape}. Received: shape={shape}") from None
 
-    def get_config(self):
+    def get_config(self) -> Config:
         value = self.value
         return {"value": value.tolist() if isinstance(value, np.ndarray) else value}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         if isinstance(self.value, np.ndarray):
             return f"{type(self).__name__}(<array of shape {self.value.shape}>)"
         return super().__repr__()
 
 
-def _real_array(value, name):
+def _real_array(value: npt.ArrayLike, name: str) -> npt.NDArray[Any]:
     """``value`` as a NumPy array of real numbers, else ValueError naming it."""
     try:
         array = np.array(value)
@@ -97,7 +107,7 @@ def _real_array(value, name):
     return array
 
 
-def _extremes(values):
+def _extremes(values: npt.NDArray[Any]) -> list[Any]:
     """The values whose representability decides that of all: a non-integral one (if
     any: integer dtypes refuse it), the smallest and the largest."""
     if values.size == 0:
@@ -111,7 +121,7 @@ def _extremes(values):
     return picks
 
 
-def _check_representable(value, dtype):
+def _check_representable(value: Any, dtype: np.dtype[Any]) -> None:
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         ok = float(value).is_integer() and info.min <= value <= info.max
@@ -138,10 +148,10 @@ class Zeros(Constant):
            [0., 0., 0.]], dtype=float32)
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(0)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {}
 
 
@@ -154,10 +164,10 @@ class Ones(Constant):
     array([1, 1, 1], dtype=int32)
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(1)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {}
 
 
@@ -184,22 +194,22 @@ class FromArray(Initializer):
     ValueError: Expected `shape` to be (2, 2) for an array used as initializer. Received: shape=(2, 3)
     """
 
-    dtype_kind = "any"
+    dtype_kind: ClassVar[DTypeKind] = "any"
 
-    def __init__(self, value):
+    def __init__(self, value: npt.ArrayLike) -> None:
         self.value = _real_array(value, "value")
 
-    def validate(self, request):
+    def validate(self, request: Request) -> None:
         if request.shape != self.value.shape:
             raise ValueError(f"Expected `shape` to be {self.value.shape} for an array used as "
                              f"initializer. Received: shape={request.shape}")
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         self.validate(request)
         return request.write_whole(self.value)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"value": self.value.tolist()}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"FromArray(<array of shape {self.value.shape}, dtype {self.value.dtype}>)"

@@ -7,7 +7,10 @@ values from :mod:`fastinit.random`. Seeds follow
 :func:`fastinit.initializers.base.resolve_seed`.
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -16,6 +19,18 @@ from . import _complex
 from .._checks import check_real, shown
 from .base import SeededInitializer
 from . import _keras
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy.typing as npt
+
+    from .._typing import (
+        Array, Config, DistributionName, DTypeKind, InitializerSeed, Mode,
+    )
+    from .base import Request
+
+    Axes = int | Sequence[int]
 
 __all__ = [
     "TRUNCATED_NORMAL_STDDEV", "COMPLEX_TRUNCATED_NORMAL_STDDEV",
@@ -62,21 +77,22 @@ class RandomNormal(SeededInitializer):
     array([ 1.4215661 , -0.12305395,  0.32014555,  0.33665344], dtype=float32)
     """
 
-    dtype_kind = "inexact"
-    elementwise = True
+    dtype_kind: ClassVar[DTypeKind] = "inexact"
+    elementwise: ClassVar[bool] = True
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05,
+                 seed: InitializerSeed = None) -> None:
         self.mean = check_real(mean, "mean")
         self.stddev = check_real(stddev, "stddev", minimum=0.0)
         super().__init__(seed)
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         if request.is_complex:
-            return _complex.normal(request, self.seed, self.mean, self.stddev)
+            return _complex.normal(request, self._call_seed, self.mean, self.stddev)
         return request.draw(fr.normal_distribution(self.mean, self.stddev, request.dtype),
-                            self.seed)
+                            self._call_seed)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
 
 
@@ -98,9 +114,10 @@ class RandomUniform(SeededInitializer):
            [0.08742666, 0.49807483]], dtype=float32)
     """
 
-    elementwise = True
+    elementwise: ClassVar[bool] = True
 
-    def __init__(self, minval=-0.05, maxval=0.05, seed=None):
+    def __init__(self, minval: float = -0.05, maxval: float = 0.05,
+                 seed: InitializerSeed = None) -> None:
         self.minval = check_real(minval, "minval")
         self.maxval = check_real(maxval, "maxval")
         if self.minval > self.maxval:
@@ -108,11 +125,11 @@ class RandomUniform(SeededInitializer):
                              f"Received: minval={minval}, maxval={maxval}")
         super().__init__(seed)
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         return request.draw(fr.uniform_distribution(self.minval, self.maxval, request.dtype),
-                            self.seed)
+                            self._call_seed)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"minval": self.minval, "maxval": self.maxval, **super().get_config()}
 
 
@@ -144,9 +161,10 @@ class TruncatedNormal(SeededInitializer):
     {'mean': 0.0, 'stddev': 0.1, 'a': -0.2, 'b': 0.2}
     """
 
-    elementwise = True
+    elementwise: ClassVar[bool] = True
 
-    def __init__(self, mean=0.0, stddev=0.05, seed=None, lower=-2.0, upper=2.0):
+    def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: InitializerSeed = None,
+                 lower: float = -2.0, upper: float = 2.0) -> None:
         self.mean = check_real(mean, "mean")
         self.stddev = check_real(stddev, "stddev", minimum=0.0)
         self.lower = check_real(lower, "lower", finite=False)
@@ -160,22 +178,22 @@ class TruncatedNormal(SeededInitializer):
                              f"Received: mean={mean}, stddev={stddev}")
         super().__init__(seed)
 
-    def parameters(self):
+    def parameters(self) -> dict[str, float]:
         """The absolute bounds ``a``, ``b`` passed to :func:`fastinit.random.truncated_normal`."""
         return {"mean": self.mean, "stddev": self.stddev,
                 "a": self.mean + self.lower * self.stddev if self.stddev else self.mean,
                 "b": self.mean + self.upper * self.stddev if self.stddev else self.mean}
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         p = self.parameters()
         if self.stddev == 0.0:
             dist = fr.uniform_distribution(self.mean, self.mean, request.dtype)
         else:
             dist = fr.truncated_normal_distribution(p["mean"], p["stddev"], p["a"], p["b"],
                                                     request.dtype)
-        return request.draw(dist, self.seed)
+        return request.draw(dist, self._call_seed)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {"mean": self.mean, "stddev": self.stddev, **super().get_config()}
         if (self.lower, self.upper) != (-2.0, 2.0):
             config.update(lower=self.lower, upper=self.upper)
@@ -238,12 +256,14 @@ class VarianceScaling(SeededInitializer):
     True
     """
 
-    dtype_kind = "inexact"
-    elementwise = True
+    dtype_kind: ClassVar[DTypeKind] = "inexact"
+    elementwise: ClassVar[bool] = True
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
-                 input_axes=None, output_axes=None, in_axis=None, out_axis=None,
-                 batch_axis=None):
+    def __init__(self, scale: float = 1.0, mode: Mode = "fan_in",
+                 distribution: DistributionName = "truncated_normal",
+                 seed: InitializerSeed = None, input_axes: Axes | None = None,
+                 output_axes: Axes | None = None, in_axis: Axes | None = None,
+                 out_axis: Axes | None = None, batch_axis: Axes | None = None) -> None:
         # Keras' messages (its own tests match them), with the value named.
         self.scale = check_real(scale, "scale")
         if self.scale <= 0.0:
@@ -278,10 +298,10 @@ class VarianceScaling(SeededInitializer):
         super().__init__(seed)
 
     @property
-    def _jax_axes(self):
+    def _jax_axes(self) -> bool:
         return any(a is not None for a in (self.in_axis, self.out_axis, self.batch_axis))
 
-    def fans(self, shape):
+    def fans(self, shape: Sequence[int]) -> tuple[float, float]:
         """``(fan_in, fan_out)`` of ``shape`` under this initializer's layout."""
         if self._jax_axes:
             return _fans.jax_fans(shape, -2 if self.in_axis is None else self.in_axis,
@@ -289,7 +309,8 @@ class VarianceScaling(SeededInitializer):
                                   () if self.batch_axis is None else self.batch_axis)
         return _fans.keras_fans(shape, self.input_axes, self.output_axes)
 
-    def parameters(self, shape, dtype=None):
+    def parameters(self, shape: Sequence[int],
+                   dtype: npt.DTypeLike | None = None) -> dict[str, Any]:
         """What a call with ``shape`` draws from: fans, variance and the distribution's parameters.
 
         Returns
@@ -321,14 +342,14 @@ class VarianceScaling(SeededInitializer):
             p["limit"] = math.sqrt(3.0 * variance)
         return p
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         p = self.parameters(request.shape, request.dtype)
         if request.is_complex:
             if self.distribution == "truncated_normal":
-                return _complex.truncated_normal(request, self.seed, 2.0, p["scale"])
+                return _complex.truncated_normal(request, self._call_seed, 2.0, p["scale"])
             if self.distribution == "untruncated_normal":
-                return _complex.normal(request, self.seed, 0.0, p["scale"])
-            return _complex.uniform_disk(request, self.seed, p["scale"])
+                return _complex.normal(request, self._call_seed, 0.0, p["scale"])
+            return _complex.uniform_disk(request, self._call_seed, p["scale"])
         if self.distribution == "truncated_normal":
             dist = fr.truncated_normal_distribution(0.0, p["stddev"], p["a"], p["b"],
                                                     request.dtype)
@@ -336,16 +357,16 @@ class VarianceScaling(SeededInitializer):
             dist = fr.normal_distribution(0.0, p["stddev"], request.dtype)
         else:
             dist = fr.uniform_distribution(-p["limit"], p["limit"], request.dtype)
-        return request.draw(dist, self.seed)
+        return request.draw(dist, self._call_seed)
 
-    def _axes_config(self):
+    def _axes_config(self) -> Config:
         config = {"input_axes": self.input_axes, "output_axes": self.output_axes}
         for name in ("in_axis", "out_axis", "batch_axis"):
             if getattr(self, name) is not None:
                 config[name] = getattr(self, name)
         return config
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
                 **super().get_config(), **self._axes_config()}
 
@@ -355,12 +376,12 @@ class VarianceScaling(SeededInitializer):
 _keras.adopt(VarianceScaling, "VarianceScaling")
 
 
-def _axes_list(value, name):
+def _axes_list(value: Axes, name: str) -> list[int]:
     axes = _fans.check_axes(value, name)
     return [axes] if isinstance(axes, int) else axes
 
 
-def _is_complex(dtype):
+def _is_complex(dtype: npt.DTypeLike) -> bool:
     try:
         return np.dtype(dtype).kind == "c"
     except TypeError:
@@ -370,15 +391,16 @@ def _is_complex(dtype):
 class _Preset(VarianceScaling):
     """A variance-scaling initializer with fixed ``(scale, mode, distribution)``."""
 
-    PRESET = (1.0, "fan_in", "truncated_normal")
+    PRESET: ClassVar[tuple[float, Mode, DistributionName]] = (1.0, "fan_in", "truncated_normal")
 
-    def __init__(self, seed=None, input_axes=None, output_axes=None, in_axis=None,
-                 out_axis=None, batch_axis=None):
+    def __init__(self, seed: InitializerSeed = None, input_axes: Axes | None = None,
+                 output_axes: Axes | None = None, in_axis: Axes | None = None,
+                 out_axis: Axes | None = None, batch_axis: Axes | None = None) -> None:
         scale, mode, distribution = self.PRESET
         super().__init__(scale, mode, distribution, seed, input_axes, output_axes, in_axis,
                          out_axis, batch_axis)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {**SeededInitializer.get_config(self), **self._axes_config()}
 
 

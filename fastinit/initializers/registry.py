@@ -18,8 +18,11 @@ GlorotUniform(seed=None, input_axes=None, output_axes=None)
 True
 """
 
+from __future__ import annotations
+
 import inspect
 import re
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numpy as np
 
@@ -33,17 +36,25 @@ from .random_initializers import (
 )
 from .structured import STFT, DeltaOrthogonal, Dirac, Identity, Orthogonal, Sparse
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from .._typing import Config
+
+    # What register() decorates and returns unchanged: a class or a function.
+    _Registered = TypeVar("_Registered", bound=Callable[..., Any])
+
 __all__ = ["ALL_OBJECTS", "ALIASES", "register", "get", "serialize", "deserialize", "names"]
 
 #: The built-in initializer classes.
-ALL_OBJECTS = (
+ALL_OBJECTS: tuple[type[Initializer], ...] = (
     Zeros, Ones, Constant, FromArray, RandomNormal, RandomUniform, TruncatedNormal,
     VarianceScaling, GlorotUniform, GlorotNormal, HeUniform, HeNormal, LecunUniform,
     LecunNormal, Orthogonal, Identity, STFT, DeltaOrthogonal, Dirac, Sparse,
 )
 
 #: Names beyond the class names and their snake_case forms.
-ALIASES = {
+ALIASES: dict[str, type[Initializer]] = {
     # Keras 3 aliases.
     "normal": RandomNormal, "uniform": RandomUniform, "zero": Zeros, "one": Ones,
     "IdentityInitializer": Identity, "OrthogonalInitializer": Orthogonal,
@@ -65,16 +76,26 @@ ALIASES = {
     "delta_orthogonal": DeltaOrthogonal, "stft": STFT,
 }
 
-_REGISTRY = {}
-_NAME_OF = {}
+_REGISTRY: dict[str, Callable[..., Any]] = {}   # name -> class or function
+_NAME_OF: dict[Callable[..., Any], str] = {}    # class or function -> its first name
 
 
-def _snake_case(name):
+def _snake_case(name: str) -> str:
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
 
 
-def register(cls=None, *, name=None):
+@overload
+def register(cls: _Registered, *, name: str | None = None) -> _Registered: ...
+
+
+@overload
+def register(cls: None = None, *,
+             name: str | None = None) -> Callable[[_Registered], _Registered]: ...
+
+
+def register(cls: Callable[..., Any] | None = None, *,
+             name: str | None = None) -> Any:
     """Register an initializer class (or a function) under ``name`` (default: its ``__name__``).
 
     Usable as a decorator. Registered names work in :func:`get` and
@@ -93,7 +114,7 @@ def register(cls=None, *, name=None):
     >>> serialize(Halves())
     {'class_name': 'my_package>Halves', 'config': {}}
     """
-    def decorate(obj):
+    def decorate(obj: _Registered) -> _Registered:
         key = name or obj.__name__
         if not isinstance(key, str) or not key:
             raise ValueError(f"name must be a non-empty string. Received: name={key!r}")
@@ -117,7 +138,7 @@ _REGISTRY.update(ALIASES)
 _keras.install()
 
 
-def names():
+def names() -> list[str]:
     """All registered names, sorted.
 
     Examples
@@ -128,7 +149,7 @@ def names():
     return sorted(_REGISTRY)
 
 
-def serialize(initializer):
+def serialize(initializer: Callable[..., Any]) -> Config:
     """The config dict of an initializer: ``{"class_name": ..., "config": ...}``.
 
     A registered function (or a plain function, by its ``__name__``) gives
@@ -146,7 +167,8 @@ def serialize(initializer):
                      f"Received: initializer={initializer!r}")
 
 
-def _lookup(name, custom_objects):
+def _lookup(name: str,
+            custom_objects: Mapping[str, Callable[..., Any]] | None) -> Callable[..., Any]:
     if custom_objects and name in custom_objects:
         return custom_objects[name]
     if name in _REGISTRY:
@@ -156,7 +178,9 @@ def _lookup(name, custom_objects):
                      f"custom_objects. Received: class_name={shown(name)}")
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(config: str | Config,
+                custom_objects: Mapping[str, Callable[..., Any]] | None = None
+                ) -> Callable[..., Any]:
     """An initializer from a name or a config dict (the output of :func:`serialize`).
 
     Keras' serialized form is accepted too (its ``module`` and
@@ -181,7 +205,9 @@ def deserialize(config, custom_objects=None):
         raise ValueError("An initializer config is nested too deeply to read.") from None
 
 
-def _deserialize(config, custom_objects):
+def _deserialize(config: str | Config,
+                 custom_objects: Mapping[str, Callable[..., Any]] | None
+                 ) -> Callable[..., Any]:
     if isinstance(config, str):
         obj = _lookup(config, custom_objects)
         return _build(obj, None) if inspect.isclass(obj) else obj
@@ -198,7 +224,7 @@ def _deserialize(config, custom_objects):
     return _build(obj, inner) if inspect.isclass(obj) else obj
 
 
-def _build(cls, config):
+def _build(cls: type, config: Config | None) -> Callable[..., Any]:
     """``cls`` from ``config`` (None: its defaults); a config it does not take is a ValueError."""
     try:
         if config is None:
@@ -211,7 +237,15 @@ def _build(cls, config):
                          f"Received: config={shown(config)}") from None
 
 
-def get(identifier):
+@overload
+def get(identifier: None) -> None: ...
+
+
+@overload
+def get(identifier: object) -> Callable[..., Any]: ...
+
+
+def get(identifier: object) -> Callable[..., Any] | None:
     """An initializer from an identifier (Keras' ``keras.initializers.get``).
 
     Parameters

@@ -8,8 +8,11 @@ in place on the output buffer when it is C-contiguous and of the working
 dtype, float32 or float64; narrow dtypes are computed in float32).
 """
 
+from __future__ import annotations
+
 import contextlib
 import math
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import numpy as np
 
@@ -17,6 +20,18 @@ from .. import _orthogonal
 from .. import random as fr
 from .._checks import check_choice, check_integer, check_real
 from .base import Initializer, SeededInitializer
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import AbstractContextManager
+    from typing import Literal
+
+    import numpy.typing as npt
+
+    from .._typing import (
+        Array, Config, DTypeKind, FloatArray, GpuArray, InitializerSeed, OrthogonalMethod, Shape,
+    )
+    from .base import Request
 
 __all__ = ["Identity", "Orthogonal", "DeltaOrthogonal", "Dirac", "Sparse", "STFT"]
 
@@ -41,13 +56,13 @@ class Identity(Initializer):
     ValueError: Identity matrix initializer can only be used for 2D matrices. Received: shape=(2, 2, 2) of rank 3.
     """
 
-    dtype_kind = "any"
-    elementwise = True
+    dtype_kind: ClassVar[DTypeKind] = "any"
+    elementwise: ClassVar[bool] = True
 
-    def __init__(self, gain=1.0):
+    def __init__(self, gain: float = 1.0) -> None:
         self.gain = check_real(gain, "gain")
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         shape = request.shape
         if len(shape) != 2:
             raise ValueError("Identity matrix initializer can only be used for 2D matrices. "
@@ -57,7 +72,7 @@ class Identity(Initializer):
             rows, cols = rows[request.index[0]], cols[request.index[1]]
         return request.write(self.gain * np.equal.outer(rows, cols))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"gain": self.gain}
 
 
@@ -101,16 +116,17 @@ class Orthogonal(SeededInitializer):
     True
     """
 
-    def __init__(self, gain=1.0, seed=None, column_axis=-1, method="auto"):
+    def __init__(self, gain: float = 1.0, seed: InitializerSeed = None, column_axis: int = -1,
+                 method: OrthogonalMethod = "auto") -> None:
         self.gain = check_real(gain, "gain")
         self.column_axis = check_integer(column_axis, "column_axis", ValueError)
         self.method = _orthogonal.check_method(method)
         super().__init__(seed)
 
-    def validate(self, request):
+    def validate(self, request: Request) -> None:
         self.check_shape(request.shape)
 
-    def check_shape(self, shape):
+    def check_shape(self, shape: Sequence[int]) -> Shape:
         """``shape`` if an orthogonal matrix of it can be made along ``column_axis``."""
         shape = tuple(shape)
         if len(shape) < 2:
@@ -124,7 +140,7 @@ class Orthogonal(SeededInitializer):
                              f"Received: shape={shape}")
         return shape
 
-    def fill(self, values, request):
+    def fill(self, values: FloatArray | GpuArray, request: Request) -> FloatArray | GpuArray:
         """Fill ``values`` (the whole tensor, float32 or float64, a NumPy array or on the
         GPU a CuPy array) in place and return it."""
         # On a GPU all of it (the temporary, the factorisation, the copy-back) runs on the
@@ -132,7 +148,7 @@ class Orthogonal(SeededInitializer):
         with _on_device(request):
             return self._fill(values, request)
 
-    def _fill(self, values, request):
+    def _fill(self, values: FloatArray | GpuArray, request: Request) -> FloatArray | GpuArray:
         xp = np if request.gpu is None else request.gpu.cupy
         shape = values.shape
         axis = self.column_axis % len(shape)
@@ -155,13 +171,13 @@ class Orthogonal(SeededInitializer):
             moved[...] = target.reshape(moved.shape)
         return values
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         self.validate(request)
         values = request.work_array(_working_dtype(request))
         self.fill(values, request)
         return request.result() if request.is_output(values) else request.write_whole(values)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         config = {"gain": self.gain, **super().get_config()}
         if self.column_axis != -1:
             config["column_axis"] = self.column_axis
@@ -170,12 +186,12 @@ class Orthogonal(SeededInitializer):
         return config
 
 
-def _on_device(request):
+def _on_device(request: Request) -> AbstractContextManager[Any]:
     """The output's device and stream context on a GPU (nothing on the CPU)."""
     return request.gpu.context() if request.gpu is not None else contextlib.nullcontext()
 
 
-def _working_dtype(request):
+def _working_dtype(request: Request) -> np.dtype[np.floating[Any]]:
     """float64 for float64 outputs, else float32 (narrow dtypes are computed in float32)."""
     return np.dtype(np.float64 if request.dtype == np.float64 else np.float32)
 
@@ -203,7 +219,7 @@ class DeltaOrthogonal(Orthogonal):
     True
     """
 
-    def validate(self, request):
+    def validate(self, request: Request) -> None:
         shape = request.shape
         if len(shape) not in (3, 4, 5):
             raise ValueError("Delta orthogonal initializer requires a 3D, 4D or 5D shape. "
@@ -216,7 +232,7 @@ class DeltaOrthogonal(Orthogonal):
             raise ValueError("An orthogonal matrix needs non-zero dimensions. "
                              f"Received: shape={shape}")
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         self.validate(request)
         shape = request.shape
         values = request.work_array(_working_dtype(request))
@@ -248,14 +264,14 @@ class Dirac(Initializer):
            [0., 1.]], dtype=float32)
     """
 
-    dtype_kind = "any"
+    dtype_kind: ClassVar[DTypeKind] = "any"
 
-    def __init__(self, groups=1):
+    def __init__(self, groups: int = 1) -> None:
         self.groups = check_integer(groups, "groups", ValueError)
         if self.groups < 1:
             raise ValueError(f"groups must be a positive integer. Received: groups={groups!r}")
 
-    def validate(self, request):
+    def validate(self, request: Request) -> None:
         shape = request.shape
         if len(shape) not in (3, 4, 5):
             raise ValueError("Only tensors with 3, 4, or 5 dimensions are supported. "
@@ -264,7 +280,7 @@ class Dirac(Initializer):
             raise ValueError(f"dim 0 must be divisible by groups. "
                              f"Received: shape={shape}, groups={self.groups}")
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         self.validate(request)
         shape = request.shape
         values = np.zeros(shape, dtype=np.int8)
@@ -277,7 +293,7 @@ class Dirac(Initializer):
             values[(g * per_group + d, d) + centre] = 1
         return request.write_whole(values)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"groups": self.groups}
 
 
@@ -304,19 +320,20 @@ class Sparse(SeededInitializer):
     array([2, 2, 2])
     """
 
-    def __init__(self, sparsity, stddev=0.01, seed=None):
+    def __init__(self, sparsity: float, stddev: float = 0.01,
+                 seed: InitializerSeed = None) -> None:
         self.sparsity = check_real(sparsity, "sparsity", minimum=0.0)
         if self.sparsity > 1.0:
             raise ValueError(f"sparsity must be <= 1. Received: sparsity={sparsity}")
         self.stddev = check_real(stddev, "stddev", minimum=0.0)
         super().__init__(seed)
 
-    def validate(self, request):
+    def validate(self, request: Request) -> None:
         if len(request.shape) != 2:
             raise ValueError(f"Only tensors with 2 dimensions are supported. "
                              f"Received: shape={request.shape}")
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         self.validate(request)
         shape = request.shape
         rows, cols = shape
@@ -330,7 +347,7 @@ class Sparse(SeededInitializer):
         values[order, np.arange(cols)] = 0
         return request.write_whole(values)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"sparsity": self.sparsity, "stddev": self.stddev, **super().get_config()}
 
 
@@ -363,7 +380,10 @@ class STFT(Initializer):
            [ 1.,  0., -1.]], dtype=float32)
     """
 
-    def __init__(self, side="real", window="hann", scaling="density", periodic=False):
+    def __init__(self, side: Literal["real", "imag"] = "real",
+                 window: str | npt.ArrayLike | None = "hann",
+                 scaling: Literal["density", "spectrum"] | None = "density",
+                 periodic: bool = False) -> None:
         self.side = check_choice(side, "side", ("real", "imag"))
         if isinstance(window, str):
             _get_window(window, 1, False)  # raises for an unknown window
@@ -373,7 +393,7 @@ class STFT(Initializer):
                 raise ValueError("window must be a name, a 1-D array or None. "
                                  f"Received: window with shape {array.shape}")
             window = array.tolist()
-        self.window = window
+        self.window = cast("str | list[float] | None", window)   # a name, the values or None
         if scaling is not None:
             check_choice(scaling, "scaling", ("density", "spectrum"))
         self.scaling = scaling
@@ -381,7 +401,7 @@ class STFT(Initializer):
             raise ValueError(f"periodic must be a bool. Received: periodic={periodic!r}")
         self.periodic = bool(periodic)
 
-    def validate(self, request):
+    def validate(self, request: Request) -> None:
         if len(request.shape) != 3:
             raise ValueError("STFT kernels have shape (frame_length, input_channels, "
                              f"fft_bins). Received: shape={request.shape}")
@@ -390,7 +410,7 @@ class STFT(Initializer):
             raise ValueError("The shape of window must be (frame_length,). "
                              f"Received: window shape={(len(self.window),)}")
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         self.validate(request)
         shape = request.shape
         frame_length, _, fft_bins = shape
@@ -416,12 +436,12 @@ class STFT(Initializer):
                 kernel = kernel / np.sum(np.abs(win))
         return request.write_whole(np.broadcast_to(kernel, shape))
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"side": self.side, "window": self.window, "periodic": self.periodic,
                 "scaling": self.scaling}
 
 
-def _get_window(name, length, periodic):
+def _get_window(name: str, length: int, periodic: bool) -> npt.NDArray[np.float64]:
     try:
         from scipy.signal import get_window
     except ImportError as exc:  # pragma: no cover - depends on the environment

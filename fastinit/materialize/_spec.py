@@ -4,6 +4,7 @@ import json
 import math
 import os
 import reprlib
+import sys
 import unicodedata
 from dataclasses import dataclass
 
@@ -49,7 +50,8 @@ def _no_duplicates(pairs):
 
 
 def load_spec(path):
-    """Read a spec file (``.json``, or ``.toml``) into a dict; SpecError on bad syntax."""
+    """Read a spec file (``.json``, or ``.toml`` on Python 3.11+) into a dict; SpecError on
+    bad syntax."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -58,11 +60,16 @@ def load_spec(path):
         raise SpecError(f"Cannot read the spec file {path!r}: {exc.strerror}") from None
     try:
         if path.lower().endswith(".toml"):
-            import tomllib
-            try:
-                return tomllib.loads(data.decode("utf-8"))
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-                raise SpecError(f"Invalid TOML in {path!r}: {exc}") from None
+            if sys.version_info < (3, 11):   # tomllib is Python 3.11's
+                raise SpecError(f"TOML specs need Python 3.11 or later (tomllib); this is "
+                                f"Python {sys.version_info[0]}.{sys.version_info[1]}. Write "
+                                f"the spec as JSON. Received: {path!r}")
+            else:   # a version check checkers understand: no tomllib on 3.10
+                import tomllib
+                try:
+                    return tomllib.loads(data.decode("utf-8"))
+                except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+                    raise SpecError(f"Invalid TOML in {path!r}: {exc}") from None
         try:
             return json.loads(data.decode("utf-8"), object_pairs_hook=_no_duplicates)
         except SpecError as exc:

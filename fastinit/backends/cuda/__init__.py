@@ -17,7 +17,10 @@ exist to test that).
 CuPy is imported on first use, not with this module.
 """
 
+from __future__ import annotations
+
 import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,9 +32,18 @@ BLOCK = 256             # threads per CUDA block
 WAVES = 4               # grid = at most WAVES full waves of resident blocks
 _RESIDENT_PER_SM = 2048 // BLOCK
 
-_sm_count = {}
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
 
-def import_cupy(what="a GPU output"):
+    import numpy.typing as npt
+
+    from ..._typing import GpuArray
+    from .. import Distribution
+
+_sm_count: dict[int, int] = {}   # device index -> number of SMs
+
+def import_cupy(what: str = "a GPU output") -> ModuleType:
     """CuPy, or :class:`GpuUnavailableError` saying what is missing."""
     try:
         import cupy
@@ -51,12 +63,12 @@ def import_cupy(what="a GPU output"):
     return cupy
 
 
-def kernel(name):
+def kernel(name: str) -> Any:
     """The compiled kernel ``name`` of ``fastinit_fill.cu`` for the current device."""
     return _compile.function(import_cupy(), cuda_sources.KERNELS, cuda_sources.source, name)
 
 
-def linalg(what="Orthogonal on a GPU"):
+def linalg(what: str = "Orthogonal on a GPU") -> tuple[ModuleType, ModuleType]:
     """``(cusolver, cublas)``: CuPy's bindings, or GpuUnavailableError naming what is missing."""
     try:  # "from cupy.cuda import": CuPy 14 locates the libraries on that path only
         from cupy.cuda import cublas, cusolver
@@ -66,7 +78,7 @@ def linalg(what="Orthogonal on a GPU"):
     return cusolver, cublas
 
 
-def check(linalg_too=True):
+def check(linalg_too: bool = True) -> ModuleType:
     """CuPy, a GPU and NVRTC (and cuSOLVER/cuBLAS with ``linalg_too``), or
     GpuUnavailableError naming the first missing piece. Compiles nothing."""
     cupy = import_cupy()
@@ -76,7 +88,7 @@ def check(linalg_too=True):
     return cupy
 
 
-def _grid(n_items, grid, block):
+def _grid(n_items: int, grid: int | None, block: int | None) -> tuple[int, int]:
     block = BLOCK if block is None else int(block)
     if grid is None:
         import cupy
@@ -89,7 +101,7 @@ def _grid(n_items, grid, block):
     return int(grid), block
 
 
-def _dtype_name(out, dtype):
+def _dtype_name(out: GpuArray, dtype: npt.DTypeLike | None) -> str:
     name = np.dtype(dtype).name if dtype is not None and not isinstance(dtype, str) else dtype
     name = name or out.dtype.name
     if name not in ("float16", "bfloat16", "float32", "float64"):
@@ -101,7 +113,9 @@ def _dtype_name(out, dtype):
     return name
 
 
-def fill(dist, key, out, run_starts, run_length, *, dtype=None, grid=None, block=None):
+def fill(dist: Distribution, key: tuple[int, int], out: GpuArray,
+         run_starts: npt.ArrayLike, run_length: int, *, dtype: npt.DTypeLike | None = None,
+         grid: int | None = None, block: int | None = None) -> None:
     """Fill ``out`` (1-D C-contiguous CuPy array) with runs of the stream.
 
     ``dtype`` names the output dtype when it is not ``out.dtype`` (bfloat16
@@ -145,7 +159,8 @@ def fill(dist, key, out, run_starts, run_length, *, dtype=None, grid=None, block
              np.int32(dist.proposal), *params))
 
 
-def raw_words(key, out, start, round_=0, *, grid=None, block=None):
+def raw_words(key: tuple[int, int], out: GpuArray, start: int, round_: int = 0, *,
+              grid: int | None = None, block: int | None = None) -> GpuArray:
     """``out[i]`` = word ``p % 4`` of round ``round_`` of block ``p // 4``, ``p = start + i``."""
     import_cupy("the cupy backend")
     if out.dtype != np.uint32 or out.ndim != 1 or not out.flags.c_contiguous:
@@ -162,7 +177,8 @@ def raw_words(key, out, start, round_=0, *, grid=None, block=None):
     return out
 
 
-def philox4x32_10(counters, keys):
+def philox4x32_10(counters: npt.ArrayLike | GpuArray,
+                  keys: npt.ArrayLike | GpuArray) -> GpuArray:
     """Philox4x32-10 on the GPU: ``counters`` (n, 4) and ``keys`` (n, 2) uint32 arrays."""
     cupy = import_cupy("the cupy backend")
     counters = cupy.ascontiguousarray(cupy.asarray(counters, dtype=cupy.uint32).reshape(-1, 4))
@@ -175,7 +191,7 @@ def philox4x32_10(counters, keys):
     return out
 
 
-def allocate(shape, dtype_name, device=None):
+def allocate(shape: Sequence[int], dtype_name: str, device: int | None = None) -> GpuArray:
     """An uninitialised CuPy array for ``dtype_name`` (uint16 bits for bfloat16), from
     the allocator ``_memory.py`` chooses (torch's where the program uses torch).
 

@@ -9,15 +9,20 @@
   lacks.
 """
 
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
 import numpy as np
 
 
-def major(cupy):
+def major(cupy: ModuleType) -> int:
     """CuPy's major version (13, 14, ...)."""
     return int(str(cupy.__version__).split(".")[0])
 
 
-def has_bfloat16(cupy):
+def has_bfloat16(cupy: ModuleType) -> bool:
     """True when CuPy arrays of dtype bfloat16 work (compute, DLPack in and out)."""
     if major(cupy) < 14 or np.lib.NumpyVersion(np.__version__) < "2.1.2":
         return False
@@ -31,14 +36,14 @@ def has_bfloat16(cupy):
 class _StreamRef:
     """A CUDA stream handle in the stream protocol (``__cuda_stream__``)."""
 
-    def __init__(self, ptr):
+    def __init__(self, ptr: int) -> None:
         self.ptr = int(ptr)
 
-    def __cuda_stream__(self):
+    def __cuda_stream__(self) -> tuple[int, int]:
         return (0, self.ptr)
 
 
-def external_stream(cupy, ptr, device):
+def external_stream(cupy: ModuleType, ptr: int, device: int | None) -> Any:
     """A CuPy stream object for the foreign CUDA stream ``ptr`` on ``device``."""
     from_external = getattr(cupy.cuda.Stream, "from_external", None)
     if from_external is not None:

@@ -17,12 +17,19 @@ Cache: ``$FASTINIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/fastinit/kernels``
 target and the NVRTC version. Everything but :func:`function` runs without a GPU.
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import tempfile
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from types import ModuleType
 
 from . import sources
 from ._errors import INSTALL_HINT, GpuUnavailableError
@@ -30,10 +37,10 @@ from ._errors import INSTALL_HINT, GpuUnavailableError
 FORMAT = 1  # bump when the cache layout or the meaning of a key changes
 
 _lock = threading.Lock()
-_targets = {}    # device id -> target
-_modules = {}    # (file name, target) -> RawModule
-_functions = {}  # (file name, target, kernel name) -> RawKernel
-_fallback_dir = []
+_targets: dict[int, str] = {}                # device id -> target
+_modules: dict[tuple[str, str], Any] = {}     # (file name, target) -> RawModule
+_functions: dict[tuple[str, str | None, str], Any] = {}  # (file, target, kernel) -> RawKernel
+_fallback_dir: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class Built:
     log: str
 
 
-def nvrtc_binding():
+def nvrtc_binding() -> Any:
     """CuPy's NVRTC binding, checked to find the NVRTC library (GpuUnavailableError if not)."""
     from cupy_backends.cuda.libs import nvrtc
     try:
@@ -57,7 +64,7 @@ def nvrtc_binding():
     return nvrtc
 
 
-def target(capability, archs):
+def target(capability: int, archs: Iterable[int]) -> str:
     """The ``-arch`` value for compute capability ``capability`` (e.g. 90) given the
     architectures NVRTC supports: ``sm_XY`` (a cubin) or ``compute_XY`` (PTX)."""
     capability = int(capability)
@@ -75,7 +82,7 @@ def target(capability, archs):
     return f"compute_{older[-1]}"
 
 
-def build(nvrtc, source, name, arch):
+def build(nvrtc: Any, source: str, name: str, arch: str) -> Built:
     """Compile ``source`` (file name ``name``) for ``arch`` with exactly ``sources.OPTIONS``.
 
     ``nvrtc`` is an NVRTC binding with CuPy's interface. RuntimeError with the
@@ -96,7 +103,7 @@ def build(nvrtc, source, name, arch):
         nvrtc.destroyProgram(program)
 
 
-def cache_dir():
+def cache_dir() -> str:
     """Where compiled modules are kept (see the module docstring)."""
     path = os.environ.get("FASTINIT_CACHE_DIR")
     if not path:
@@ -106,14 +113,14 @@ def cache_dir():
     return path
 
 
-def key(nvrtc, source, name, arch):
+def key(nvrtc: Any, source: str, name: str, arch: str) -> str:
     """The cache key of one compilation (hex)."""
     text = json.dumps([FORMAT, name, source, list(sources.OPTIONS), arch,
                        list(nvrtc.getVersion())])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def cached(nvrtc, source, name, arch):
+def cached(nvrtc: Any, source: str, name: str, arch: str) -> str:
     """The path of the binary for ``(source, arch)``, compiled now if not cached."""
     suffix = ".cubin" if arch.startswith("sm_") else ".ptx"
     stem = key(nvrtc, source, name, arch)
@@ -130,7 +137,7 @@ def cached(nvrtc, source, name, arch):
         return _store(_fallback_dir[0], stem, suffix, built)
 
 
-def _store(directory, stem, suffix, built):
+def _store(directory: str, stem: str, suffix: str, built: Built) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, stem + suffix)
     files = [(path, built.binary)]
@@ -149,7 +156,7 @@ def _store(directory, stem, suffix, built):
     return path
 
 
-def device_target(cupy, nvrtc, device):
+def device_target(cupy: ModuleType, nvrtc: Any, device: int) -> str:
     """The target of CUDA device ``device`` (looked up once)."""
     arch = _targets.get(device)
     if arch is None:
@@ -158,7 +165,7 @@ def device_target(cupy, nvrtc, device):
     return arch
 
 
-def module(cupy, name, source):
+def module(cupy: ModuleType, name: str, source: Callable[[], str]) -> tuple[Any, str]:
     """The loaded module of ``source`` for the current device: ``RawModule(path=...)``."""
     nvrtc = nvrtc_binding()
     arch = device_target(cupy, nvrtc, cupy.cuda.Device().id)
@@ -172,7 +179,7 @@ def module(cupy, name, source):
     return loaded, arch
 
 
-def function(cupy, name, source, kernel):
+def function(cupy: ModuleType, name: str, source: Callable[[], str], kernel: str) -> Any:
     """The kernel ``kernel`` of file ``name`` (``source()`` gives its text), for the
     current device. CuPy loads the module once per device."""
     arch = _targets.get(cupy.cuda.Device().id)
@@ -183,7 +190,7 @@ def function(cupy, name, source, kernel):
     return found
 
 
-def forget():
+def forget() -> None:
     """Drop the in-process tables (the disk cache stays): for tests that swap CuPy."""
     _targets.clear()
     _modules.clear()

@@ -14,29 +14,39 @@ torch's current stream for torch outputs).
 and ``"cupy"`` force one.
 """
 
+from __future__ import annotations
+
 import contextlib
 import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from ..._typing import Allocator
 
 NAMES = ("auto", "torch", "cupy")
-_choice = ["auto"]
-_allocators = {}  # (cupy, torch) modules -> PythonFunctionAllocator
+_choice: list[Allocator] = ["auto"]
+# (cupy, torch) modules -> PythonFunctionAllocator
+_allocators: dict[tuple[ModuleType, ModuleType], Any] = {}
 
 
-def set_allocator(name):
+def set_allocator(name: object) -> Allocator:
     """Choose the allocator of fastinit's GPU memory; returns the previous choice."""
     if name not in NAMES:
         raise ValueError(f"allocator must be one of {', '.join(map(repr, NAMES))}. "
                          f"Received: allocator={name!r}")
-    previous, _choice[0] = _choice[0], name
+    previous, _choice[0] = _choice[0], cast("Allocator", name)
     return previous
 
 
-def get_allocator():
+def get_allocator() -> Allocator:
     """The current choice: "auto", "torch" or "cupy"."""
     return _choice[0]
 
 
-def _torch():
+def _torch() -> ModuleType | None:
     """torch when its allocator is to be used, else None."""
     choice = _choice[0]
     if choice == "cupy":
@@ -47,20 +57,20 @@ def _torch():
             raise RuntimeError("fastinit.gpu.set_allocator('torch'): this PyTorch sees no "
                                "CUDA device. Received: allocator='torch'")
         return torch
-    torch = sys.modules.get("torch")  # "auto": only a program that already uses torch
-    if torch is None or not hasattr(torch, "cuda") or not torch.cuda.is_available():
+    loaded = sys.modules.get("torch")  # "auto": only a program that already uses torch
+    if loaded is None or not hasattr(loaded, "cuda") or not loaded.cuda.is_available():
         return None
-    return torch
+    return loaded
 
 
-def _torch_allocator(cupy, torch):
+def _torch_allocator(cupy: ModuleType, torch: ModuleType) -> Any:
     allocator = _allocators.get((cupy, torch))
     if allocator is None:
-        def malloc(size, device_id):
+        def malloc(size: int, device_id: int) -> int:
             stream = cupy.cuda.get_current_stream().ptr
             return torch.cuda.caching_allocator_alloc(size, device_id, stream)
 
-        def free(ptr, device_id):
+        def free(ptr: int, device_id: int) -> None:
             try:
                 torch.cuda.caching_allocator_delete(ptr)
             except Exception:  # pragma: no cover - interpreter shutdown
@@ -71,7 +81,7 @@ def _torch_allocator(cupy, torch):
     return allocator
 
 
-def allocations(cupy):
+def allocations(cupy: ModuleType) -> AbstractContextManager[Any]:
     """A ``with`` block whose CuPy allocations come from the chosen allocator."""
     torch = _torch()
     if torch is None:
@@ -79,7 +89,7 @@ def allocations(cupy):
     return cupy.cuda.using_allocator(_torch_allocator(cupy, torch).malloc)
 
 
-def out_of_memory_errors(cupy):
+def out_of_memory_errors(cupy: ModuleType) -> tuple[type[BaseException], ...]:
     """The exceptions an allocation raises when the GPU is full."""
     errors = [cupy.cuda.memory.OutOfMemoryError]
     torch = sys.modules.get("torch")

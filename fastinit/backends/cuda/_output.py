@@ -21,13 +21,28 @@ where CuPy supports the dtype (``_compat.py``), else the bits.
 Nothing here imports CuPy or a framework unless a GPU output is asked for.
 """
 
+from __future__ import annotations
+
 import contextlib
 import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ... import _dtypes
 from . import _compat, _memory
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from contextlib import AbstractContextManager
+
+    from typing import TypeGuard
+
+    import numpy.typing as npt
+    import torch
+
+    from ..._typing import Backend, DeviceLike, GpuArray, Output
 
 _GPU_NAMES = ("cuda", "gpu")
 _DLPACK_CUDA = (2, 13)  # kDLCUDA, kDLCUDAManaged
@@ -38,7 +53,7 @@ _TYPESTR = {"<f2": "float16", "<f4": "float32", "<f8": "float64", "<u2": "uint16
 _CURRENT = -1  # device_index(..., resolve=False) for "cuda" without an index
 
 
-def device_index(device, resolve=True):
+def device_index(device: DeviceLike, resolve: bool = True) -> int | None:
     """None for the CPU (``None``, "cpu"), else the CUDA device index; ValueError otherwise.
 
     ``resolve=False`` returns ``_CURRENT`` for the current device instead of asking CUDA.
@@ -67,12 +82,12 @@ def device_index(device, resolve=True):
     return int(index)
 
 
-def _current_device():
+def _current_device() -> int:
     from . import import_cupy
     return int(import_cupy("device='cuda'").cuda.Device().id)
 
 
-def is_gpu_array(obj):
+def is_gpu_array(obj: object) -> bool:
     """True for CuPy arrays and CUDA buffers (``__cuda_array_interface__`` or DLPack on CUDA)."""
     if obj is None:
         return False
@@ -96,14 +111,14 @@ def is_gpu_array(obj):
     return False
 
 
-def _is_torch(obj):
+def _is_torch(obj: object) -> TypeGuard[torch.Tensor]:
     """True for torch tensors (subclasses such as ``nn.Parameter`` included)."""
     torch = sys.modules.get("torch")  # a tensor exists only once torch is imported
     tensor = getattr(torch, "Tensor", None) if torch is not None else None
     return tensor is not None and isinstance(obj, tensor)
 
 
-def route(out, device, backend):
+def route(out: Output | None, device: DeviceLike, backend: Backend) -> GpuOutput | None:
     """A :class:`GpuOutput` when the output lives on a GPU, else None (the CPU path)."""
     gpu_out = is_gpu_array(out)
     index = device_index(device, resolve=False)
@@ -136,7 +151,7 @@ def route(out, device, backend):
     return GpuOutput(cupy, out, array, dtype_name, array.device.id, stream, sync)
 
 
-def as_cupy(out):
+def as_cupy(out: Output) -> tuple[GpuArray, str, int | None, bool]:
     """``(cupy_view, dtype_name, stream, sync)`` for a GPU buffer, without a copy.
 
     bfloat16 buffers become uint16 views; ``stream`` is the producer's CUDA
@@ -164,7 +179,7 @@ def as_cupy(out):
     return (*_bits(view), None, True)
 
 
-def _bits(array):
+def _bits(array: GpuArray) -> tuple[GpuArray, str]:
     """``(array, dtype name)``, bfloat16 as a uint16 view: CuPy's fill and copies would
     convert bfloat16 values, not copy bits."""
     if array.dtype.name == "bfloat16":
@@ -172,7 +187,7 @@ def _bits(array):
     return array, array.dtype.name
 
 
-def _from_torch(cupy, tensor):
+def _from_torch(cupy: ModuleType, tensor: Any) -> tuple[GpuArray, str, int]:
     import torch
     if tensor.is_conj() or tensor.is_neg():
         raise ValueError("Cannot fill a tensor with a lazy conjugate or negation bit. "
@@ -191,7 +206,7 @@ def _from_torch(cupy, tensor):
     return view, name, stream
 
 
-def _interface_dtype(obj, interface):
+def _interface_dtype(obj: object, interface: dict[str, Any]) -> str:
     typestr = interface["typestr"]
     name = _TYPESTR.get(typestr)
     dtype = getattr(obj, "dtype", None)
@@ -203,12 +218,12 @@ def _interface_dtype(obj, interface):
     return name
 
 
-def _interface_stream(interface):
+def _interface_stream(interface: dict[str, Any]) -> int | None:
     stream = interface.get("stream")
     return int(stream) if stream else None
 
 
-def _from_interface(cupy, owner, interface):
+def _from_interface(cupy: ModuleType, owner: object, interface: dict[str, Any]) -> GpuArray:
     """A CuPy view of a ``__cuda_array_interface__`` buffer (no copy)."""
     ptr, read_only = interface["data"]
     if read_only:
@@ -235,27 +250,30 @@ def _from_interface(cupy, owner, interface):
 class GpuOutput:
     """A GPU output: allocated on the device (``device=``) or wrapping ``out=`` without a copy."""
 
-    def __init__(self, cupy, out, array, dtype_name, device, stream=None, sync=False):
+    def __init__(self, cupy: ModuleType, out: Output | None, array: GpuArray | None,
+                 dtype_name: str | None, device: int | None, stream: int | None = None,
+                 sync: bool = False) -> None:
         self.cupy = cupy
         self.out = out                  # what the caller passed (returned as is)
-        self.array = array              # CuPy view of it (bfloat16 as uint16)
+        self.array: GpuArray = array    # CuPy view of it (bfloat16 as uint16); None until
+                                        # allocate() for a device= output
         self.dtype_name = dtype_name
         self.device = device
         self.stream = stream            # the producer's stream handle, or None
         self.sync = sync                # finish the writes before leaving context()
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype[Any]:
         """The output dtype of an ``out=`` buffer (``np.dtype``; bfloat16 via ml_dtypes)."""
         if self.dtype_name in _dtypes.SUPPORTED:
             return _dtypes.resolve(self.dtype_name)
         return np.dtype(self.dtype_name)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple[int, ...]:
         return tuple(self.array.shape)
 
-    def allocate(self, shape, name):
+    def allocate(self, shape: Sequence[int], name: str) -> GpuArray:
         """The CuPy array to write (allocated on the device for ``device=``)."""
         if self.array is None:
             from . import allocate
@@ -264,13 +282,13 @@ class GpuOutput:
                                                                             self.array)
         return self.array
 
-    def scratch(self, n, name):
+    def scratch(self, n: int, name: str) -> GpuArray:
         """A 1-D CuPy buffer of ``n`` elements on the output's device."""
         from . import allocate
         return allocate((n,), name, self.device)
 
     @contextlib.contextmanager
-    def context(self):
+    def context(self) -> Iterator[None]:
         """A ``with`` block on the output's device and stream, allocating from the
         allocator ``_memory.py`` chooses; for an output whose producer's stream is unknown,
         the stream is synchronized on leaving."""
@@ -280,7 +298,8 @@ class GpuOutput:
             if self.sync:
                 cupy.cuda.get_current_stream().synchronize()
 
-    def write(self, values, shape, dtype):
+    def write(self, values: npt.ArrayLike | GpuArray, shape: Sequence[int],
+              dtype: npt.DTypeLike) -> Output | None:
         """Copy ``values`` (a scalar, or a NumPy or CuPy array broadcastable to
         ``shape``) into the output, converted to ``dtype``, and return the output.
 
@@ -309,12 +328,12 @@ class GpuOutput:
                 array[...] = cupy.asarray(host)
         return self.out
 
-    def _stream(self):
+    def _stream(self) -> AbstractContextManager[Any]:
         if self.stream is None:
             return contextlib.nullcontext()
         return _compat.external_stream(self.cupy, self.stream, self.device)
 
 
-def _bfloat16_view(cupy, bits):
+def _bfloat16_view(cupy: ModuleType, bits: GpuArray) -> GpuArray:
     """A bfloat16 CuPy view of uint16 bits where CuPy supports bfloat16, else the bits."""
     return bits.view(_dtypes.bfloat16()) if _compat.has_bfloat16(cupy) else bits

@@ -30,16 +30,25 @@ BLAS, different summation order).
 Everything runs on the current CuPy device and stream; the caller enters them.
 """
 
+from __future__ import annotations
+
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ... import random as fr
 from ..._orthogonal import auto_method, check_method, frame
 from . import _compile, sources as cuda_sources
 
+if TYPE_CHECKING:
+    from ..._typing import GpuArray, OrthogonalMethod
+
 __all__ = ["haar"]
 
 
-def haar(matrix, *, seed, stream=0, offset=0, method="auto", gain=1.0):
+def haar(matrix: GpuArray, *, seed: int, stream: int = 0, offset: int = 0,
+         method: OrthogonalMethod = "auto", gain: float = 1.0) -> GpuArray:
     """Fill the CuPy ``matrix`` in place with a Haar (semi-)orthogonal matrix times ``gain``.
 
     As :func:`fastinit._orthogonal.haar` (same arguments, same Gaussian matrix,
@@ -75,11 +84,11 @@ def haar(matrix, *, seed, stream=0, offset=0, method="auto", gain=1.0):
     return matrix
 
 
-def _lapack_names(dtype):
+def _lapack_names(dtype: Any) -> str:
     return "d" if dtype == np.float64 else "s"
 
 
-def _householder_vectors(cupy, q):
+def _householder_vectors(cupy: ModuleType, q: GpuArray) -> tuple[GpuArray, GpuArray]:
     """Stewart's Householder vectors of the F-ordered ``(big, small)`` ``q``, in place."""
     big, small = q.shape
     tau = cupy.empty(small, dtype=q.dtype)
@@ -95,22 +104,22 @@ def _householder_vectors(cupy, q):
     return tau, sign
 
 
-def _householder_source():
+def _householder_source() -> str:
     return cuda_sources.read(cuda_sources.HOUSEHOLDER)
 
 
-def _solver(routine, dtype):
+def _solver(routine: str, dtype: Any) -> Any:
     from . import linalg
     return getattr(linalg()[0], _lapack_names(dtype) + routine)
 
 
-def _check_info(info, what):
+def _check_info(info: GpuArray, what: str) -> None:
     value = int(info.get()[0])
     if value != 0:  # pragma: no cover - arguments are checked by the callers
         raise RuntimeError(f"cuSOLVER {what} failed with info={value}")
 
 
-def _geqrf(cupy, q):
+def _geqrf(cupy: ModuleType, q: GpuArray) -> tuple[GpuArray, GpuArray]:
     """Plain Householder QR of the F-ordered ``q`` in place: ``(tau, sign(diag(R)))``."""
     from cupy.cuda import device
     big, small = q.shape
@@ -126,7 +135,7 @@ def _geqrf(cupy, q):
     return tau, sign
 
 
-def _orgqr(cupy, q, tau):
+def _orgqr(cupy: ModuleType, q: GpuArray, tau: GpuArray) -> None:
     """cuSOLVER ``orgqr``: ``Q`` from the Householder vectors in ``q`` (F-ordered), in place."""
     from cupy.cuda import device
     big, small = q.shape
@@ -140,7 +149,7 @@ def _orgqr(cupy, q, tau):
     _check_info(info, "orgqr")
 
 
-def _cholqr2(cupy, work, transposed, gain):
+def _cholqr2(cupy: ModuleType, work: GpuArray, transposed: bool, gain: float) -> bool:
     """CholeskyQR2 in place on F-ordered ``work``: ``(big, small)`` with orthonormal
     columns, or ``(small, big)`` with orthonormal rows (``transposed``). False if a
     Cholesky factorisation fails (``work`` left garbled)."""

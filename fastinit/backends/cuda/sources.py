@@ -9,6 +9,8 @@ keyed by the source text (CuPy's) sees every change.
 Nothing here needs CuPy or a GPU.
 """
 
+from __future__ import annotations
+
 from importlib import resources
 
 HEADER = "fastinit_stream.cuh"
@@ -30,12 +32,12 @@ HOUSEHOLDER_KERNELS = ("fastinit_householder_f32", "fastinit_householder_f64")
 HOUSEHOLDER_THREADS = 256  # the block size the kernel is written for
 
 
-def read(name):
+def read(name: str) -> str:
     """The text of one of the CUDA files shipped beside this module."""
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
-def source():
+def source() -> str:
     """``fastinit_fill.cu`` with ``fastinit_stream.cuh`` inlined (one self-contained unit)."""
     text = read(KERNELS)
     include = f'#include "{HEADER}"'
@@ -44,7 +46,7 @@ def source():
     return text.replace(include, read(HEADER), 1)
 
 
-def fill_kernel_name(kind, out_dtype_name):
+def fill_kernel_name(kind: int, out_dtype_name: str) -> str:
     """Kernel for a distribution code (``stream.UNIFORM``...) and an output dtype name."""
     out = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "float64": "f64"}[
         out_dtype_name]

@@ -1,0 +1,95 @@
+"""The type aliases of fastinit's annotations, written once.
+
+Imported only under ``typing.TYPE_CHECKING`` (with ``from __future__ import
+annotations``), so that annotations cost nothing at run time and ``import
+fastinit`` still loads NumPy only. Frameworks appear here for checkers only.
+
+- Arrays: :data:`Array` is what a call returns (a NumPy array; on a GPU a CuPy
+  array, which ships no types and is typed as NumPy's); :data:`Output` what
+  ``out=`` takes (a NumPy array or a CUDA buffer such as a torch CUDA tensor).
+- Shapes: :data:`ShapeLike` is what a call takes (an int or a sequence of
+  ints), :data:`Shape` what fastinit hands back (a tuple of ints).
+- Seeds: :data:`Seed` for the seed rule (an int in ``[0, 2**64)`` or None);
+  :data:`InitializerSeed` adds a Keras ``SeedGenerator`` (:class:`SeedGeneratorLike`).
+- ``Self`` (``typing_extensions``, for checkers only: ``typing.Self`` is 3.11+).
+- String options as ``Literal``: :data:`BackendName`, :data:`Mode`,
+  :data:`DistributionName`, :data:`OrthogonalMethod`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol, SupportsIndex, TypeAlias, Union
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:   # not imported at run time: neither is needed to import this module
+    import torch
+    from typing_extensions import Self   # typing.Self is Python 3.11+
+
+__all__ = ["Array", "GpuArray", "FloatArray", "Output", "CudaArrayLike", "ShapeLike", "Shape",
+           "Index", "Seed", "InitializerSeed", "SeedGeneratorLike", "BackendName", "Backend",
+           "DeviceLike", "Allocator", "Mode", "DistributionName", "OrthogonalMethod",
+           "DTypeKind", "Config"]
+
+#: A call's result: a NumPy array, or a CuPy array for GPU outputs (typed as NumPy's).
+Array: TypeAlias = npt.NDArray[Any]
+#: A CuPy array (CuPy ships no types: Any to checkers; the name says what is meant).
+GpuArray: TypeAlias = Any
+#: A floating-point NumPy array (float16, float32, float64; bfloat16 is an ml_dtypes dtype).
+FloatArray: TypeAlias = npt.NDArray[np.floating[Any]]
+
+
+class CudaArrayLike(Protocol):
+    """A CUDA buffer (``__cuda_array_interface__``: CuPy arrays, torch CUDA tensors)."""
+
+    @property
+    def __cuda_array_interface__(self) -> dict[str, Any]: ...
+
+
+#: What ``out=`` takes: a writable NumPy array, or a CUDA buffer filled on its GPU.
+Output: TypeAlias = Union[npt.NDArray[Any], CudaArrayLike]
+
+#: A shape as given: an int or a sequence of ints (NumPy integers included).
+ShapeLike: TypeAlias = Union[SupportsIndex, Sequence[SupportsIndex]]
+#: A shape as fastinit returns it.
+Shape: TypeAlias = tuple[int, ...]
+#: A region of a tensor (``index=``): an int, a slice, or a tuple of them (one per axis).
+Index: TypeAlias = Union[SupportsIndex, slice, tuple[Union[SupportsIndex, slice], ...]]
+
+#: The seed rule's seed (``fastinit.initializers.resolve_seed``): an int or None.
+Seed: TypeAlias = Union[SupportsIndex, None]
+
+
+class SeedGeneratorLike(Protocol):
+    """A Keras ``keras.random.SeedGenerator`` (each call draws the next seed from it)."""
+
+    def next(self, ordered: bool = ...) -> Any: ...
+
+
+#: An initializer's seed: the seed rule's, or a Keras ``SeedGenerator``.
+InitializerSeed: TypeAlias = Union[SupportsIndex, None, SeedGeneratorLike]
+
+#: The built-in backends; ``"auto"`` chooses from where the output lives.
+BackendName: TypeAlias = Literal["auto", "numba", "numpy", "cupy"]
+#: A backend argument: a built-in name, or one given to ``fastinit.backends.register``.
+Backend: TypeAlias = Union[BackendName, str]
+#: ``None``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, a ``torch.device`` (or a ``cupy.cuda.Device``,
+#: which ships no types).
+DeviceLike: TypeAlias = Union[str, None, "torch.device"]
+
+#: Which fan divides the scale of variance scaling.
+Mode: TypeAlias = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+#: Variance scaling's distributions ("normal" means "truncated_normal", as in Keras).
+DistributionName: TypeAlias = Literal["truncated_normal", "normal", "untruncated_normal",
+                                      "uniform"]
+#: Who allocates fastinit's GPU memory (``fastinit.gpu.set_allocator``).
+Allocator: TypeAlias = Literal["auto", "torch", "cupy"]
+#: The algorithms of ``Orthogonal``.
+OrthogonalMethod: TypeAlias = Literal["auto", "stewart", "cholqr2", "qr"]
+#: Which dtypes an initializer's call accepts (``fastinit._dtypes.resolve``).
+DTypeKind: TypeAlias = Literal["float", "inexact", "any"]
+
+#: An initializer's configuration (``get_config``): JSON-serializable values by name.
+Config: TypeAlias = dict[str, Any]
