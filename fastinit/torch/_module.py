@@ -16,9 +16,10 @@ See ``docs/scaleout.md`` and ``docs/models.md``.
 
 import fnmatch
 import re
+from collections.abc import Mapping
 
 from .. import sharding
-from .._checks import check_uint64
+from .._checks import check_shape, check_uint64
 from .._region import region as region_of
 from ..initializers import base as _base
 from ..initializers.constant import Zeros
@@ -187,10 +188,25 @@ def own_resets(module):
 
 
 def _check_regions(regions):
+    """``regions`` checked: each a ``(global shape, region)`` pair whose region (a tuple of
+    step-1 slices, a ``ShardSpec``, or None for the whole tensor) fits the shape."""
+    if regions is not None and not isinstance(regions, Mapping):
+        raise TypeError(f"regions is a mapping of tensor names to (global_shape, region). "
+                        f"Received: regions={regions!r}")
     out = {}
-    for fq, (gshape, region) in dict(regions or {}).items():
-        global_shape = tuple(gshape)
-        index = sharding.to_index(global_shape, region)
+    for fq, entry in (regions or {}).items():
+        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+            raise ValueError(f"{fq}: a region of a module tensor is (global_shape, region). "
+                             f"Received: {entry!r}")
+        gshape, region = entry
+        try:
+            global_shape = check_shape(gshape, "global_shape")
+            index = sharding.to_index(global_shape, region) or ()  # None: the whole tensor
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{fq}: {exc}") from None
+        if len(index) > len(global_shape):
+            raise ValueError(f"{fq}: the region has {len(index)} items for a global shape of "
+                             f"{len(global_shape)} dimensions. Received: {index!r}")
         full = tuple(index) + (slice(None),) * (len(global_shape) - len(index))
         if not all(isinstance(s, slice) and s.step in (None, 1) for s in full):
             raise ValueError(f"{fq}: a region of a module tensor is a tuple of slices "
