@@ -181,15 +181,21 @@ class Transaction:
         self.close()
         return False
 
+    def _run_folder(self):
+        if self.run is None:
+            raise ValueError("This commit is closed: its staged files are gone. Received: "
+                             f"a closed transaction of {self.out_dir!r}")
+        return self.run
+
     def path(self, name):
         """Where to write the new file ``name`` (one of the names given)."""
         if name not in self.names:
             raise ValueError(f"{name!r} is not one of this commit's files {self.names!r}")
-        return os.path.join(self.out_dir, self.run, _NEW, name)
+        return os.path.join(self.out_dir, self._run_folder(), _NEW, name)
 
     def commit(self):
         """Move the staged files into place at once; the paths of the new files."""
-        out, run = self.out_dir, os.path.join(self.out_dir, self.run)
+        out, run = self.out_dir, os.path.join(self.out_dir, self._run_folder())
         with held():
             retire = self._retire()
             old = [n for n in dict.fromkeys([self.names[-1], *retire, *self.names[:-1]])
@@ -210,7 +216,7 @@ class Transaction:
                     os.replace(self.path(n), os.path.join(out, n))
                 fsync_dir(out)
             finally:
-                self.committed = recover_run(out, self.run)
+                self.committed = recover_run(out, self._run_folder())
         return [os.path.join(out, n) for n in self.names]
 
     def close(self):
