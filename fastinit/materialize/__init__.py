@@ -135,7 +135,7 @@ def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, nam
     True
     """
     from .. import _dtypes, sharding
-    from .._checks import check_shape
+    from .._checks import check_shape, check_uint64
     from ..initializers import Initializer, get
 
     init = get(initializer)
@@ -146,7 +146,9 @@ def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, nam
     _check_npy_dtype(dtype)
     if isinstance(init, Initializer):
         init.check(shape, dtype)
-    if stream is None:
+    if stream is not None:
+        stream = check_uint64(stream, "stream")  # before the directory is made
+    else:
         stream = 0 if name is None else sharding.name_stream(name)
     path = os.fspath(path)
     tensor = TensorSpec(name or os.path.basename(path), shape, dtype, init, stream)
