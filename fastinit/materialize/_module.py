@@ -184,7 +184,8 @@ def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: Supports
     Returns
     -------
     list of str
-        The paths written, the commit file (index or single file) last.
+        The paths written, the commit file (index or single file) last (a ``Plan``
+        for ``dry_run``).
     """
     from .._checks import check_uint64
     from .._units import parse_bytes
