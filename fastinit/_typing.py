@@ -14,12 +14,19 @@ fastinit`` still loads NumPy only. Frameworks appear here for checkers only.
 - ``Self`` (``typing_extensions``, for checkers only: ``typing.Self`` is 3.11+).
 - String options as ``Literal``: :data:`BackendName`, :data:`Mode`,
   :data:`DistributionName`, :data:`OrthogonalMethod`.
+- Front ends: :data:`InitializerLike` (what ``fastinit.initializers.get`` turns into
+  an initializer), :data:`StrPath`, the type variables :data:`TensorT` / :data:`ModuleT`
+  (a ``torch.nn.init``-style call returns the tensor it was given, a ``Parameter`` as a
+  ``Parameter``), and ``init_module_``'s :data:`Rules` and :data:`Regions`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal, Protocol, SupportsIndex, TypeAlias, Union
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import (
+    TYPE_CHECKING, Any, Literal, Protocol, SupportsIndex, TypeAlias, TypeVar, Union,
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +38,8 @@ if TYPE_CHECKING:   # not imported at run time: neither is needed to import this
 __all__ = ["Array", "GpuArray", "FloatArray", "Output", "CudaArrayLike", "ShapeLike", "Shape",
            "Index", "Seed", "InitializerSeed", "SeedGeneratorLike", "BackendName", "Backend",
            "DeviceLike", "Allocator", "Mode", "DistributionName", "OrthogonalMethod",
-           "DTypeKind", "Config"]
+           "DTypeKind", "Config", "InitializerLike", "StrPath", "TensorT", "ModuleT", "Layout",
+           "FanMode", "Nonlinearity", "RuleValue", "Rules", "Regions"]
 
 #: A call's result: a NumPy array, or a CuPy array for GPU outputs (typed as NumPy's).
 Array: TypeAlias = npt.NDArray[Any]
@@ -93,3 +101,28 @@ DTypeKind: TypeAlias = Literal["float", "inexact", "any"]
 
 #: An initializer's configuration (``get_config``): JSON-serializable values by name.
 Config: TypeAlias = dict[str, Any]
+
+#: Anything :func:`fastinit.initializers.get` turns into an initializer: an instance or any
+#: callable ``(shape, dtype=None)``, a class, a name, or a config dict.
+InitializerLike: TypeAlias = Union[Callable[..., Any], str, Config]
+#: A file or directory path.
+StrPath: TypeAlias = Union[str, "os.PathLike[str]"]
+#: A tensor given to a ``fastinit.torch`` function, returned as it is (the same object).
+TensorT = TypeVar("TensorT", bound="torch.Tensor")
+#: A module given to ``init_module_``, returned as it is.
+ModuleT = TypeVar("ModuleT", bound="torch.nn.Module")
+#: How a Keras-style initializer sees a PyTorch weight (``fastinit.torch.fill_``).
+Layout: TypeAlias = Literal["keras", "torch"]
+#: ``torch.nn.init``'s ``mode`` and ``nonlinearity`` (as torch annotates them).
+FanMode: TypeAlias = Literal["fan_in", "fan_out"]
+Nonlinearity: TypeAlias = Literal["linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                                  "conv_transpose2d", "conv_transpose3d", "sigmoid", "tanh",
+                                  "relu", "leaky_relu", "selu"]
+#: A rule's value (``init_module_``): a ``torch.nn.init`` name or ``(name, arguments)``, an
+#: initializer, or (for a module type) a dict of them by local tensor name.
+RuleValue: TypeAlias = Union[InitializerLike, tuple[str, dict[str, Any]]]
+#: ``init_module_``'s rules: keys are name patterns (``str``, ``re.Pattern``) or module
+#: types (Any here: a dict of one kind of key must match).
+Rules: TypeAlias = Union[Mapping[Any, RuleValue], Iterable[tuple[Any, RuleValue]]]
+#: ``name -> (global shape, region)`` of plain tensors that hold a region of a larger one.
+Regions: TypeAlias = Mapping[str, tuple[Sequence[SupportsIndex], Any]]

@@ -29,15 +29,26 @@ Examples
 True
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, SupportsIndex
+
 import numpy as np
 
 from . import _dtypes, sharding
 from ._checks import check_shape, check_uint64
 
+if TYPE_CHECKING:
+    import dask.array   # not followed: Any to fastinit's own check
+    import numpy.typing as npt
+
+    from ._typing import Array, Backend, InitializerLike, Seed, ShapeLike, StrPath
+    from .initializers.base import Initializer
+
 __all__ = ["array", "store_npy"]
 
 
-def _resolve(initializer, seed):
+def _resolve(initializer: InitializerLike, seed: Seed) -> Initializer:
     from .initializers import base, get
     init = get(initializer)
     if not isinstance(init, base.Initializer):
@@ -48,7 +59,7 @@ def _resolve(initializer, seed):
     return init
 
 
-def _identity(init):
+def _identity(init: Initializer) -> object:
     """What identifies an initializer's values: the class and config of a built-in one
     (its seed included); a custom one by its pickled state (two instances with
     different attributes must never share a Dask name), or uniquely when it cannot be
@@ -64,18 +75,21 @@ def _identity(init):
         return uuid.uuid4().hex
 
 
-def _block(init, shape, dtype, stream, backend, block_info=None):
+def _block(init: Initializer, shape: tuple[int, ...], dtype: np.dtype[Any], stream: int,
+           backend: Backend, block_info: Any = None) -> Array:  # dask's block_info
     location = block_info[None]["array-location"]
     index = tuple(slice(a, b) for a, b in location)
     return init(shape, dtype, index=index, stream=stream, backend=backend)
 
 
-def _whole(init, shape, dtype, stream, backend):
+def _whole(init: Initializer, shape: tuple[int, ...], dtype: np.dtype[Any], stream: int,
+           backend: Backend) -> Array:
     return init(shape, dtype, stream=stream, backend=backend)
 
 
-def array(initializer, shape, chunks="auto", dtype="float32", seed=None, *, stream=0,
-          name=None, backend="auto"):
+def array(initializer: InitializerLike, shape: ShapeLike, chunks: Any = "auto",
+          dtype: npt.DTypeLike = "float32", seed: Seed = None, *, stream: SupportsIndex = 0,
+          name: str | None = None, backend: Backend = "auto") -> dask.array.Array:
     """A ``dask.array.Array`` of the tensor ``initializer`` gives for ``shape``.
 
     Parameters
@@ -102,30 +116,30 @@ def array(initializer, shape, chunks="auto", dtype="float32", seed=None, *, stre
     from dask.base import tokenize
 
     init = _resolve(initializer, seed)
-    shape = check_shape(shape)
+    dims: tuple[int, ...] = check_shape(shape)
     dtype = _dtypes.resolve(dtype, init.dtype_kind)
     if name is not None:
         stream = sharding.name_stream(name)
     stream = check_uint64(stream, "stream")
     try:
-        chunks = da.core.normalize_chunks(chunks, shape, dtype=dtype)
+        chunks = da.core.normalize_chunks(chunks, dims, dtype=dtype)
     except (ValueError, TypeError, ZeroDivisionError) as exc:
-        raise ValueError(f"Invalid chunks for shape {shape}: {exc}. "
+        raise ValueError(f"Invalid chunks for shape {dims}: {exc}. "
                          f"Received: chunks={chunks!r}") from None
-    if any(c <= 0 for axis, n in zip(chunks, shape) if n for c in axis):
+    if any(c <= 0 for axis, n in zip(chunks, dims) if n for c in axis):
         raise ValueError(f"chunks must be positive along non-empty axes. "
                          f"Received: chunks={chunks!r}")
-    token = tokenize(_identity(init), shape, dtype.str, dtype.name, chunks, stream)
-    meta = np.empty((0,) * len(shape), dtype=dtype)
+    token = tokenize(_identity(init), dims, dtype.str, dtype.name, chunks, stream)
+    meta = np.empty((0,) * len(dims), dtype=dtype)
     if sharding.is_elementwise(init):
-        return da.map_blocks(_block, init, shape, dtype, stream, backend, chunks=chunks,
+        return da.map_blocks(_block, init, dims, dtype, stream, backend, chunks=chunks,
                              dtype=dtype, meta=meta, name=f"fastinit-{token}")
-    whole = dask.delayed(_whole, pure=True)(init, shape, dtype, stream, backend,
+    whole = dask.delayed(_whole, pure=True)(init, dims, dtype, stream, backend,
                                             dask_key_name=f"fastinit-whole-{token}")
-    return da.from_delayed(whole, shape, dtype=dtype, meta=meta).rechunk(chunks)
+    return da.from_delayed(whole, dims, dtype=dtype, meta=meta).rechunk(chunks)
 
 
-def store_npy(x, path, *, lock_timeout=0.0):
+def store_npy(x: dask.array.Array, path: StrPath, *, lock_timeout: float | None = 0.0) -> str:
     """Write dask array ``x`` to the ``.npy`` file ``path`` chunk by chunk, from the workers.
 
     The file is created full size (sparse) in a run folder of the target's directory,

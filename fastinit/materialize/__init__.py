@@ -20,7 +20,10 @@ commit), ``_npy`` (the ``.npy`` format, shared with :mod:`fastinit.dask`),
 size estimated, its model built), ``_cli`` (the command).
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any, Literal, SupportsIndex, cast, overload
 
 from .._units import parse_bytes
 from ._commit import chunk_size as _chunk_bytes
@@ -33,6 +36,16 @@ from ._npy import header as _npy_header
 from ._safetensors import INDEX_SUFFIX, plan_files
 from ._spec import SpecError, TensorSpec, check_file_names, load_spec, parse_spec
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import numpy.typing as npt
+
+    from .._typing import Backend, InitializerLike, Seed, ShapeLike, StrPath
+    from ._plan import Plan
+    from ._staging import Transaction
+    from ._writer import Engine
+
 __all__ = ["SpecError", "TensorSpec", "load_spec", "parse_spec", "plan_files", "materialize",
            "materialize_npy", "materialize_module", "INDEX_NAME", "DEFAULT_CHUNK_BYTES",
            "DirectoryBusyError"]
@@ -41,9 +54,35 @@ INDEX_NAME = "model" + INDEX_SUFFIX
 DEFAULT_CHUNK_BYTES = 32 << 20  # also _module.DEFAULT_CHUNK_BYTES
 
 
-def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
-                chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto", progress=None,
-                prefix="model", check_space=True, lock_timeout=0.0, dry_run=False):
+@overload
+def materialize(spec: Mapping[str, Any] | StrPath, out_dir: StrPath, seed: Seed = None, *,
+                max_shard_size: int | str | None = None, chunk_bytes: int = ...,
+                backend: Backend = "auto", progress: bool | None = None, prefix: str = "model",
+                check_space: bool = True, lock_timeout: float | None = 0.0,
+                dry_run: Literal[False] = False) -> list[str]: ...
+
+
+@overload
+def materialize(spec: Mapping[str, Any] | StrPath, out_dir: StrPath, seed: Seed = None, *,
+                max_shard_size: int | str | None = None, chunk_bytes: int = ...,
+                backend: Backend = "auto", progress: bool | None = None, prefix: str = "model",
+                check_space: bool = True, lock_timeout: float | None = 0.0,
+                dry_run: Literal[True]) -> Plan: ...
+
+
+@overload
+def materialize(spec: Mapping[str, Any] | StrPath, out_dir: StrPath, seed: Seed = None, *,
+                max_shard_size: int | str | None = None, chunk_bytes: int = ...,
+                backend: Backend = "auto", progress: bool | None = None, prefix: str = "model",
+                check_space: bool = True, lock_timeout: float | None = 0.0,
+                dry_run: bool = False) -> list[str] | Plan: ...
+
+
+def materialize(spec: Mapping[str, Any] | StrPath, out_dir: StrPath, seed: Seed = None, *,
+                max_shard_size: int | str | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                backend: Backend = "auto", progress: bool | None = None, prefix: str = "model",
+                check_space: bool = True, lock_timeout: float | None = 0.0,
+                dry_run: bool = False) -> list[str] | Plan:
     """Write the tensors of ``spec`` to safetensors files in ``out_dir``.
 
     One file ``<prefix>.safetensors``, or, when the data exceed
@@ -114,9 +153,11 @@ def materialize(spec, out_dir, seed=None, *, max_shard_size=None,
                              lock_timeout=lock_timeout, dry_run=dry_run)
 
 
-def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, name=None,
-                    stream=None, chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto",
-                    progress=False, check_space=True, lock_timeout=0.0):
+def materialize_npy(initializer: InitializerLike, shape: ShapeLike, path: StrPath, *,
+                    dtype: npt.DTypeLike = "float32", seed: Seed = None, name: str | None = None,
+                    stream: SupportsIndex | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                    backend: Backend = "auto", progress: bool | None = False,
+                    check_space: bool = True, lock_timeout: float | None = 0.0) -> str:
     """Write one tensor to a ``.npy`` file, chunk by chunk, atomically.
 
     The stream is ``stream``, else :func:`~fastinit.sharding.name_stream` of
@@ -135,29 +176,35 @@ def materialize_npy(initializer, shape, path, *, dtype="float32", seed=None, nam
     True
     """
     from .. import _dtypes, sharding
-    from .._checks import check_shape
+    from .._checks import check_shape, check_uint64
     from ..initializers import Initializer, get
 
     init = get(initializer)
-    if isinstance(initializer, (str, dict)) and seed is not None:
+    if isinstance(initializer, (str, dict)) and isinstance(init, Initializer) \
+            and seed is not None:  # a name or config is always an Initializer
         init = init.with_seed(seed)
-    shape = check_shape(shape)
-    dtype = _dtypes.resolve(dtype, getattr(init, "dtype_kind", "any"))
-    _check_npy_dtype(dtype)
+    dims: tuple[int, ...] = check_shape(shape)
+    resolved = _dtypes.resolve(dtype, getattr(init, "dtype_kind", "any"))
+    _check_npy_dtype(resolved)
     if isinstance(init, Initializer):
-        init.check(shape, dtype)
-    if stream is None:
-        stream = 0 if name is None else sharding.name_stream(name)
+        init.check(dims, resolved)
+    if stream is not None:
+        stream_id: int = check_uint64(stream, "stream")
+    else:
+        stream_id = 0 if name is None else sharding.name_stream(name)
     path = os.fspath(path)
-    tensor = TensorSpec(name or os.path.basename(path), shape, dtype, init, stream)
-    return _write_npy_files(os.path.dirname(os.path.abspath(path)),
-                            [(os.path.basename(path), tensor)], chunk_bytes, backend,
-                            progress, check_space, lock_timeout)[0]
+    tensor = TensorSpec(name or os.path.basename(path), dims, resolved, init, stream_id)
+    paths = _write_npy_files(os.path.dirname(os.path.abspath(path)),
+                             [(os.path.basename(path), tensor)], chunk_bytes, backend,
+                             progress, check_space, lock_timeout)
+    return cast("list[str]", paths)[0]  # not a dry run: the paths written
 
 
-def materialize_npy_files(tensors, out_dir, *, chunk_bytes=DEFAULT_CHUNK_BYTES,
-                          backend="auto", progress=None, check_space=True, lock_timeout=0.0,
-                          dry_run=False):
+def materialize_npy_files(tensors: Sequence[TensorSpec], out_dir: StrPath, *,
+                          chunk_bytes: int = DEFAULT_CHUNK_BYTES, backend: Backend = "auto",
+                          progress: bool | None = None, check_space: bool = True,
+                          lock_timeout: float | None = 0.0,
+                          dry_run: bool = False) -> list[str] | Plan:
     """Write checked tensors (:class:`TensorSpec`) to ``out_dir/<name>.npy``, committed together
     (``dry_run``: the plan, nothing written)."""
     files = check_file_names([t.name for t in tensors], ".npy")
@@ -170,12 +217,14 @@ def materialize_npy_files(tensors, out_dir, *, chunk_bytes=DEFAULT_CHUNK_BYTES,
                             progress, check_space, lock_timeout, dry_run)
 
 
-def _write_npy_files(out_dir, files, chunk_bytes, backend, progress, check_space,
-                     lock_timeout, dry_run=False):
+def _write_npy_files(out_dir: StrPath, files: Sequence[tuple[str, TensorSpec]],
+                     chunk_bytes: int, backend: Backend, progress: bool | None,
+                     check_space: bool, lock_timeout: float | None,
+                     dry_run: bool = False) -> list[str] | Plan:
     chunk_bytes = _chunk_bytes(chunk_bytes)
     headers = [_npy_header(t.shape, t.dtype) for _, t in files]
 
-    def write(staging, engine):
+    def write(staging: Transaction, engine: Engine) -> None:
         for (name, t), head in zip(files, headers):
             engine.write_file(staging.path(name), head, [t])
 

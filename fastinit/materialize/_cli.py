@@ -5,17 +5,27 @@ SPEC is a spec (JSON or TOML) or a transformers ``config.json`` (a file with a
 on the meta device and written by :func:`~fastinit.materialize.materialize_module`.
 """
 
+from __future__ import annotations
+
 import json
 import math
 import os
 import sys
+from typing import TYPE_CHECKING, NoReturn
 
 from . import DEFAULT_CHUNK_BYTES, materialize, materialize_npy_files, parse_spec
+from ._plan import Plan
+
+if TYPE_CHECKING:
+    import argparse
+    from types import FrameType
+
+    from .._typing import StrPath
 
 __all__ = ["add_arguments", "run_from_args"]
 
 
-def _chunk_mb(text):
+def _chunk_mb(text: str) -> float:
     import argparse
     try:
         value = float(text)
@@ -27,7 +37,7 @@ def _chunk_mb(text):
     return value
 
 
-def _seconds(text):
+def _seconds(text: str) -> float:
     import argparse
     try:
         value = float(text)
@@ -38,7 +48,7 @@ def _seconds(text):
     return value
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``fastinit materialize``."""
     parser.add_argument("spec", metavar="SPEC",
                         help="model description (.json or .toml), or a transformers "
@@ -74,14 +84,14 @@ def add_arguments(parser):
                              "fail at once)")
 
 
-def run_from_args(args):
+def run_from_args(args: argparse.Namespace) -> int:
     """Run ``fastinit materialize`` from parsed arguments; returns the exit status.
 
     Every error is one line on stderr and exit status 2; Ctrl-C is status 130, a
     SIGTERM 143 (the commit protocol settles the directory first)."""
     import signal
 
-    def _terminate(signum, frame):
+    def _terminate(signum: int, frame: FrameType | None) -> NoReturn:
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -100,7 +110,7 @@ def run_from_args(args):
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if args.dry_run:
+    if isinstance(paths, Plan):  # --dry-run
         print(paths.describe())
         return 0
     for p in paths:
@@ -108,12 +118,12 @@ def run_from_args(args):
     return 0
 
 
-def _error(message):
+def _error(message: str) -> int:
     print(f"fastinit materialize: error: {' '.join(message.split())}", file=sys.stderr)
     return 2
 
 
-def _run(args):
+def _run(args: argparse.Namespace) -> list[str] | Plan:
     chunk = int(args.chunk_mb * 2**20)
     options = dict(chunk_bytes=chunk, backend=args.backend,
                    progress=False if args.no_progress else None,
@@ -139,7 +149,7 @@ def _run(args):
                        **options)
 
 
-def model_config(path):
+def model_config(path: StrPath) -> str | None:
     """The path of the transformers ``config.json`` that ``path`` is or holds, else None."""
     path = os.fspath(path)
     if os.path.isdir(path):

@@ -7,8 +7,11 @@ index), checks the disk and memory first, writes through the
 and commits the set atomically (:class:`~fastinit.materialize._staging.Transaction`).
 """
 
+from __future__ import annotations
+
 import math
 import os
+from typing import TYPE_CHECKING, Any
 
 from .. import _progress
 from .._system import available_memory
@@ -20,12 +23,22 @@ from ._spec import check_file_names
 from ._staging import Transaction
 from ._writer import ALIGN, N_BUFFERS, Engine
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from .._typing import Backend, StrPath
+    from ._spec import TensorSpec
+    from ._staging import Retired
+
 __all__ = ["run", "write_safetensors", "chunk_size", "check_prefix", "write_bytes"]
 
 
-def write_safetensors(out_dir, tensors, metadata, *, max_shard_size=None, prefix="model",
-                      chunk_bytes, backend="auto", progress=None, check_space=True,
-                      extra=(), lock_timeout=0.0, dry_run=False):
+def write_safetensors(out_dir: StrPath, tensors: Sequence[TensorSpec],
+                      metadata: Mapping[str, object], *, max_shard_size: int | None = None,
+                      prefix: str = "model", chunk_bytes: int, backend: Backend = "auto",
+                      progress: bool | None = None, check_space: bool = True,
+                      extra: Sequence[tuple[str, str]] = (), lock_timeout: float | None = 0.0,
+                      dry_run: bool = False) -> list[str] | Plan:
     """Write ``tensors`` (:class:`~fastinit.materialize._spec.TensorSpec`) as a safetensors
     checkpoint in ``out_dir``, with the text files ``extra`` (``(name, text)`` pairs, such
     as a ``config.json``) in the same commit. Returns the paths written (``dry_run``: the
@@ -42,7 +55,7 @@ def write_safetensors(out_dir, tensors, metadata, *, max_shard_size=None, prefix
               for (name, group), head in zip(files, headers)]
     sizes += [(name, len(text)) for name, text in texts[len(extra):]]  # the index last
 
-    def write(staging, engine):
+    def write(staging: Transaction, engine: Engine) -> None:
         for name, text in texts:
             write_bytes(staging.path(name), text)
         for (name, group), head in zip(files, headers):
@@ -53,19 +66,21 @@ def write_safetensors(out_dir, tensors, metadata, *, max_shard_size=None, prefix
                lock_timeout=lock_timeout, dry_run=dry_run)
 
 
-def _retired(prefix):
+def _retired(prefix: str) -> Retired:
     """The files of an earlier checkpoint with ``prefix`` in a directory listing (replaced
     whole), its commit file (the index) first."""
     pattern = shard_pattern(prefix)
 
-    def retired(listing):
+    def retired(listing: list[str]) -> list[str]:
         index = [f for f in listing if f == prefix + INDEX_SUFFIX]
         return index + sorted(f for f in listing if pattern.fullmatch(f))
     return retired
 
 
-def run(out_dir, tensors, files, write, *, chunk_bytes, backend, progress, check_space,
-        retired=None, lock_timeout=0.0, dry_run=False):
+def run(out_dir: StrPath, tensors: Sequence[TensorSpec], files: Sequence[tuple[str, int]],
+        write: Callable[[Transaction, Engine], None], *, chunk_bytes: int, backend: Backend,
+        progress: bool | None, check_space: bool, retired: Retired | None = None,
+        lock_timeout: float | None = 0.0, dry_run: bool = False) -> list[str] | Plan:
     """Stage, write (``write(staging, engine)``) and commit ``files`` (``(name, bytes)``,
     the commit file last) in ``out_dir``, holding its lock (``lock_timeout`` seconds of
     waiting for another run, None: no limit). ``dry_run``: the
@@ -97,7 +112,7 @@ def run(out_dir, tensors, files, write, *, chunk_bytes, backend, progress, check
         bar.close()
 
 
-def chunk_size(chunk_bytes):
+def chunk_size(chunk_bytes: Any) -> int:
     try:
         value = float(chunk_bytes)
     except (TypeError, ValueError):
@@ -109,13 +124,14 @@ def chunk_size(chunk_bytes):
     return value - value % ALIGN  # whole blocks: direct I/O
 
 
-def check_prefix(prefix):
+def check_prefix(prefix: object) -> None:
     if not isinstance(prefix, str) or not prefix:
         raise ValueError(f"prefix must be a non-empty string. Received: prefix={prefix!r}")
     check_file_names([prefix], ".safetensors")
 
 
-def check_resources(out_dir, tensors, total, chunk_bytes):
+def check_resources(out_dir: StrPath, tensors: Sequence[TensorSpec], total: int,
+                    chunk_bytes: int) -> None:
     """Refuse, before writing, a run that cannot fit on the disk or in memory."""
     from .. import sharding
     directory, free = free_space(out_dir)
@@ -134,7 +150,7 @@ def check_resources(out_dir, tensors, total, chunk_bytes):
                          "or --no-space-check to try anyway). Nothing was written.")
 
 
-def write_bytes(path, data):
+def write_bytes(path: StrPath, data: bytes) -> None:
     """A small file, written whole and fsync-ed (configs, the index)."""
     with open(path, "xb") as f:
         f.write(data)

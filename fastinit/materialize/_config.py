@@ -10,8 +10,22 @@ linearly with each layer count. Whatever goes wrong in reading the config or bui
 the model is one :class:`ConfigError` naming the file.
 """
 
+from __future__ import annotations
+
 import copy
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    import torch
+    from transformers import PretrainedConfig   # not followed: Any
+
+    from .._typing import StrPath
+
+    #: Builds the model of a config (on the meta device).
+    Build = Callable[[PretrainedConfig], torch.nn.Module]
 
 __all__ = ["ConfigError", "model_from_config", "Estimate", "estimate"]
 
@@ -26,7 +40,7 @@ class ConfigError(ValueError):
     """A config.json whose model cannot be built; the message is one line."""
 
 
-def _one_line(exc, limit=400):
+def _one_line(exc: BaseException, limit: int = 400) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
@@ -34,15 +48,15 @@ def _one_line(exc, limit=400):
 class Estimate:
     """Bytes of the saved tensors and number of modules of the model a config describes."""
 
-    def __init__(self, nbytes, modules, layers):
+    def __init__(self, nbytes: int, modules: int, layers: Mapping[str, int]) -> None:
         self.nbytes, self.modules, self.layers = int(nbytes), int(modules), dict(layers)
 
     @property
-    def build_memory(self):
+    def build_memory(self) -> int:
         return self.modules * MODULE_BYTES
 
 
-def _layer_keys(config):
+def _layer_keys(config: PretrainedConfig) -> dict[str, int]:
     """``{key: count}`` of the config's layer counts (``num_hidden_layers``, ``n_layer``,
     ``encoder_layers``, ...)."""
     out = {}
@@ -53,7 +67,8 @@ def _layer_keys(config):
     return out
 
 
-def _with_layers(config, counts, original):
+def _with_layers(config: PretrainedConfig, counts: Mapping[str, int],
+                 original: Mapping[str, int]) -> PretrainedConfig:
     probe = copy.deepcopy(config)
     for key, n in counts.items():
         setattr(probe, key, n)
@@ -66,13 +81,13 @@ def _with_layers(config, counts, original):
     return probe
 
 
-def _size(model):
+def _size(model: torch.nn.Module) -> tuple[int, int]:
     tensors = list(model.parameters()) + list(model.buffers())
     return (sum(t.numel() * t.element_size() for t in tensors),
             sum(1 for _ in model.modules()))
 
 
-def estimate(config, build):
+def estimate(config: PretrainedConfig, build: Build) -> Estimate | None:
     """An :class:`Estimate` for ``config`` from small builds (``build(config)``), or None
     if they fail."""
     layers = _layer_keys(config)
@@ -90,7 +105,8 @@ def estimate(config, build):
     return Estimate(nbytes, modules, layers)
 
 
-def _check(path, config, build, check_space, out_dir, check_disk):
+def _check(path: str, config: PretrainedConfig, build: Build, check_space: bool,
+           out_dir: StrPath, check_disk: bool) -> None:
     from .._system import available_memory
     from ._plan import free_space
     est = estimate(config, build)
@@ -117,12 +133,13 @@ def _check(path, config, build, check_space, out_dir, check_disk):
             "(pass --no-space-check to try anyway). Nothing was built or written.")
 
 
-def _layers_text(est):
+def _layers_text(est: Estimate) -> str:
     return ", ".join(f"{k}={v:,}" for k, v in est.layers.items()) or "no layer count"
 
 
-def model_from_config(path, out_dir, *, dtype=None, trust_remote_code=False,
-                      check_space=True, check_disk=True):
+def model_from_config(path: StrPath, out_dir: StrPath, *, dtype: str | None = None,
+                      trust_remote_code: bool = False, check_space: bool = True,
+                      check_disk: bool = True) -> torch.nn.Module:
     """The model of the transformers config ``path`` on the meta device, after checking
     its estimated size against the memory and (``check_disk``: not for a dry run) the
     disk (``check_space``)."""
@@ -146,7 +163,7 @@ def model_from_config(path, out_dir, *, dtype=None, trust_remote_code=False,
             raise ConfigError(f"cannot read the transformers config {path!r}: "
                               f"{type(exc).__name__}: {_one_line(exc)}") from None
 
-        def build(cfg):
+        def build(cfg: PretrainedConfig) -> torch.nn.Module:
             return _hf.model_from_config(cfg, trust_remote_code=trust_remote_code)
 
         _check(path, config, build, check_space, out_dir, check_disk)

@@ -14,6 +14,8 @@ its file and tries again, so two holders never hold two different files.
 A forked child does not hold its parent's lock (its copy of the descriptor is closed).
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import socket
@@ -21,22 +23,27 @@ import stat
 import threading
 import time
 import warnings
+from typing import TYPE_CHECKING, Literal
 
 from ._signals import held
+
+if TYPE_CHECKING:
+    from .._typing import StrPath
 
 __all__ = ["DirectoryLock", "DirectoryBusyError", "LOCK_NAME", "check_timeout"]
 
 LOCK_NAME = ".fastinit-lock"
 
 _registry_lock = threading.Lock()
-_held = {}  # (st_dev, st_ino) of a locked directory -> its DirectoryLock, in this process
+# (st_dev, st_ino) of a locked directory -> its DirectoryLock, in this process
+_held: dict[tuple[int, int], DirectoryLock] = {}
 
 
 class DirectoryBusyError(BlockingIOError):
     """Another run holds the output directory's lock."""
 
 
-def check_timeout(timeout):
+def check_timeout(timeout: float | None) -> float | None:
     """``None`` (wait as long as it takes) or a number of seconds >= 0."""
     if timeout is None:
         return None
@@ -56,23 +63,23 @@ class DirectoryLock:
     this process are kept apart, and recovery must leave other runs' folders alone.
     """
 
-    def __init__(self, directory, timeout=0.0):
+    def __init__(self, directory: StrPath, timeout: float | None = 0.0) -> None:
         self.directory = os.fspath(directory)
         self.path = os.path.join(self.directory, LOCK_NAME)
         self.timeout = check_timeout(timeout)
-        self.fd = None
-        self.key = None
-        self.locked_by_kernel = False
+        self.fd: int | None = None
+        self.key: tuple[int, int] | None = None
+        self.locked_by_kernel: bool | None = False
 
-    def __enter__(self):
+    def __enter__(self) -> DirectoryLock:
         self.acquire()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.release()
         return False
 
-    def acquire(self):
+    def acquire(self) -> None:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         delay = 0.005
         while True:
@@ -89,7 +96,7 @@ class DirectoryLock:
             time.sleep(delay if deadline is None else min(delay, deadline - now))
             delay = min(2 * delay, 0.25)
 
-    def _try(self):
+    def _try(self) -> bool:
         st = os.stat(self.directory)
         key = (st.st_dev, st.st_ino)
         with _registry_lock:
@@ -107,7 +114,7 @@ class DirectoryLock:
         self.key = key
         return True
 
-    def _lock_file(self):
+    def _lock_file(self) -> bool:
         """Lock the lock file; False if another process holds it (or has just removed it)."""
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
@@ -149,7 +156,7 @@ class DirectoryLock:
             raise
         return True
 
-    def release(self):
+    def release(self) -> None:
         """Remove the lock file (while still holding it) and unlock."""
         fd, self.fd = self.fd, None
         if fd is None:
@@ -168,12 +175,12 @@ class DirectoryLock:
                 pass
             self._forget(self.key)
 
-    def _forget(self, key):
+    def _forget(self, key: tuple[int, int] | None) -> None:
         with _registry_lock:
-            if _held.get(key) is self:
+            if key is not None and _held.get(key) is self:
                 del _held[key]
 
-    def _busy_message(self):
+    def _busy_message(self) -> str:
         try:
             with open(self.path, encoding="utf-8", errors="replace") as f:
                 note = f.read(200).strip()
@@ -186,12 +193,12 @@ class DirectoryLock:
                 f"lock_timeout={self.timeout!r}. Nothing was written.")
 
 
-def _flock(fd, path):
+def _flock(fd: int, path: str) -> bool | None:
     """True: locked; None: held by another process; False: no ``flock`` here (warned)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
-        fcntl = None
+        fcntl = None  # type: ignore[assignment]
     if fcntl is not None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -207,7 +214,7 @@ def _flock(fd, path):
     return False
 
 
-def _close_in_child():
+def _close_in_child() -> None:
     """A forked child must not hold (nor later release) its parent's locks."""
     global _registry_lock
     for lock in list(_held.values()):

@@ -10,9 +10,12 @@ computed from its own meta tensors) is initialised live instead. The files,
 and what ``from_pretrained`` does with them, are described in ``docs/models.md``.
 """
 
+from __future__ import annotations
+
 import copy
 import json
 import os
+from typing import TYPE_CHECKING, Any, Literal, SupportsIndex, cast, overload
 
 import numpy as np
 
@@ -21,8 +24,21 @@ from ..initializers.base import Initializer
 from ..initializers.constant import Zeros
 from ..torch import _hf, _module, _names, _tensor
 from ..torch._plan import Planned, as_numpy
-from ..torch._session import RecordingSession
+from ..torch._recording import RecordingSession
 from ._commit import write_safetensors
+
+if TYPE_CHECKING:
+    import torch
+
+    from .._typing import Array, Backend, Layout, Rules, StrPath
+    from ..initializers.base import Request
+    from ..torch._module import RuleList
+    from ..torch._plan import Op
+    from ._plan import Plan
+    from ._spec import TensorSpec
+
+    #: ``mode=`` of :func:`materialize_module`.
+    Mode = Literal["auto", "plan", "live"]
 
 __all__ = ["materialize_module", "DEFAULT_CHUNK_BYTES", "Planned"]
 
@@ -30,13 +46,14 @@ DEFAULT_CHUNK_BYTES = 32 << 20
 MODES = ("auto", "plan", "live")
 
 
-def _record(module, seed, rules, layout):
+def _record(module: torch.nn.Module, seed: int, rules: RuleList, layout: Layout
+            ) -> tuple[dict[int, tuple[Op, ...]], dict[str, str]]:
     """Run the init in a recording session; ``(operations by tensor id, unrecordable names)``."""
     session = RecordingSession(seed, skip=_module.ruled(module, rules))
     touched, bumped = _module.run_own_init(module, session, _module.own_resets(module)) \
         if _hf.is_pretrained(module) or _module.own_resets(module) else (set(), set())
     names = _names.Names(module)
-    unrecordable = {}
+    unrecordable: dict[str, str] = {}
     for key, why in session.unrecordable.items():
         label = names.canonical(key) if isinstance(key, int) and key in names.aliases else key
         unrecordable[str(label)] = why
@@ -54,14 +71,15 @@ def _record(module, seed, rules, layout):
     return ops, unrecordable
 
 
-def _saved(module):
+def _saved(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     """``name -> tensor`` of the checkpoint: save_pretrained's keys for a transformers
     model, else the state dict with each shared tensor once."""
-    tensors = dict(module.named_parameters(remove_duplicate=False))
+    tensors: dict[str, torch.Tensor] = dict(module.named_parameters(remove_duplicate=False))
     tensors.update(module.named_buffers(remove_duplicate=False))
     if _hf.is_pretrained(module):
         return {name: tensors[name] for name in _hf.saved_keys(module)}
-    out, seen = {}, set()
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
     for name in module.state_dict(keep_vars=True):
         tensor = tensors[name]
         if id(tensor) not in seen:
@@ -76,16 +94,17 @@ class _FromTensor(Initializer):
     dtype_kind = "any"
     elementwise = True
 
-    def __init__(self, tensor):
+    def __init__(self, tensor: torch.Tensor) -> None:
         self.tensor = tensor
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         return request.write(as_numpy(self.tensor)[request.index or ()])
 
 
-def _live(module, seed, rules, layout, backend):
+def _live(module: torch.nn.Module, seed: int, rules: Rules | None, layout: Layout,
+          backend: Backend) -> torch.nn.Module:
     """The model, materialised on the CPU and initialised by ``init_module_``."""
-    torch = _tensor._torch()
+    import torch
     from ..torch import init_module_
     meta = any(t.is_meta for t in list(module.parameters()) + list(module.buffers()))
     if meta:
@@ -100,10 +119,42 @@ def _live(module, seed, rules, layout, backend):
     return module
 
 
-def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", mode="auto",
-                       max_shard_size=None, chunk_bytes=DEFAULT_CHUNK_BYTES, backend="auto",
-                       progress=None, check_space=True, write_config=True, lock_timeout=0.0,
-                       dry_run=False):
+@overload
+def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: SupportsIndex = 0, *,
+                       rules: Rules | None = None, layout: Layout = "keras", mode: Mode = "auto",
+                       max_shard_size: int | str | None = None, chunk_bytes: int = ...,
+                       backend: Backend = "auto", progress: bool | None = None,
+                       check_space: bool = True, write_config: bool = True,
+                       lock_timeout: float | None = 0.0,
+                       dry_run: Literal[False] = False) -> list[str]: ...
+
+
+@overload
+def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: SupportsIndex = 0, *,
+                       rules: Rules | None = None, layout: Layout = "keras", mode: Mode = "auto",
+                       max_shard_size: int | str | None = None, chunk_bytes: int = ...,
+                       backend: Backend = "auto", progress: bool | None = None,
+                       check_space: bool = True, write_config: bool = True,
+                       lock_timeout: float | None = 0.0, dry_run: Literal[True]) -> Plan: ...
+
+
+@overload
+def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: SupportsIndex = 0, *,
+                       rules: Rules | None = None, layout: Layout = "keras", mode: Mode = "auto",
+                       max_shard_size: int | str | None = None, chunk_bytes: int = ...,
+                       backend: Backend = "auto", progress: bool | None = None,
+                       check_space: bool = True, write_config: bool = True,
+                       lock_timeout: float | None = 0.0,
+                       dry_run: bool = False) -> list[str] | Plan: ...
+
+
+def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: SupportsIndex = 0, *,
+                       rules: Rules | None = None, layout: Layout = "keras", mode: Mode = "auto",
+                       max_shard_size: int | str | None = None,
+                       chunk_bytes: int = DEFAULT_CHUNK_BYTES, backend: Backend = "auto",
+                       progress: bool | None = None, check_space: bool = True,
+                       write_config: bool = True, lock_timeout: float | None = 0.0,
+                       dry_run: bool = False) -> list[str] | Plan:
     """Write the checkpoint of ``module`` initialised as ``init_module_(module, seed, rules)``.
 
     Parameters
@@ -133,22 +184,24 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
     Returns
     -------
     list of str
-        The paths written, the commit file (index or single file) last.
+        The paths written, the commit file (index or single file) last (a ``Plan``
+        for ``dry_run``).
     """
     from .._checks import check_uint64
     from .._units import parse_bytes
-    torch = _tensor._torch()
+    import torch
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"Expected a torch.nn.Module. Received: {type(module).__name__}")
-    seed = check_uint64(seed, "seed", TypeError)
+    seed = cast(int, check_uint64(seed, "seed", TypeError))  # checked: an int
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
-    if max_shard_size is not None:
-        max_shard_size = parse_bytes(max_shard_size, "max_shard_size")
+    shard_bytes = None if max_shard_size is None else parse_bytes(max_shard_size,
+                                                                   "max_shard_size")
     rule_list = _module.rule_list(rules)
     _module.check_rules_used(module, rule_list)
     meta = all(t.is_meta for t in list(module.parameters()) + list(module.buffers()))
-    tensors, why = None, {}
+    tensors: list[TensorSpec] | None = None
+    why: dict[str, str] = {}
     if mode != "live" and meta:
         ops, why = _record(module, seed, rule_list, layout)
         if why and mode == "plan":
@@ -175,30 +228,31 @@ def materialize_module(module, out_dir, seed=0, *, rules=None, layout="keras", m
     from .. import STREAM_VERSION
     metadata = {"format": "pt", "fastinit_seed": seed, "fastinit_stream_version": STREAM_VERSION,
                 "fastinit_mode": "plan" if source is module and meta else "live"}
-    extra = []
+    extra: list[tuple[str, str]] = []
     if write_config and _hf.is_pretrained(module):
         dtype = next((t.dtype for t in module.parameters()), torch.float32)
         extra = _config_files(module, dtype)
-    return write_safetensors(out_dir, tensors, metadata, max_shard_size=max_shard_size,
+    return write_safetensors(out_dir, tensors, metadata, max_shard_size=shard_bytes,
                              chunk_bytes=chunk_bytes, backend=backend, progress=progress,
                              check_space=check_space, extra=extra, lock_timeout=lock_timeout,
                              dry_run=dry_run)
 
 
-def _spec(name, tensor, init, names):
+def _spec(name: str, tensor: torch.Tensor, init: Initializer, names: _names.Names
+          ) -> TensorSpec:
     from ._spec import TensorSpec
     stream = sharding.name_stream(names.canonical(id(tensor))) if tensor in names else 0
     return TensorSpec(name, tuple(tensor.shape), np.dtype(_tensor.numpy_dtype(tensor)), init,
                       stream)
 
 
-def _config_files(module, dtype):
+def _config_files(module: torch.nn.Module, dtype: torch.dtype) -> list[tuple[str, str]]:
     """``(name, text)`` of the config files (written to a temporary directory by
     transformers, then by the commit into its staging directory)."""
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         names = _hf.save_config(module, tmp, dtype)
-        texts = {}
+        texts: dict[str, str] = {}
         for n in names:
             with open(os.path.join(tmp, n), encoding="utf-8") as f:
                 texts[n] = f.read()

@@ -1,13 +1,23 @@
 """The ``.npy`` format: one writer of headers and blocks, for checkpoints and Dask."""
 
+from __future__ import annotations
+
 import io
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy.typing as npt
+
+    from .._typing import StrPath
 
 __all__ = ["header", "create", "NpyBlocks"]
 
 
-def header(shape, dtype):
+def header(shape: Sequence[int], dtype: npt.DTypeLike) -> bytes:
     """The bytes of a version-1.0 ``.npy`` header for a C-ordered array."""
     f = io.BytesIO()
     np.lib.format.write_array_header_1_0(
@@ -16,14 +26,14 @@ def header(shape, dtype):
     return f.getvalue()
 
 
-def check_dtype(dtype):
+def check_dtype(dtype: npt.DTypeLike) -> None:
     """The ``.npy`` format has no bfloat16 type (NumPy cannot read one back)."""
     if np.dtype(dtype).name == "bfloat16":
         raise ValueError("The .npy format has no bfloat16 type; use safetensors or float32. "
                          "Received: dtype='bfloat16'")
 
 
-def create(path, shape, dtype):
+def create(path: StrPath, shape: Sequence[int], dtype: npt.DTypeLike) -> int:
     """Create ``path`` as a ``.npy`` file of the full size (sparse where the file system
     allows), header written, data to be written by :class:`NpyBlocks`."""
     check_dtype(dtype)
@@ -42,11 +52,12 @@ class NpyBlocks:
     write straight into the file through a memmap of their own.
     """
 
-    def __init__(self, path, shape, dtype, offset):
+    def __init__(self, path: StrPath, shape: Sequence[int], dtype: npt.DTypeLike,
+                 offset: int) -> None:
         self.path, self.shape, self.dtype = str(path), tuple(shape), np.dtype(dtype)
         self.offset, self.ndim = int(offset), len(self.shape)
 
-    def __setitem__(self, index, value):
+    def __setitem__(self, index: Any, value: npt.ArrayLike) -> None:
         m = np.memmap(self.path, dtype=self.dtype, mode="r+", offset=self.offset,
                       shape=self.shape, order="C")
         try:

@@ -8,10 +8,19 @@ write speed is not measured (that would write): the time is the generation bound
 which a disk slower than it lengthens.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .._typing import Backend, StrPath
+    from ._spec import TensorSpec
 
 __all__ = ["Plan", "free_space"]
 
@@ -21,38 +30,38 @@ class Plan:
     """The files of a run (``(name, bytes)``, the commit file last) and its tensors."""
 
     out_dir: str
-    files: tuple
-    tensors: tuple
+    files: tuple[tuple[str, int], ...]
+    tensors: tuple[TensorSpec, ...]
     chunk_bytes: int
     n_buffers: int
-    backend: str = "auto"
+    backend: Backend = "auto"
 
     @property
-    def total(self):
+    def total(self) -> int:
         return sum(n for _, n in self.files)
 
     @property
-    def whole_bytes(self):
+    def whole_bytes(self) -> int:
         """The largest tensor computed whole (orthogonal, ...): held in memory once."""
         from .. import sharding
         return max((t.nbytes for t in self.tensors
                     if not sharding.is_elementwise(t.initializer)), default=0)
 
-    def memory(self):
+    def memory(self) -> int:
         """Bytes of memory the run needs: this process now, the buffers, whole tensors."""
         return _rss() + self.n_buffers * self.chunk_bytes + 2 * self.whole_bytes
 
-    def generation_rate(self, seconds=0.3):
+    def generation_rate(self, seconds: float = 0.3) -> float | None:
         """Bytes per second of the kernels filling the plan's main dtype (a normal fill)."""
         import numpy as np
 
         import fastinit.random as fr
-        by_dtype = {}
+        by_dtype: dict[np.dtype[Any], int] = {}
         for t in self.tensors:
             by_dtype[t.dtype] = by_dtype.get(t.dtype, 0) + t.nbytes
         if not by_dtype:
             return None
-        dtype = max(by_dtype, key=by_dtype.get)
+        dtype = max(by_dtype, key=lambda d: by_dtype[d])
         if dtype.kind != "f" and dtype.name != "bfloat16":
             return None
         buf = np.empty(min(self.chunk_bytes, 64 << 20) // dtype.itemsize, dtype)
@@ -63,7 +72,7 @@ class Plan:
             done += buf.nbytes
         return done / (time.perf_counter() - start)
 
-    def describe(self):
+    def describe(self) -> str:
         """A few lines: files, bytes, memory, estimated time."""
         lines = [f"fastinit materialize --dry-run: nothing written to {self.out_dir!r}"]
         width = max((len(n) for n, _ in self.files), default=0)
@@ -86,7 +95,7 @@ class Plan:
         return "\n".join(lines)
 
 
-def free_space(out_dir):
+def free_space(out_dir: StrPath) -> tuple[str, int | None]:
     """``(directory, free bytes or None)`` of ``out_dir``, or of its nearest existing parent."""
     directory = os.path.abspath(os.fspath(out_dir))
     while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
@@ -97,14 +106,15 @@ def free_space(out_dir):
         return directory, None
 
 
-def _size(n):
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.2f} {unit}"
         n /= 1024
+    return f"{n:,.2f} TiB"
 
 
-def _rss():
+def _rss() -> int:
     """This process's resident memory (Linux), else 0."""
     try:
         with open(f"/proc/{os.getpid()}/statm", encoding="ascii") as f:

@@ -1,9 +1,17 @@
 """The safetensors layout: files of at most ``max_shard_size``, their headers, the index."""
 
+from __future__ import annotations
+
 import json
 import re
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._writer import ALIGN
+from ._writer import ALIGN, TensorLike
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+_T = TypeVar("_T", bound=TensorLike)
 
 __all__ = ["SAFETENSORS_DTYPES", "INDEX_SUFFIX", "MAX_HEADER_BYTES", "plan_files", "header",
            "index", "shard_pattern"]
@@ -19,13 +27,16 @@ INDEX_SUFFIX = ".safetensors.index.json"
 MAX_HEADER_BYTES = 100_000_000
 
 
-def plan_files(tensors, max_shard_size=None, prefix="model"):
+def plan_files(tensors: Iterable[_T], max_shard_size: int | None = None,
+               prefix: str = "model") -> list[tuple[str, list[_T]]]:
     """Split tensors (in order) into files of at most ``max_shard_size`` bytes of data.
 
     A tensor is never split; one larger than the limit gets a file of its own.
     Returns a list of ``(file_name, [tensor, ...])``; tensors need ``nbytes``.
     """
-    groups, current, size = [], [], 0
+    groups: list[list[_T]] = []
+    current: list[_T] = []
+    size = 0
     for t in tensors:
         if current and max_shard_size is not None and size + t.nbytes > max_shard_size:
             groups.append(current)
@@ -40,12 +51,13 @@ def plan_files(tensors, max_shard_size=None, prefix="model"):
     return [(f"{prefix}-{i + 1:05d}-of-{n:05d}.safetensors", g) for i, g in enumerate(groups)]
 
 
-def shard_pattern(prefix):
+def shard_pattern(prefix: str) -> re.Pattern[str]:
     """The file names of the safetensors files of a checkpoint with ``prefix``."""
     return re.compile(re.escape(prefix) + r"(-[0-9]{5}-of-[0-9]{5})?\.safetensors")
 
 
-def header(tensors, metadata=None):
+def header(tensors: Sequence[TensorLike], metadata: Mapping[str, object] | None = None
+           ) -> bytes:
     """The header bytes (length prefix included) of a file holding ``tensors`` in order.
 
     Tensors need ``name``, ``dtype``, ``shape`` and ``nbytes``. The JSON is padded with
@@ -53,7 +65,7 @@ def header(tensors, metadata=None):
     :data:`~fastinit.materialize._writer.ALIGN` bytes: direct I/O writes them whole,
     and mmap readers find each file's data page-aligned.
     """
-    head = {}
+    head: dict[str, Any] = {}
     if metadata:
         head["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
     start = 0
@@ -71,7 +83,8 @@ def header(tensors, metadata=None):
     return len(body).to_bytes(8, "little") + body
 
 
-def index(files, metadata=None):
+def index(files: Sequence[tuple[str, Sequence[TensorLike]]],
+          metadata: Mapping[str, Any] | None = None) -> str:
     """The ``*.safetensors.index.json`` text of a multi-file checkpoint."""
     total = sum(t.nbytes for _, group in files for t in group)
     data = {"metadata": {"total_size": total, **(metadata or {})},

@@ -12,9 +12,16 @@ changed: there a signal does not interrupt the block anyway, except a default
 ``SIGTERM``, which ends the process like ``SIGKILL`` (the next run recovers).
 """
 
+from __future__ import annotations
+
 import contextlib
 import signal
 import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import FrameType
 
 __all__ = ["held"]
 
@@ -22,17 +29,17 @@ _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasa
 
 
 @contextlib.contextmanager
-def held():
+def held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM for the duration of the block (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    received = []
+    received: list[int] = []
 
-    def record(signum, frame):
+    def record(signum: int, frame: FrameType | None) -> None:
         received.append(signum)
 
-    previous = {}
+    previous: dict[signal.Signals, Any] = {}  # a handler, or SIG_DFL / SIG_IGN
     try:
         for sig in _SIGNALS:
             handler = signal.getsignal(sig)

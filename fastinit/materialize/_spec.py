@@ -1,5 +1,7 @@
 """Model specs (JSON or TOML): tensor names, shapes, dtypes and initializers, checked."""
 
+from __future__ import annotations
+
 import json
 import math
 import os
@@ -7,6 +9,7 @@ import reprlib
 import sys
 import unicodedata
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 
@@ -14,6 +17,11 @@ from .. import _dtypes, sharding
 from .._checks import check_shape, check_uint64
 from .._units import parse_bytes
 from ._safetensors import SAFETENSORS_DTYPES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
+    from .._typing import Seed, StrPath
 
 __all__ = ["SpecError", "TensorSpec", "load_spec", "parse_spec", "check_file_names"]
 
@@ -30,18 +38,26 @@ class TensorSpec:
     """One checked tensor of a spec."""
 
     name: str
-    shape: tuple
-    dtype: np.dtype
-    initializer: object
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    initializer: Callable[..., Any]
     stream: int
 
     @property
-    def nbytes(self):
+    def nbytes(self) -> int:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
-def _no_duplicates(pairs):
-    seen = {}
+class SpecOptions(TypedDict):
+    """A spec's options (:func:`parse_spec`)."""
+
+    seed: int
+    max_shard_size: int | None
+    metadata: dict[str, str]
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
             raise SpecError(f"Duplicate name {key!r} in the spec. Received: {key!r} twice")
@@ -49,7 +65,7 @@ def _no_duplicates(pairs):
     return seen
 
 
-def load_spec(path):
+def load_spec(path: StrPath) -> Any:
     """Read a spec file (``.json``, or ``.toml`` on Python 3.11+) into a dict; SpecError on
     bad syntax."""
     path = os.fspath(path)
@@ -80,7 +96,8 @@ def load_spec(path):
         raise SpecError(f"The spec {path!r} is nested too deeply to read.") from None
 
 
-def parse_spec(spec, seed=None):
+def parse_spec(spec: Mapping[str, Any] | StrPath, seed: Seed = None
+               ) -> tuple[list[TensorSpec], SpecOptions]:
     """Check a spec (a dict, or a path to a JSON/TOML file) and resolve its initializers.
 
     Returns
@@ -100,6 +117,7 @@ def parse_spec(spec, seed=None):
         raise SpecError(f"Unknown top-level keys {sorted(map(str, unknown))} in the spec "
                         f"(expected {', '.join(map(repr, _TOP_KEYS))}).")
     tensors = spec.get("tensors")
+    items: list[tuple[Any, Any]]
     if isinstance(tensors, list):
         items = []
         for i, entry in enumerate(tensors):
@@ -121,24 +139,24 @@ def parse_spec(spec, seed=None):
     if seed is None:
         raise SpecError("No seed: give --seed N (or seed= / a top-level 'seed' in the spec).")
     try:
-        seed = check_uint64(seed, "seed")
+        run_seed: int = check_uint64(seed, "seed")
     except (TypeError, ValueError) as exc:
         raise SpecError(str(exc)) from None
-    options = {"seed": seed, "max_shard_size": None,
-               "metadata": _metadata(spec.get("metadata", {}))}
+    options: SpecOptions = {"seed": run_seed, "max_shard_size": None,
+                            "metadata": _metadata(spec.get("metadata", {}))}
     if spec.get("max_shard_size") is not None:
         options["max_shard_size"] = _bytes(spec["max_shard_size"], "max_shard_size")
-    return [_tensor(name, entry, seed) for name, entry in items], options
+    return [_tensor(name, entry, run_seed) for name, entry in items], options
 
 
-def _bytes(value, name):
+def _bytes(value: int | str, name: str) -> int:
     try:
         return parse_bytes(value, name)
     except ValueError as exc:
         raise SpecError(str(exc)) from None
 
 
-def _metadata(metadata):
+def _metadata(metadata: object) -> dict[str, str]:
     if not isinstance(metadata, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise SpecError("metadata is a table of strings (written to the files' "
@@ -150,7 +168,7 @@ def _metadata(metadata):
     return dict(metadata)
 
 
-def check_tensor_name(name):
+def check_tensor_name(name: object) -> str:
     """A tensor name: a non-empty string that is not safetensors' ``__metadata__`` key."""
     if not isinstance(name, str) or not name:
         raise SpecError(f"Tensor names must be non-empty strings. Received: {reprlib.repr(name)}")
@@ -162,10 +180,10 @@ def check_tensor_name(name):
     return name
 
 
-def check_file_names(names, suffix):
+def check_file_names(names: Iterable[str], suffix: str) -> list[str]:
     """File names ``name + suffix`` for tensor names, refusing any that could leave the
     output directory or collide with another after normalisation (case, Unicode)."""
-    seen = {}
+    seen: dict[str, str] = {}
     files = []
     for name in names:
         file = name + suffix
@@ -183,10 +201,10 @@ def check_file_names(names, suffix):
     return files
 
 
-def _tensor(name, entry, seed):
+def _tensor(name: object, entry: object, seed: int) -> TensorSpec:
     from ..initializers import Initializer, deserialize
 
-    check_tensor_name(name)
+    name = check_tensor_name(name)
     where = f"tensor {reprlib.repr(name)}"
     if not isinstance(entry, dict):
         raise SpecError(f"{where}: expected a table with shape, dtype, initializer. "

@@ -26,6 +26,8 @@ recorded; a folder not owned by this user, or whose records are not valid, is le
 alone (with a warning), and so is anything else found in a run folder.
 """
 
+from __future__ import annotations
+
 import errno
 import json
 import os
@@ -33,9 +35,18 @@ import re
 import secrets
 import stat
 import warnings
+from typing import TYPE_CHECKING, Any, Literal
 
 from ._lock import DirectoryLock
 from ._signals import held
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    from .._typing import StrPath
+
+    #: The files of a directory listing that an earlier set retires (``Transaction``).
+    Retired = Callable[[list[str]], list[str]]
 
 __all__ = ["Transaction", "recover", "recover_run", "check_name", "fsync_dir", "RUN_PREFIX"]
 
@@ -44,7 +55,7 @@ _RUN_NAME = re.compile(re.escape(RUN_PREFIX) + "[0-9a-f]{16}")
 _PLAN, _COMMIT, _NEW, _OLD = "plan.json", "commit.json", "new", "old"
 
 
-def fsync_dir(path):
+def fsync_dir(path: StrPath) -> None:
     """Flush a directory's entries (renames) to disk, where the platform allows it."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -58,7 +69,7 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def check_name(name):
+def check_name(name: object) -> str:
     """A plain file name of the output directory (what the protocol may touch)."""
     if not isinstance(name, str) or name in ("", ".", "..") or name.startswith(".") \
             or any(c in name for c in "/\\\0") or len(name.encode("utf-8", "replace")) > 255:
@@ -66,7 +77,7 @@ def check_name(name):
     return name
 
 
-def _identity(path):
+def _identity(path: StrPath) -> list[int] | None:
     """``[dev, ino, size, mtime_ns]`` of a regular file (not following a link), else None."""
     try:
         st = os.lstat(path)
@@ -77,7 +88,7 @@ def _identity(path):
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
 
 
-def check_targets(out_dir, names):
+def check_targets(out_dir: str, names: Iterable[str]) -> None:
     """Refuse a run that would replace or retire anything but a regular file."""
     for name in names:
         path = os.path.join(out_dir, name)
@@ -98,7 +109,7 @@ def check_targets(out_dir, names):
                 "Nothing was written.")
 
 
-def _write_json(path, data):
+def _write_json(path: str, data: object) -> None:
     """Write ``path`` whole or not at all: a temporary name, fsync, rename."""
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
@@ -122,17 +133,18 @@ class Transaction:
     :meth:`path`, then :meth:`commit`.
     """
 
-    def __init__(self, out_dir, names, retired=None, lock_timeout=0.0):
+    def __init__(self, out_dir: StrPath, names: Sequence[str], retired: Retired | None = None,
+                 lock_timeout: float | None = 0.0) -> None:
         self.names = [check_name(n) for n in names]
         if not self.names or len(set(self.names)) != len(self.names):
             raise ValueError(f"A commit needs distinct file names. Received: {self.names!r}")
-        self.retired = retired or (lambda listing: [])
+        self.retired: Retired = retired or (lambda listing: [])
         self.out_dir = out_dir = os.fspath(out_dir)
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise NotADirectoryError(f"The output path exists and is not a directory: "
                                      f"{out_dir!r}")
         self.lock = DirectoryLock(out_dir, lock_timeout)
-        self.run = None
+        self.run: str | None = None
         self.committed = False
         try:
             os.makedirs(out_dir, exist_ok=True)
@@ -157,10 +169,10 @@ class Transaction:
             self.close()
             raise
 
-    def _retire(self):
+    def _retire(self) -> list[str]:
         return [n for n in self.retired(os.listdir(self.out_dir)) if n not in self.names]
 
-    def _create_run_folder(self):
+    def _create_run_folder(self) -> str:
         name = RUN_PREFIX + secrets.token_hex(8)
         run = os.path.join(self.out_dir, name)
         os.mkdir(run, 0o700)
@@ -174,22 +186,28 @@ class Transaction:
             raise
         return name
 
-    def __enter__(self):
+    def __enter__(self) -> Transaction:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> Literal[False]:
         self.close()
         return False
 
-    def path(self, name):
+    def _run_folder(self) -> str:
+        if self.run is None:
+            raise ValueError("This commit is closed: its staged files are gone. Received: "
+                             f"a closed transaction of {self.out_dir!r}")
+        return self.run
+
+    def path(self, name: str) -> str:
         """Where to write the new file ``name`` (one of the names given)."""
         if name not in self.names:
             raise ValueError(f"{name!r} is not one of this commit's files {self.names!r}")
-        return os.path.join(self.out_dir, self.run, _NEW, name)
+        return os.path.join(self.out_dir, self._run_folder(), _NEW, name)
 
-    def commit(self):
+    def commit(self) -> list[str]:
         """Move the staged files into place at once; the paths of the new files."""
-        out, run = self.out_dir, os.path.join(self.out_dir, self.run)
+        out, run = self.out_dir, os.path.join(self.out_dir, self._run_folder())
         with held():
             retire = self._retire()
             old = [n for n in dict.fromkeys([self.names[-1], *retire, *self.names[:-1]])
@@ -210,10 +228,10 @@ class Transaction:
                     os.replace(self.path(n), os.path.join(out, n))
                 fsync_dir(out)
             finally:
-                self.committed = recover_run(out, self.run)
+                self.committed = recover_run(out, self._run_folder())
         return [os.path.join(out, n) for n in self.names]
 
-    def close(self):
+    def close(self) -> None:
         """Settle an uncommitted run (staged files removed) and release the lock."""
         with held():
             try:
@@ -224,7 +242,7 @@ class Transaction:
                 self.lock.release()
 
 
-def recover(out_dir, lock_timeout=0.0):
+def recover(out_dir: StrPath, lock_timeout: float | None = 0.0) -> None:
     """Settle what killed runs left in ``out_dir``, holding its lock (none held by
     another run is touched: a busy directory raises ``DirectoryBusyError``)."""
     with DirectoryLock(out_dir, lock_timeout) as lock:
@@ -233,13 +251,13 @@ def recover(out_dir, lock_timeout=0.0):
                 _recover_locked(os.fspath(out_dir))
 
 
-def _recover_locked(out_dir):
+def _recover_locked(out_dir: str) -> None:
     for entry in sorted(os.listdir(out_dir)):
         if _RUN_NAME.fullmatch(entry):
             recover_run(out_dir, entry)
 
 
-def _read_record(path, check):
+def _read_record(path: str, check: Callable[[Any], None]) -> Any:
     """A run's record, validated by ``check``; None if absent; raises ValueError if bad."""
     try:
         with open(path, "rb") as f:
@@ -252,14 +270,14 @@ def _read_record(path, check):
     return data
 
 
-def _check_plan(data):
+def _check_plan(data: Any) -> None:
     if not isinstance(data, dict) or not isinstance(data.get("new"), list):
         raise ValueError("plan.json is not a plan")
     for n in data["new"]:
         check_name(n)
 
 
-def _check_commit(data):
+def _check_commit(data: Any) -> None:
     if not isinstance(data, dict):
         raise ValueError("commit.json is not a commit record")
     for key in ("new", "old"):
@@ -273,7 +291,7 @@ def _check_commit(data):
             check_name(entry[0])
 
 
-def recover_run(out_dir, name):
+def recover_run(out_dir: str, name: str) -> bool:
     """Settle the run folder ``name`` of ``out_dir`` (see the module's protocol); True if
     its commit had happened (the new set is in place). Never raises ``OSError``: what
     cannot be settled is left, with a warning, for the next run."""
@@ -306,7 +324,7 @@ def recover_run(out_dir, name):
     return committed
 
 
-def _settle(out_dir, run, record):
+def _settle(out_dir: str, run: str, record: dict[str, Any]) -> bool:
     """Finish or undo an interrupted commit; True if it is finished."""
     new, old = record["new"], record["old"]
     commit_name, commit_id = new[-1]
@@ -334,7 +352,8 @@ def _settle(out_dir, run, record):
     return False
 
 
-def _remove_run_folder(run, plan, record, committed):
+def _remove_run_folder(run: str, plan: dict[str, Any] | None, record: dict[str, Any] | None,
+                       committed: bool) -> None:
     """Remove the run's own files (regular files of the names it recorded), then its
     folders; a folder that is not empty then is left."""
     staged = list(plan["new"]) if plan else []
@@ -352,12 +371,12 @@ def _remove_run_folder(run, plan, record, committed):
     fsync_dir(os.path.dirname(run))
 
 
-def _unlink_regular(path):
+def _unlink_regular(path: str) -> None:
     if _identity(path) is not None:
         os.unlink(path)
 
 
-def _rmdir(path, run, why):
+def _rmdir(path: str, run: str, why: str) -> None:
     try:
         os.rmdir(path)
     except OSError as exc:
@@ -367,6 +386,6 @@ def _rmdir(path, run, why):
         raise
 
 
-def _leave(run, why):
+def _leave(run: str, why: str) -> None:
     warnings.warn(f"fastinit left {run!r} in place: {why}. Remove it once you have checked "
                   "what it holds.", RuntimeWarning, stacklevel=3)

@@ -22,23 +22,63 @@ write. After any error, queued writes are dropped and :meth:`Engine.close` waits
 the writes in flight, so no chunk reaches a descriptor number that was reused.
 """
 
+from __future__ import annotations
+
 import errno
 import math
 import mmap
 import os
 import queue
 import threading
+from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import numpy as np
 
-__all__ = ["Engine", "ALIGN", "N_BUFFERS", "N_WRITERS", "flat_boxes"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    import numpy.typing as npt
+
+    from .._progress import Progress
+    from .._typing import Backend
+
+    Bytes = npt.NDArray[np.uint8]
+    #: A queued write: the file, its offset, the buffer (None: the file's last item) and
+    #: the bytes of it to write; None stops a writer thread.
+    Work = Union[tuple["_File", int, Union[Bytes, None], int], None]
+
+__all__ = ["Engine", "TensorLike", "ALIGN", "N_BUFFERS", "N_WRITERS", "flat_boxes"]
 
 ALIGN = 4096  # bytes: O_DIRECT's offsets, lengths and buffer addresses (>= any block size)
 N_BUFFERS = 4
 N_WRITERS = 2
 
 
-def flat_boxes(shape, start, stop):
+class TensorLike(Protocol):
+    """What the engine (and the safetensors layout) need of a tensor: a
+    ``fastinit.materialize._spec.TensorSpec``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+
+    @property
+    def initializer(self) -> Callable[..., Any]: ...
+
+    @property
+    def stream(self) -> int: ...
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+def flat_boxes(shape: Sequence[int], start: int, stop: int
+               ) -> Iterator[tuple[tuple[int | slice, ...], tuple[int, ...]]]:
     """``(index, box_shape)`` covering flat C-order elements ``[start, stop)`` of ``shape``
     in order, each box contiguous (at most ``2 * ndim - 1`` of them).
 
@@ -75,7 +115,7 @@ class _Aborted(Exception):
 class _File:
     """A file being written: its descriptor (owned by the writer threads once queued)."""
 
-    def __init__(self, path, size, direct=True):
+    def __init__(self, path: str, size: int, direct: bool = True) -> None:
         self.path, self.size = path, size
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                           | getattr(os, "O_CLOEXEC", 0), 0o644)
@@ -85,7 +125,7 @@ class _File:
         self.buffered = threading.Lock()  # buffered writes to one file go one at a time
 
 
-def _enable_direct(fd):
+def _enable_direct(fd: int) -> bool:
     flag = getattr(os, "O_DIRECT", 0)
     if not flag:
         return False
@@ -97,7 +137,7 @@ def _enable_direct(fd):
         return False
 
 
-def _pwrite(fd, data, offset):
+def _pwrite(fd: int, data: memoryview, offset: int) -> int:
     """``os.pwrite``; where the platform lacks it (Windows: no direct I/O either, so every
     write to a file holds that file's lock), a seek and a write."""
     if hasattr(os, "pwrite"):
@@ -106,7 +146,7 @@ def _pwrite(fd, data, offset):
     return os.write(fd, data)  # pragma: no cover
 
 
-def _disable_direct(fd):
+def _disable_direct(fd: int) -> None:
     import fcntl
     fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
 
@@ -116,20 +156,23 @@ class Engine:
     buffers and writer threads. :meth:`write_file` returns when the file's last chunk is
     queued; :meth:`finish` waits until every file is written, fsync-ed and closed."""
 
-    def __init__(self, chunk_bytes, backend="auto", progress=None, n_buffers=N_BUFFERS,
-                 n_writers=N_WRITERS, direct=True):
+    def __init__(self, chunk_bytes: int, backend: Backend = "auto",
+                 progress: Progress | None = None, n_buffers: int = N_BUFFERS,
+                 n_writers: int = N_WRITERS, direct: bool = True) -> None:
         self.chunk = max(ALIGN, chunk_bytes - chunk_bytes % ALIGN)
         # FASTINIT_DIRECT_IO=0: the page cache always (a file system that takes O_DIRECT
         # but misbehaves with it; the benchmark of the buffered path)
         direct = direct and os.environ.get("FASTINIT_DIRECT_IO", "1") != "0"
         self.backend, self.progress, self.direct = backend, progress, direct
         self._maps = [mmap.mmap(-1, self.chunk) for _ in range(n_buffers)]  # page-aligned
-        self.free = queue.Queue()
+        self.free: queue.Queue[Bytes] = queue.Queue()
         for m in self._maps:
             self.free.put(np.frombuffer(m, dtype=np.uint8))
-        self.todo = queue.Queue()
-        self.error = None
-        self._scratch = self._whole_of = self._whole_bytes = None
+        self.todo: queue.Queue[Work] = queue.Queue()
+        self.error: BaseException | None = None
+        self._scratch: Bytes | None = None
+        self._whole_of: TensorLike | None = None
+        self._whole_bytes: Bytes | None = None
         self.threads = [threading.Thread(target=self._run, name=f"fastinit-writer-{i}",
                                          daemon=True) for i in range(n_writers)]
         for t in self.threads:
@@ -137,7 +180,7 @@ class Engine:
 
     # -- writer threads ------------------------------------------------------------------
 
-    def _run(self):
+    def _run(self) -> None:
         while True:
             item = self.todo.get()
             if item is None:
@@ -153,7 +196,7 @@ class Engine:
                     self.free.put(buf)
                 self._done(f)
 
-    def _pwrite(self, f, buf, n, offset):
+    def _pwrite(self, f: _File, buf: Bytes | None, n: int, offset: int) -> None:
         if buf is None:
             return
         if f.direct:
@@ -162,12 +205,12 @@ class Engine:
         with f.buffered:  # the page cache serialises writes to a file anyway: one at a time
             self._pwrite_blocks(f, buf, n, offset)
 
-    def _pwrite_blocks(self, f, buf, n, offset):
+    def _pwrite_blocks(self, f: _File, buf: Bytes, n: int, offset: int) -> None:
         length = n
         if f.direct:
             length = -(-n // ALIGN) * ALIGN  # whole blocks: the padding is cut at the end
             buf[n:length] = 0
-        view = memoryview(buf)[:length]
+        view = buf.data[:length]
         while view:
             try:
                 written = _pwrite(f.fd, view, offset)
@@ -180,14 +223,14 @@ class Engine:
                 continue
             view, offset = view[written:], offset + written
 
-    def _done(self, f):
+    def _done(self, f: _File) -> None:
         with f.lock:
             f.pending -= 1
             last = f.pending == 0
         if last:
             self._close(f)
 
-    def _close(self, f):
+    def _close(self, f: _File) -> None:
         """The file's last write is done: cut the padding, fsync, close (its thread)."""
         try:
             if self.error is None:
@@ -197,15 +240,15 @@ class Engine:
             self.error = self.error or exc
         finally:
             os.close(f.fd)
-            f.fd = None
+            f.fd = -1  # closed
 
     # -- the producer ----------------------------------------------------------------------
 
-    def _check(self):
+    def _check(self) -> None:
         if self.error is not None:
             raise self.error
 
-    def _buffer(self):
+    def _buffer(self) -> Bytes:
         self._check()
         buf = self.free.get()
         if self.error is not None:
@@ -213,10 +256,11 @@ class Engine:
             self._check()
         return buf
 
-    def write_file(self, path, header, tensors):
+    def write_file(self, path: str, header: bytes, tensors: Sequence[TensorLike]) -> None:
         """Queue the file ``path``: ``header`` bytes, then ``tensors`` back to back."""
         self._check()
-        segments, size = [(0, bytes(header))], len(header)
+        segments: list[tuple[int, bytes | TensorLike]] = [(0, bytes(header))]
+        size = len(header)
         for t in tensors:
             segments.append((size, t))
             size += t.nbytes
@@ -238,7 +282,8 @@ class Engine:
         finally:  # the writer threads close it after its last queued write
             self.todo.put((f, 0, None, 0))
 
-    def _fill(self, buf, start, n, segments):
+    def _fill(self, buf: Bytes, start: int, n: int,
+              segments: list[tuple[int, bytes | TensorLike]]) -> None:
         stop = start + n
         for offset, item in segments:
             end = offset + (len(item) if isinstance(item, bytes) else item.nbytes)
@@ -250,7 +295,7 @@ class Engine:
             else:
                 self._fill_tensor(buf[a - start:b - start], item, a - offset, b - offset)
 
-    def _fill_tensor(self, dst, t, lo, hi):
+    def _fill_tensor(self, dst: Bytes, t: TensorLike, lo: int, hi: int) -> None:
         """Bytes ``[lo, hi)`` of tensor ``t`` into ``dst``."""
         from .. import sharding
         if not sharding.is_elementwise(t.initializer):
@@ -273,7 +318,7 @@ class Engine:
                 self._generate(t, e, e + 1, one)
                 dst[a - lo:b - lo] = one.view(np.uint8)[a - e * k:b - e * k]
 
-    def _generate(self, t, first, last, out):
+    def _generate(self, t: TensorLike, first: int, last: int, out: npt.NDArray[Any]) -> None:
         from ..initializers.base import call_initializer
         pos = 0
         for index, box in flat_boxes(t.shape, first, last):
@@ -283,10 +328,10 @@ class Engine:
                              stream=t.stream, backend=self.backend)
             pos += size
 
-    def _whole(self, t):
+    def _whole(self, t: TensorLike) -> Bytes:
         """A tensor computed whole (orthogonal, ...), kept while its bytes are copied."""
         from ..initializers.base import call_initializer
-        if self._whole_of is not t:
+        if self._whole_of is not t or self._whole_bytes is None:
             self._whole_bytes = None  # free the previous one first
             whole = call_initializer(t.initializer, t.shape, t.dtype, stream=t.stream,
                                      backend=self.backend)
@@ -294,7 +339,7 @@ class Engine:
             self._whole_of = t
         return self._whole_bytes
 
-    def _scratch_of(self, n):
+    def _scratch_of(self, n: int) -> Bytes:
         """``n`` aligned bytes for a tensor whose start is not aligned for its dtype (an
         odd-sized tensor before it): generated there, then copied."""
         if self._scratch is None or self._scratch.size < n:
@@ -303,17 +348,17 @@ class Engine:
 
     # -- the end ------------------------------------------------------------------------
 
-    def finish(self):
+    def finish(self) -> None:
         """Wait until every queued file is written, fsync-ed and closed; raise any error."""
         self.close()
         self._check()
 
-    def abort(self):
+    def abort(self) -> None:
         """Drop what is queued, wait for the writes in flight and close every file."""
         self.error = self.error or _Aborted("the run failed")
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         """Stop the writer threads after what is queued (dropped after an error)."""
         for _ in self.threads:
             self.todo.put(None)

@@ -14,8 +14,8 @@ Modules: ``_tensor`` (writing into a tensor), ``_regions`` (shards and views),
 ``_names`` (tensor names), ``_rules`` (PyTorch's formulas and default rules),
 ``_plan`` (the typed plan of an init), ``_intercept`` (where a model's writes are
 seen, per thread), ``_streams`` (seeds and streams of a write), ``_pending``
-(draws deferred during construction), ``_session`` and ``_replay`` (what a
-write does), ``_fast_init`` (:func:`fast_init`), ``_hf`` (transformers
+(draws deferred during construction), ``_session``, ``_recording`` and
+``_replay`` (what a write does), ``_fast_init`` (:func:`fast_init`), ``_hf`` (transformers
 specifics), ``_module`` (:func:`init_module_`). Torch is imported on first use,
 not with this package; transformers never.
 
@@ -37,7 +37,10 @@ tensor([[-1.6704, -0.6700],
         [-2.2075,  0.0267]])
 """
 
+from __future__ import annotations
+
 import warnings
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 from . import _tensor
 from ._fast_init import fast_init
@@ -45,6 +48,13 @@ from ._module import init_module_
 from ._rules import calculate_gain, parameters, torch_rule
 from .._checks import check_real
 from ..initializers.base import resolve_seed
+
+if TYPE_CHECKING:
+    import torch
+
+    from .._typing import (
+        Backend, FanMode, InitializerLike, Layout, Nonlinearity, Seed, TensorT,
+    )
 
 __all__ = [
     "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
@@ -54,18 +64,19 @@ __all__ = [
 ]
 
 
-def _seed(seed, generator):
+def _seed(seed: Seed, generator: torch.Generator | None) -> int:
     if generator is not None:
         raise TypeError("fastinit.torch takes seed= and stream= instead of a torch.Generator. "
                         f"Received: generator={generator!r}")
     return resolve_seed(seed)
 
 
-def _float(value, name):
+def _float(value: float, name: str) -> float:
     return check_real(value, name, finite=False)
 
 
-def _apply(tensor, fn, seed=None, stream=0, backend="auto", **kwargs):
+def _apply(tensor: TensorT, fn: str, seed: Seed = None, stream: SupportsIndex = 0,
+           backend: Backend = "auto", **kwargs: Any) -> TensorT:
     """``torch.nn.init.<fn>(tensor, **kwargs)`` with fastinit's values, in place."""
     initializer = torch_rule(fn, tuple(tensor.shape), seed, **kwargs)
     return _tensor.fill(tensor, initializer, stream=stream, backend=backend)
@@ -74,7 +85,9 @@ def _apply(tensor, fn, seed=None, stream=0, backend="auto", **kwargs):
 # -- torch.nn.init ---------------------------------------------------------------------
 
 
-def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=None, stream=0, backend="auto"):
+def uniform_(tensor: TensorT, a: float = 0.0, b: float = 1.0,
+             generator: torch.Generator | None = None, *, seed: Seed = None,
+             stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """Fill ``tensor`` with values from ``U(a, b)`` (``torch.nn.init.uniform_``).
 
     Examples
@@ -88,8 +101,9 @@ def uniform_(tensor, a=0.0, b=1.0, generator=None, *, seed=None, stream=0, backe
                   a=_float(a, "a"), b=_float(b, "b"))
 
 
-def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=None, stream=0,
-            backend="auto"):
+def normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0,
+            generator: torch.Generator | None = None, *, seed: Seed = None,
+            stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """Fill ``tensor`` with values from ``N(mean, std^2)`` (``torch.nn.init.normal_``).
 
     Examples
@@ -103,8 +117,10 @@ def normal_(tensor, mean=0.0, std=1.0, generator=None, *, seed=None, stream=0,
                   mean=_float(mean, "mean"), std=_float(std, "std"))
 
 
-def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, seed=None,
-                  stream=0, backend="auto"):
+def trunc_normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, generator: torch.Generator | None = None, *,
+                  seed: Seed = None, stream: SupportsIndex = 0,
+                  backend: Backend = "auto") -> TensorT:
     """Fill ``tensor`` with ``N(mean, std^2)`` values re-drawn outside ``[a, b]`` (absolute bounds).
 
     ``torch.nn.init.trunc_normal_``; exact for any bounds (no inverse-CDF
@@ -122,17 +138,17 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0, generator=None, *, s
                   b=_float(b, "b"))
 
 
-def constant_(tensor, val):
+def constant_(tensor: TensorT, val: float) -> TensorT:
     """Fill ``tensor`` with ``val`` (``torch.nn.init.constant_``)."""
     return _apply(tensor, "constant_", val=_float(val, "val"))
 
 
-def ones_(tensor):
+def ones_(tensor: TensorT) -> TensorT:
     """Fill ``tensor`` with ones (``torch.nn.init.ones_``)."""
     return _apply(tensor, "ones_")
 
 
-def zeros_(tensor):
+def zeros_(tensor: TensorT) -> TensorT:
     """Fill ``tensor`` with zeros (``torch.nn.init.zeros_``).
 
     Examples
@@ -145,7 +161,7 @@ def zeros_(tensor):
     return _apply(tensor, "zeros_")
 
 
-def eye_(tensor):
+def eye_(tensor: TensorT) -> TensorT:
     """Fill a 2-D ``tensor`` with the identity matrix (``torch.nn.init.eye_``).
 
     Examples
@@ -161,7 +177,7 @@ def eye_(tensor):
     return _apply(tensor, "eye_")
 
 
-def dirac_(tensor, groups=1):
+def dirac_(tensor: TensorT, groups: int = 1) -> TensorT:
     """Fill a 3-, 4- or 5-D ``tensor`` with the Dirac delta (``torch.nn.init.dirac_``).
 
     Examples
@@ -177,7 +193,9 @@ def dirac_(tensor, groups=1):
     return _apply(tensor, "dirac_", groups=groups)
 
 
-def xavier_uniform_(tensor, gain=1.0, generator=None, *, seed=None, stream=0, backend="auto"):
+def xavier_uniform_(tensor: TensorT, gain: float = 1.0,
+                    generator: torch.Generator | None = None, *, seed: Seed = None,
+                    stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """Glorot/Xavier uniform (``torch.nn.init.xavier_uniform_``), fans of ``(out, in, *k)``.
 
     Uniform on ``[-b, b)``, ``b = gain * sqrt(6 / (fan_in + fan_out))``.
@@ -187,14 +205,18 @@ def xavier_uniform_(tensor, gain=1.0, generator=None, *, seed=None, stream=0, ba
                     backend=backend)
 
 
-def xavier_normal_(tensor, gain=1.0, generator=None, *, seed=None, stream=0, backend="auto"):
+def xavier_normal_(tensor: TensorT, gain: float = 1.0,
+                   generator: torch.Generator | None = None, *, seed: Seed = None,
+                   stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """Glorot/Xavier normal (``torch.nn.init.xavier_normal_``): ``std = gain * sqrt(2 / (fan_in + fan_out))``."""
     std = parameters("xavier_normal_", tensor.shape, gain=gain)["std"]
     return normal_(tensor, 0.0, std, generator, seed=seed, stream=stream, backend=backend)
 
 
-def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None,
-                     *, seed=None, stream=0, backend="auto"):
+def kaiming_uniform_(tensor: TensorT, a: float = 0, mode: FanMode = "fan_in",
+                     nonlinearity: Nonlinearity = "leaky_relu",
+                     generator: torch.Generator | None = None, *, seed: Seed = None,
+                     stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """He/Kaiming uniform (``torch.nn.init.kaiming_uniform_``).
 
     Uniform on ``[-b, b)``, ``b = gain * sqrt(3 / fan)``, ``gain =
@@ -210,8 +232,10 @@ def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gene
                     backend=backend)
 
 
-def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", generator=None,
-                    *, seed=None, stream=0, backend="auto"):
+def kaiming_normal_(tensor: TensorT, a: float = 0, mode: FanMode = "fan_in",
+                    nonlinearity: Nonlinearity = "leaky_relu",
+                    generator: torch.Generator | None = None, *, seed: Seed = None,
+                    stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """He/Kaiming normal (``torch.nn.init.kaiming_normal_``): ``std = gain / sqrt(fan)``, untruncated.
 
     Examples
@@ -230,7 +254,9 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu", gener
     return normal_(tensor, 0.0, std, generator, seed=seed, stream=stream, backend=backend)
 
 
-def orthogonal_(tensor, gain=1, generator=None, *, seed=None, stream=0, backend="auto"):
+def orthogonal_(tensor: TensorT, gain: float = 1, generator: torch.Generator | None = None,
+                *, seed: Seed = None, stream: SupportsIndex = 0,
+                backend: Backend = "auto") -> TensorT:
     """A (semi-)orthogonal matrix times ``gain`` (``torch.nn.init.orthogonal_``).
 
     Rows along axis 0, the other axes flattened: ``Orthogonal(gain, column_axis=0)``.
@@ -249,8 +275,9 @@ def orthogonal_(tensor, gain=1, generator=None, *, seed=None, stream=0, backend=
                   gain=_float(gain, "gain"))
 
 
-def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, stream=0,
-            backend="auto"):
+def sparse_(tensor: TensorT, sparsity: float, std: float = 0.01,
+            generator: torch.Generator | None = None, *, seed: Seed = None,
+            stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """A sparse 2-D matrix (``torch.nn.init.sparse_``): ``ceil(sparsity * rows)`` zeros per column.
 
     Examples
@@ -267,7 +294,8 @@ def sparse_(tensor, sparsity, std=0.01, generator=None, *, seed=None, stream=0,
                   sparsity=sparsity, std=std)
 
 
-def fill_(tensor, initializer, *, layout="keras", stream=0, backend="auto"):
+def fill_(tensor: TensorT, initializer: InitializerLike, *, layout: Layout = "keras",
+          stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """Fill ``tensor`` in place with any initializer (built-in, custom or a plain callable).
 
     With ``layout="keras"`` the tensor, in PyTorch's ``(out, in, *k)``

@@ -10,27 +10,32 @@
   number, a view made by indexing.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from ._names import storage_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping, Sequence
+
+    import torch
 
 __all__ = ["ops", "leaves", "method_rule", "scalar", "view_at"]
 
 #: tensor method -> (torch.nn.init function, ((method argument, function argument, default)))
-_METHODS = {"normal_": ("normal_", (("mean", "mean", 0.0), ("std", "std", 1.0))),
-            "uniform_": ("uniform_", (("from", "a", 0.0), ("to", "b", 1.0))),
-            "fill_": ("constant_", (("value", "val", None),)),
-            "zero_": ("zeros_", ())}
-_OPS = {}
+_METHODS: dict[str, tuple[str, tuple[tuple[str, str, float | None], ...]]] = {
+    "normal_": ("normal_", (("mean", "mean", 0.0), ("std", "std", 1.0))),
+    "uniform_": ("uniform_", (("from", "a", 0.0), ("to", "b", 1.0))),
+    "fill_": ("constant_", (("value", "val", None),)),
+    "zero_": ("zeros_", ())}
+_OPS: dict[str, set[Callable[..., Any]]] = {}
 
 
-def _torch():
-    import torch
-    return torch
-
-
-def ops(kind):
+def ops(kind: str) -> set[Callable[..., Any]]:
     """Torch operations by what they do to a deferred tensor (built on first use)."""
     if not _OPS:
-        torch = _torch()
+        import torch
         t = torch.Tensor
         _OPS["views"] = {getattr(t, n) for n in (
             "__getitem__", "view", "view_as", "reshape", "reshape_as", "detach", "t",
@@ -50,18 +55,21 @@ def ops(kind):
     return _OPS[kind]
 
 
-def leaves(value):
+def leaves(value: object) -> Iterator[torch.Tensor]:
+    """The tensors in ``value`` (nested lists, tuples and dict values)."""
+    import torch
     if isinstance(value, (list, tuple)):
         for item in value:
             yield from leaves(item)
     elif isinstance(value, dict):
         for item in value.values():
             yield from leaves(item)
-    elif isinstance(value, _torch().Tensor):
+    elif isinstance(value, torch.Tensor):
         yield value
 
 
-def method_rule(name, args, kwargs):
+def method_rule(name: str, args: Sequence[Any], kwargs: Mapping[str, Any]
+                ) -> tuple[str, dict[str, float], torch.Generator | None] | None:
     """``(fn, kwargs, generator)`` of a tensor method's call, or None (torch decides)."""
     fn, params = _METHODS[name]
     rest, kw = list(args[1:]), dict(kwargs)
@@ -85,9 +93,10 @@ def method_rule(name, args, kwargs):
     return None if kw else (fn, out, generator)
 
 
-def scalar(value):
+def scalar(value: object) -> float | None:
     """A real Python number of ``value`` (a number or a one-element tensor), else None."""
-    if isinstance(value, _torch().Tensor):
+    import torch
+    if isinstance(value, torch.Tensor):
         if value.numel() != 1 or value.is_meta or value.is_complex():
             return None
         value = value.item()
@@ -96,7 +105,7 @@ def scalar(value):
     return value
 
 
-def view_at(tensor, index):
+def view_at(tensor: torch.Tensor, index: Any) -> torch.Tensor | None:
     """``tensor[index]`` when it is a view of ``tensor`` (basic indexing), else None."""
     try:
         view = tensor[index]

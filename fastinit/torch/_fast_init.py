@@ -9,18 +9,30 @@ so do the writes of the model being initialised however its code makes them
 the rules (naming, seeds, construction, threads) are in ``docs/models.md``.
 """
 
+from __future__ import annotations
+
 import contextlib
+from typing import TYPE_CHECKING, Literal
 
 from .._checks import check_uint64
 from . import _hf, _intercept
 from ._session import LiveSession
 from ._streams import seed_from
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import torch
+
+    from .._typing import Seed
+
 __all__ = ["fast_init"]
 
 
 @contextlib.contextmanager
-def fast_init(seed=None, *, module=None, prefix="", backend="auto", torch_rng=True):
+def fast_init(seed: Seed = None, *, module: torch.nn.Module | None = None, prefix: str = "",
+              backend: Literal["auto", "numba", "numpy"] = "auto",
+              torch_rng: bool = True) -> Iterator[None]:
     """Run a model's own init code (``torch.nn.init``, transformers' ``_init_weights``,
     in-place writes of its tensors) on fastinit's kernels, in this thread.
 
@@ -69,8 +81,7 @@ def fast_init(seed=None, *, module=None, prefix="", backend="auto", torch_rng=Tr
     >>> torch.equal(model.weight.detach(), w)
     True
     """
-    if seed is not None:
-        seed = check_uint64(seed, "seed", TypeError)
+    fixed = None if seed is None else check_uint64(seed, "seed", TypeError)
     if backend not in ("auto", "numba", "numpy"):
         raise ValueError(f"backend must be 'auto', 'numba' or 'numpy'. Received: {backend!r}")
     if module is not None:
@@ -82,8 +93,8 @@ def fast_init(seed=None, *, module=None, prefix="", backend="auto", torch_rng=Tr
         raise TypeError(f"prefix must be a string. Received: prefix={prefix!r}")
     if _intercept.current() is not None:
         raise RuntimeError("fast_init blocks do not nest (one is already open in this thread)")
-    follow = seed is None
-    session = LiveSession(seed_from() if follow else seed, backend=backend, prefix=prefix,
+    follow = fixed is None
+    session = LiveSession(seed_from() if fixed is None else fixed, backend=backend, prefix=prefix,
                           module=module, torch_rng=torch_rng, follow_torch=follow,
                           construction=True)
     with _intercept.activated(session):

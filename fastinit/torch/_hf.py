@@ -17,10 +17,25 @@ transformers names relied on (all present from 5.0.0 to 5.25.0):
 and ``modeling_utils.remove_tied_weights_from_state_dict``.
 """
 
+from __future__ import annotations
+
 import functools
 import re
 import sys
 import types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import torch
+    from transformers import PretrainedConfig, PreTrainedModel   # not followed: Any
+
+    from .._typing import StrPath
+
+    #: ``on_initialize(model, run)`` and ``on_visit(model, module, run)`` of :func:`hook`.
+    OnInitialize = Callable[[PreTrainedModel, Callable[[], Any]], Any]
+    OnVisit = Callable[[PreTrainedModel, torch.nn.Module, Callable[[], Any]], Any]
 
 __all__ = ["SUPPORTED", "loaded", "is_pretrained", "require_supported", "constructing",
            "outer_under_construction", "hook", "unhook", "redirected_temporary",
@@ -31,20 +46,20 @@ INIT_MODULE = "transformers.initialization"
 _MODELING = "transformers.modeling_utils"
 #: The transformers releases fastinit.torch supports: (oldest, first unsupported).
 SUPPORTED = ((5, 0, 0), (6, 0, 0))
-_CHECKED = []
+_CHECKED: list[str] = []
 
 
-def loaded():
+def loaded() -> bool:
     """True when transformers' model code is imported (fastinit never imports it itself)."""
     return _MODELING in sys.modules
 
 
-def _pretrained():
+def _pretrained() -> type[PreTrainedModel] | None:
     mod = sys.modules.get(_MODELING)
     return None if mod is None else getattr(mod, "PreTrainedModel", None)
 
 
-def require_supported():
+def require_supported() -> None:
     """RuntimeError naming the installed release unless it is in :data:`SUPPORTED`."""
     if _CHECKED:
         return
@@ -63,7 +78,7 @@ def require_supported():
     _CHECKED.append(version)
 
 
-def is_pretrained(module):
+def is_pretrained(module: object) -> bool:
     """True for a transformers ``PreTrainedModel`` (of a supported release, else RuntimeError)."""
     cls = _pretrained()
     if cls is None or not isinstance(module, cls):
@@ -72,12 +87,13 @@ def is_pretrained(module):
     return True
 
 
-def constructing():
+def constructing() -> list[PreTrainedModel]:
     """The ``PreTrainedModel`` instances whose ``__init__`` runs in this thread, outermost first."""
     base = _pretrained()
     if base is None:
         return []
-    frame, found = sys._getframe(1), []
+    frame: types.FrameType | None = sys._getframe(1)
+    found: list[PreTrainedModel] = []
     while frame is not None:
         if frame.f_code.co_name == "__init__":
             obj = frame.f_locals.get("self")
@@ -87,7 +103,7 @@ def constructing():
     return found[::-1]
 
 
-def outer_under_construction(model):
+def outer_under_construction(model: PreTrainedModel) -> PreTrainedModel | None:
     """The outermost ``PreTrainedModel`` other than ``model`` whose ``__init__`` is running
     in this thread, or None. (A nested model's ``post_init`` runs inside its parent's
     ``__init__``; the parent initialises the whole tree, under its own names.)"""
@@ -97,7 +113,7 @@ def outer_under_construction(model):
 _HOOKS = ("initialize_weights", "_initialize_weights")
 
 
-def hook(model, on_initialize, on_visit):
+def hook(model: PreTrainedModel, on_initialize: OnInitialize, on_visit: OnVisit) -> bool:
     """Route ``model``'s own init through a session: ``model.initialize_weights()`` calls
     ``on_initialize(model, run)`` and ``model._initialize_weights(module, ...)`` calls
     ``on_visit(model, module, run)``, ``run()`` being transformers' method. The hooks are
@@ -112,11 +128,12 @@ def hook(model, on_initialize, on_visit):
     return True
 
 
-def _initialize(on_initialize, model):
+def _initialize(on_initialize: OnInitialize, model: PreTrainedModel) -> Any:
     return on_initialize(model, lambda: type(model).initialize_weights(model))
 
 
-def _visit(on_visit, model, module, *args, **kwargs):
+def _visit(on_visit: OnVisit, model: PreTrainedModel, module: torch.nn.Module, *args: Any,
+           **kwargs: Any) -> Any:
     fixed = _custom_code_flag(model)
     if args and fixed is not None:  # HF's is_custom_code of the class, FSDP2 or not
         args = (fixed,) + args[1:]
@@ -124,12 +141,12 @@ def _visit(on_visit, model, module, *args, **kwargs):
                     lambda: type(model)._initialize_weights(model, module, *args, **kwargs))
 
 
-def unhook(model):
+def unhook(model: PreTrainedModel) -> None:
     for name in _HOOKS:
         model.__dict__.pop(name, None)
 
 
-def _custom_code_flag(model):
+def _custom_code_flag(model: PreTrainedModel) -> bool | None:
     """``is_custom_code()`` of the model's class, not of FSDP2's dynamic ``FSDP<Name>``
     subclass, whose value is True (its module is torch's): that makes
     ``_initialize_weights`` skip every module without direct parameters (GPT-2's scaled
@@ -138,12 +155,12 @@ def _custom_code_flag(model):
     return cls.is_custom_code() if hasattr(cls, "is_custom_code") else None
 
 
-def redirected_temporary(tensor):
+def redirected_temporary(tensor: torch.Tensor) -> torch.Tensor | None:
     """The model's tensor when ``tensor`` is the float32 temporary transformers'
     ``orthogonal_`` fills for a low-precision tensor (and then copies in), else None."""
     init = sys.modules.get(INIT_MODULE)
     code = getattr(getattr(init, "orthogonal_", None), "__code__", None)
-    frame = sys._getframe(1)
+    frame: types.FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code is not code:
         frame = frame.f_back
     if frame is None:
@@ -152,7 +169,7 @@ def redirected_temporary(tensor):
     return local.get("tensor") if local.get("fp32_tensor") is tensor else None
 
 
-def clear_flags(model):
+def clear_flags(model: torch.nn.Module) -> None:
     """Remove the ``_is_hf_initialized`` flags (modules, parameters, buffers) that make a
     second ``initialize_weights`` skip everything."""
     for m in model.modules():
@@ -161,12 +178,12 @@ def clear_flags(model):
         t.__dict__.pop("_is_hf_initialized", None)
 
 
-def tie(model):
+def tie(model: PreTrainedModel) -> None:
     """Tie the model's weights as its ``init_weights`` does (``to_empty`` unties them)."""
     model.tie_weights(recompute_mapping=False)
 
 
-def model_class_of(cls):
+def model_class_of(cls: type) -> type:
     """A model class, not FSDP2's dynamic subclass of it."""
     for c in cls.__mro__:
         if not c.__module__.startswith("torch.distributed"):
@@ -174,23 +191,23 @@ def model_class_of(cls):
     return cls  # pragma: no cover
 
 
-def model_class(model):
+def model_class(model: PreTrainedModel) -> type:
     """The model's class, not FSDP2's dynamic subclass."""
     return model_class_of(type(model))
 
 
-def rebuilder(model):
+def rebuilder(model: PreTrainedModel) -> Callable[[], torch.nn.Module]:
     """A function building ``model`` again from its config (for its buffers)."""
     cls = model_class(model)
 
-    def rebuild():
+    def rebuild() -> torch.nn.Module:
         import torch
         with torch.device("cpu"):
             return cls(model.config)
     return rebuild
 
 
-def saved_keys(model):
+def saved_keys(model: PreTrainedModel) -> dict[str, torch.Tensor]:
     """``name -> tensor`` of what ``save_pretrained`` writes (without non-persistent
     buffers, ignored keys and tied targets), in the model's own layout."""
     from transformers.modeling_utils import remove_tied_weights_from_state_dict
@@ -200,7 +217,7 @@ def saved_keys(model):
     return state
 
 
-def save_config(model, directory, dtype):
+def save_config(model: PreTrainedModel, directory: StrPath, dtype: torch.dtype) -> list[str]:
     """Write ``config.json`` (and ``generation_config.json`` for generative models) as
     ``save_pretrained`` does; returns the file names."""
     import copy
@@ -215,7 +232,8 @@ def save_config(model, directory, dtype):
     return names
 
 
-def model_from_config(path, *, dtype=None, trust_remote_code=False):
+def model_from_config(path: StrPath | PretrainedConfig, *, dtype: str | torch.dtype | None = None,
+                      trust_remote_code: bool = False) -> PreTrainedModel:
     """The model a ``config.json`` (file or directory, or a loaded config) describes, on
     the meta device.
 

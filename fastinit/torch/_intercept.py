@@ -21,6 +21,8 @@
 The session (``fastinit.torch._session``) decides what each write does.
 """
 
+from __future__ import annotations
+
 import contextlib
 import inspect
 import os
@@ -28,9 +30,15 @@ import sys
 import threading
 import types
 import warnings
+from typing import TYPE_CHECKING, Any, Optional, Protocol, TypeVar
 
-__all__ = ["HOOKED", "TRAMPOLINED", "current", "activated", "original", "signature",
-           "patched", "warn_no_op"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from torch.overrides import TorchFunctionMode
+
+__all__ = ["HOOKED", "TRAMPOLINED", "Handler", "Kind", "current", "activated", "original",
+           "signature", "patched", "warn_no_op"]
 
 HOOKED = ("uniform_", "normal_", "constant_", "kaiming_uniform_")
 TRAMPOLINED = ("trunc_normal_", "xavier_uniform_", "xavier_normal_", "kaiming_normal_",
@@ -40,22 +48,43 @@ _SOURCE = '''def {name}({params}):
     return __import__("sys").modules["{module}"].call("{name}", {params})
 '''
 
+#: What the mode does with a torch function: ``(what, name)``, e.g. ``("method", "normal_")``
+#: or ``("copy", None)`` (:func:`_kind`); None for any other function.
+Kind = Optional[tuple[str, Optional[str]]]
+
+
+class Handler(Protocol):
+    """What this module hands a thread's calls to: a session (``fastinit.torch._session``)."""
+
+    def init_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any: ...
+
+    def torch_function(self, kind: Kind, func: Callable[..., Any], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+_H = TypeVar("_H", bound=Handler)
+
 _local = threading.local()   # .sessions: open sessions, innermost last; .busy
 _lock = threading.Lock()
 _prepare_lock = threading.Lock()
 _state = {"users": 0}
-_SWAPS = {}                  # name -> (function, torch's code, trampoline code)
-_IMPL, _SIG = {}, {}         # name -> torch's function (a copy for trampolined ones), signature
-_KINDS = {}                  # torch function -> what the mode does with it
+# name -> (function, torch's code, trampoline code)
+_SWAPS: dict[str, tuple[types.FunctionType, types.CodeType, types.CodeType]] = {}
+# name -> torch's function (a copy for trampolined ones), signature
+_IMPL: dict[str, Callable[..., Any]] = {}
+_SIG: dict[str, inspect.Signature] = {}
+_KINDS: dict[object, tuple[str, Optional[str]]] = {}   # torch function -> what the mode does
 
 
-def current():
+def current() -> Handler | None:
     """The innermost session open in this thread, or None."""
     sessions = getattr(_local, "sessions", None)
     return sessions[-1] if sessions else None
 
 
-def _prepare():
+def _prepare() -> None:
     """Torch's functions and the trampolines (built once; nothing is swapped here)."""
     if _KINDS:
         return
@@ -64,7 +93,7 @@ def _prepare():
             _build()
 
 
-def _build():
+def _build() -> None:
     import torch
     import torch.nn.init as init
     for name in HOOKED + TRAMPOLINED:
@@ -83,7 +112,7 @@ def _build():
         impl = types.FunctionType(code, fn.__globals__, name, fn.__defaults__, fn.__closure__)
         impl.__kwdefaults__, impl.__doc__ = fn.__kwdefaults__, fn.__doc__
         params = ", ".join(code.co_varnames[:code.co_argcount])
-        scope = {}
+        scope: dict[str, Any] = {}
         exec(compile(_SOURCE.format(name=name, params=params, module=__name__), _FILENAME,
                      "exec"), {}, scope)
         trampoline = scope[name].__code__.replace(co_qualname=code.co_qualname) \
@@ -91,7 +120,8 @@ def _build():
         _IMPL[name] = impl
         _SWAPS[name] = (fn, code, trampoline)
     tensor = torch.Tensor
-    kinds = {getattr(init, n): ("init", n) for n in HOOKED}
+    kinds: dict[object, tuple[str, Optional[str]]] = {getattr(init, n): ("init", n)
+                                                      for n in HOOKED}
     kinds.update({tensor.normal_: ("method", "normal_"), tensor.uniform_: ("method", "uniform_"),
                   tensor.fill_: ("method", "fill_"), tensor.zero_: ("method", "zero_"),
                   tensor.copy_: ("copy", None), tensor.__setitem__: ("setitem", None),
@@ -101,7 +131,7 @@ def _build():
     _KINDS.update(kinds)  # last: a non-empty _KINDS means everything is built
 
 
-def _kind(func):
+def _kind(func: Callable[..., Any]) -> Kind:
     """What the mode does with ``func``. torch's hooked functions hand the mode the
     function their module's global names at the time: transformers' guarded wrapper
     while its ``guard_torch_init_functions`` is active (it has checked its flag)."""
@@ -115,23 +145,23 @@ def _kind(func):
     return kind
 
 
-def original(name):
+def original(name: str) -> Callable[..., Any]:
     """Torch's own ``torch.nn.init.<name>`` (never the trampoline)."""
     _prepare()
     return _IMPL[name]
 
 
-def signature(name):
+def signature(name: str) -> inspect.Signature:
     _prepare()
     return _SIG[name]
 
 
-def patched():
+def patched() -> list[str]:
     """The names whose ``__code__`` is the trampoline right now (empty when no session is open)."""
     return [n for n, (fn, _, tramp) in _SWAPS.items() if fn.__code__ is tramp]
 
 
-def _swap(install, count=1):
+def _swap(install: bool, count: int = 1) -> None:
     """``count`` sessions open (``install``) or close: the trampolines go in when the first
     opens and out when the last closes."""
     with _lock:
@@ -144,7 +174,7 @@ def _swap(install, count=1):
                     fn.__code__ = code
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     """A forked child has one thread: the lock is free, and only its sessions count."""
     global _lock
     _lock = threading.Lock()
@@ -156,7 +186,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def call(name, *args):
+def call(name: str, *args: Any) -> Any:
     """The trampoline's target: this thread's session, else torch's own function."""
     session = current()
     if session is None or getattr(_local, "busy", False):
@@ -166,7 +196,7 @@ def call(name, *args):
 
 
 @contextlib.contextmanager
-def _busy():
+def _busy() -> Iterator[None]:
     """fastinit's own torch calls pass through the mode and the trampolines."""
     previous, _local.busy = getattr(_local, "busy", False), True
     try:
@@ -175,13 +205,15 @@ def _busy():
         _local.busy = previous
 
 
-def _new_mode():
+def _new_mode() -> TorchFunctionMode:
     """A ``TorchFunctionMode`` handing this thread's torch calls to its innermost session."""
     if not _MODE:
         from torch.overrides import TorchFunctionMode
 
         class InitMode(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
+            def __torch_function__(self, func: Callable[..., Any], types: Any,
+                                   args: tuple[Any, ...] = (),
+                                   kwargs: dict[str, Any] | None = None) -> Any:
                 kwargs = kwargs or {}
                 session = current()
                 if session is None or getattr(_local, "busy", False):
@@ -193,11 +225,11 @@ def _new_mode():
     return _MODE[0]()
 
 
-_MODE = []
+_MODE: list[type[TorchFunctionMode]] = []
 
 
 @contextlib.contextmanager
-def activated(session):
+def activated(session: _H) -> Iterator[_H]:
     """Open ``session`` in this thread: the mode on its stack, the trampolines installed."""
     _prepare()
     sessions = getattr(_local, "sessions", None)
@@ -225,10 +257,11 @@ _INNER = (os.path.join("torch", "nn", "init.py"), os.path.join("torch", "overrid
           os.path.join("transformers", "initialization.py"), "contextlib.py", _FILENAME)
 
 
-def warn_no_op():
+def warn_no_op() -> None:
     """torch's warning for ``kaiming_*_`` on a zero-element tensor, at the caller's line
     (the first frame outside fastinit.torch, torch.nn.init and transformers' wrappers)."""
-    frame, level = sys._getframe(1), 2
+    frame: types.FrameType | None = sys._getframe(1)
+    level = 2
     while frame is not None and (frame.f_code.co_filename.startswith(_PACKAGE)
                                  or frame.f_code.co_filename.endswith(_INNER)):
         frame, level = frame.f_back, level + 1

@@ -14,11 +14,15 @@ values computed in ``__init__``, draws by name). What each tensor gets is a
 See ``docs/scaleout.md`` and ``docs/models.md``.
 """
 
+from __future__ import annotations
+
 import fnmatch
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, SupportsIndex, cast
 
 from .. import sharding
-from .._checks import check_uint64
+from .._checks import check_shape, check_uint64
 from .._region import region as region_of
 from ..initializers import base as _base
 from ..initializers.constant import Zeros
@@ -30,24 +34,37 @@ from ._rules import TORCH_FNS, default_rule, torch_rule
 from ._replay import ReplaySession
 from ._session import LiveSession
 
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import TypeGuard
+
+    import torch
+    from transformers import PreTrainedModel   # not followed: Any
+
+    from .._typing import Backend, Layout, ModuleT, Regions, RuleValue, Rules, Shape
+    from ._plan import Op
+    from ._session import Session
+
+    #: Checked rules, in order.
+    RuleList = list[tuple[Any, RuleValue]]
+    #: ``(name, tensor, owner module)`` of tensors nothing covers.
+    Uncovered = list[tuple[str, torch.Tensor, torch.nn.Module]]
+    #: Checked regions: ``name -> (global shape, full index of step-1 slices)``.
+    HeldRegions = dict[str, tuple[Shape, tuple[slice, ...]]]
+
 __all__ = ["init_module_", "dtensor_region", "run_own_init", "own_resets", "plan_rest",
            "ruled", "uncovered_error", "entries", "rule_list", "construction_record"]
-
-
-def _torch():
-    import torch
-    return torch
 
 
 # -- rules ----------------------------------------------------------------------------------
 
 
-def _is_module_type(key):
-    torch = _torch()
+def _is_module_type(key: object) -> TypeGuard[type[torch.nn.Module]]:
+    import torch
     return isinstance(key, type) and issubclass(key, torch.nn.Module)
 
 
-def rule_list(rules):
+def rule_list(rules: Rules | None) -> RuleList:
     """``rules`` as a list of ``(key, value)``, every key and value checked (before
     anything is written): a misspelled argument of a ``torch.nn.init`` rule, an unknown
     initializer name or a required argument left out is an error naming it."""
@@ -74,11 +91,11 @@ def rule_list(rules):
     return out
 
 
-def _shown_key(key):
+def _shown_key(key: object) -> str:
     return key.__name__ if isinstance(key, type) else repr(getattr(key, "pattern", key))
 
 
-def _check_value(value):
+def _check_value(value: object) -> None:
     """A rule's value: a ``torch.nn.init`` name or ``(name, arguments)``, or anything
     :func:`fastinit.initializers.get` accepts."""
     from ..initializers import get
@@ -95,7 +112,7 @@ def _check_value(value):
         raise ValueError(f"A rule's initializer must not be None. Received: {value!r}")
 
 
-def check_rules_used(module, rule_list, prefix=""):
+def check_rules_used(module: torch.nn.Module, rule_list: RuleList, prefix: str = "") -> None:
     """ValueError naming the rules that match no parameter or buffer of ``module`` (a typo
     such as ``"*.q_projj.weight"`` must not pass silently)."""
     used = set()
@@ -111,7 +128,8 @@ def check_rules_used(module, rule_list, prefix=""):
                          f"{shown}. Received: rules with {len(rule_list)} entries")
 
 
-def _match(rules, fq_name, module, local_name):
+def _match(rules: RuleList, fq_name: str, module: torch.nn.Module,
+           local_name: str) -> RuleValue | None:
     for key, value in rules:
         if isinstance(key, str):
             if fnmatch.fnmatchcase(fq_name, key):
@@ -128,7 +146,8 @@ def _match(rules, fq_name, module, local_name):
     return None
 
 
-def _resolve(value, global_shape, seed, layout):
+def _resolve(value: RuleValue, global_shape: Shape, seed: int,
+             layout: Layout) -> tuple[Callable[..., Any], Layout]:
     """``(initializer, layout)`` for a rule value (checked by :func:`rule_list`)."""
     from ..initializers import get
     if isinstance(value, str) and value in TORCH_FNS:
@@ -146,37 +165,39 @@ def _resolve(value, global_shape, seed, layout):
 # -- the model's own init code ---------------------------------------------------------------
 
 
-def _own_reset(mod):
+def _own_reset(mod: torch.nn.Module) -> bool:
     """A ``reset_parameters`` written outside torch (torch's modules have built-in rules)."""
     reset = getattr(type(mod), "reset_parameters", None)
     return callable(reset) and not type(mod).__module__.startswith("torch.")
 
 
-def run_own_init(module, session, candidates):
+def run_own_init(module: torch.nn.Module, session: Session,
+                 candidates: list[torch.nn.Module]) -> tuple[set[int], set[int]]:
     """HF's ``initialize_weights`` (a transformers model) or the custom ``reset_parameters``
     ``candidates`` (children first) under ``session``. Returns ``(touched, bumped)``: the
     ids of the tensors its writes reached, and of those written in place otherwise (the
     autograd version counter moved)."""
-    torch = _torch()
+    import torch
     tensors = {id(t): t for t in list(module.parameters()) + list(module.buffers())}
     versions = {k: t._version for k, t in tensors.items()}
     pretrained = _hf.is_pretrained(module)
     with _intercept.activated(session), torch.no_grad():
         if pretrained:
-            _hf.clear_flags(module)
-            session.hook(module)
-            module.initialize_weights()
+            model: PreTrainedModel = module
+            _hf.clear_flags(model)
+            session.hook(model)
+            model.initialize_weights()
         else:
-            for mod in candidates:
+            for mod in candidates:  # own_resets: each has a reset_parameters of its own
                 session.streams.names = session.streams.rooted(module)
-                session.visit(mod, mod.reset_parameters)
+                session.visit(mod, getattr(mod, "reset_parameters"))
     if pretrained:
         _hf.tie(module)  # to_empty unties; HF's init_weights ties after the init
     bumped = {k for k, t in tensors.items() if t._version != versions[k]}
     return session.touched, bumped - session.touched
 
 
-def own_resets(module):
+def own_resets(module: torch.nn.Module) -> list[torch.nn.Module]:
     """The modules whose ``reset_parameters`` is their own code (not torch's), children first."""
     if _hf.is_pretrained(module):
         return []
@@ -186,11 +207,26 @@ def own_resets(module):
 # -- init_module_ -----------------------------------------------------------------------------
 
 
-def _check_regions(regions):
-    out = {}
-    for fq, (gshape, region) in dict(regions or {}).items():
-        global_shape = tuple(gshape)
-        index = sharding.to_index(global_shape, region)
+def _check_regions(regions: Regions | None) -> HeldRegions:
+    """``regions`` checked: each a ``(global shape, region)`` pair whose region (a tuple of
+    step-1 slices, a ``ShardSpec``, or None for the whole tensor) fits the shape."""
+    if regions is not None and not isinstance(regions, Mapping):
+        raise TypeError(f"regions is a mapping of tensor names to (global_shape, region). "
+                        f"Received: regions={regions!r}")
+    out: HeldRegions = {}
+    for fq, entry in (regions or {}).items():
+        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+            raise ValueError(f"{fq}: a region of a module tensor is (global_shape, region). "
+                             f"Received: {entry!r}")
+        gshape, region = entry
+        try:
+            global_shape = check_shape(gshape, "global_shape")
+            index = sharding.to_index(global_shape, region) or ()  # None: the whole tensor
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{fq}: {exc}") from None
+        if len(index) > len(global_shape):
+            raise ValueError(f"{fq}: the region has {len(index)} items for a global shape of "
+                             f"{len(global_shape)} dimensions. Received: {index!r}")
         full = tuple(index) + (slice(None),) * (len(global_shape) - len(index))
         if not all(isinstance(s, slice) and s.step in (None, 1) for s in full):
             raise ValueError(f"{fq}: a region of a module tensor is a tuple of slices "
@@ -199,7 +235,8 @@ def _check_regions(regions):
     return out
 
 
-def entries(module, prefix):
+def entries(module: torch.nn.Module, prefix: str
+            ) -> list[tuple[str, torch.Tensor, torch.nn.Module, str, bool]]:
     """``(fq, tensor, owner module, local name, is buffer)`` of every distinct tensor."""
     names = Names(module, prefix)
     out = []
@@ -210,8 +247,10 @@ def entries(module, prefix):
     return out
 
 
-def init_module_(module, seed, rules=None, *, layout="keras", missing="error", regions=None,
-                 prefix="", backend="auto", rebuild=None):
+def init_module_(module: ModuleT, seed: SupportsIndex, rules: Rules | None = None, *,
+                 layout: Layout = "keras", missing: Literal["error", "keep"] = "error",
+                 regions: Regions | None = None, prefix: str = "", backend: Backend = "auto",
+                 rebuild: Callable[[], torch.nn.Module] | None = None) -> ModuleT:
     """Fill every parameter and buffer of ``module`` in place (see the module docstring).
 
     Parameters
@@ -265,10 +304,10 @@ def init_module_(module, seed, rules=None, *, layout="keras", missing="error", r
     >>> torch.equal(model[0].weight.detach(), w), torch.equal(model[1].weight.detach(), torch.ones(4))
     (True, True)
     """
-    torch = _torch()
+    import torch
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"Expected a torch.nn.Module. Received: {type(module).__name__}")
-    seed = check_uint64(seed, "seed", TypeError)
+    seed = cast(int, check_uint64(seed, "seed", TypeError))  # checked: an int
     if layout not in ("keras", "torch"):
         raise ValueError(f"layout must be 'keras' or 'torch'. Received: layout={layout!r}")
     if missing not in ("error", "keep"):
@@ -302,13 +341,13 @@ def init_module_(module, seed, rules=None, *, layout="keras", missing="error", r
     return module
 
 
-def ruled(module, rule_list, prefix=""):
+def ruled(module: torch.nn.Module, rule_list: RuleList, prefix: str = "") -> set[int]:
     """The ids of the tensors a user rule covers."""
     return {id(t) for fq, t, mod, local, _ in entries(module, prefix)
             if _match(rule_list, fq, mod, local) is not None}
 
 
-def uncovered_error(uncovered, ran, rebuilt=False):
+def uncovered_error(uncovered: Uncovered, ran: bool, rebuilt: bool = False) -> ValueError:
     listed = ", ".join(f"{fq} ({type(mod).__name__})" for fq, _, mod in uncovered)
     done = " (the model's own init code has run)" if ran else ""
     how = "rules={pattern or module type: initializer}" + \
@@ -318,23 +357,27 @@ def uncovered_error(uncovered, ran, rebuilt=False):
                       f"{listed}")
 
 
-def _post_order(module, name=""):
+def _post_order(module: torch.nn.Module, name: str = "") -> Iterator[tuple[str, torch.nn.Module]]:
     for child_name, child in module.named_children():
         yield from _post_order(child, f"{name}{child_name}.")
     yield name, module
 
 
-def plan_rest(module, seed, rules, layout, regions, prefix, written, rebuild,
-              backend="auto"):
+def plan_rest(module: torch.nn.Module, seed: int, rules: RuleList, layout: Layout,
+              regions: HeldRegions, prefix: str, written: set[int],
+              rebuild: Callable[[], torch.nn.Module] | None, backend: Backend = "auto"
+              ) -> tuple[list[TensorPlan], Uncovered]:
     """What fills each tensor that the model's own init code did not write.
 
     Returns ``(plans, uncovered)``: a ``TensorPlan`` (``fastinit.torch._plan``) per
     tensor (a rule, a default rule, or what a rebuilt module's construction gave it),
     and ``(fq, tensor, module)`` of the tensors nothing covers.
     """
-    torch = _torch()
-    plans, uncovered, late = [], [], []
-    overrides = {}
+    import torch
+    plans: list[TensorPlan] = []
+    uncovered: Uncovered = []
+    late: Uncovered = []
+    overrides: dict[str, RuleValue] = {}
     for mod_name, mod in module.named_modules():
         if isinstance(mod, torch.nn.MultiheadAttention) and mod.out_proj.bias is not None:
             overrides[f"{prefix}{mod_name + '.' if mod_name else ''}out_proj.bias"] = \
@@ -359,10 +402,10 @@ def plan_rest(module, seed, rules, layout, regions, prefix, written, rebuild,
             init, lay = _resolve(value, global_shape, seed, layout)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{fq}: bad rule {value!r}: {exc}") from None
-        ops = [Fill(init, None, lay)]
+        fills = [Fill(init, None, lay)]
         if padding is not None:
-            ops.append(Fill(Zeros(), (padding % global_shape[0],)))
-        plans.append(TensorPlan(fq, local, tuple(ops), global_shape, index))
+            fills.append(Fill(Zeros(), (padding % global_shape[0],)))
+        plans.append(TensorPlan(fq, local, tuple(fills), global_shape, index))
     if late and rebuild is not None:
         built = construction_record(rebuild, seed, backend)
         for fq, tensor, mod in late:
@@ -379,7 +422,8 @@ def plan_rest(module, seed, rules, layout, regions, prefix, written, rebuild,
     return plans, uncovered
 
 
-def _placement(fq, tensor, regions):
+def _placement(fq: str, tensor: torch.Tensor, regions: HeldRegions
+               ) -> tuple[torch.Tensor, Shape, tuple[Any, ...] | None]:
     """``(local tensor, global shape, index)``: where ``tensor`` lies in its global tensor."""
     if _regions.is_dtensor(tensor):
         global_shape, index = dtensor_region(tensor)
@@ -396,10 +440,12 @@ def _placement(fq, tensor, regions):
     return local, global_shape, index
 
 
-def construction_record(rebuild, seed, backend="auto"):
+def construction_record(rebuild: Callable[[], torch.nn.Module], seed: int,
+                        backend: Backend = "auto"
+                        ) -> dict[str, tuple[Op, ...] | torch.Tensor | None]:
     """``name -> operations | value | None``: what ``rebuild()``'s construction did to each
     tensor of the module it returns (``fastinit.torch._replay``)."""
-    torch = _torch()
+    import torch
     session = ReplaySession(seed, backend=backend)
     with _intercept.activated(session):
         built = rebuild()

@@ -10,12 +10,26 @@ a view of it (``weight[padding_idx]``) or an alias of its storage
 (``weight.data``, a view of that): :meth:`Names.resolve` finds which.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from . import _regions
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import torch
+
+    from .._typing import Shape
+
+    #: ``(global shape, index)`` of a plain tensor holding part of a larger one.
+    HeldRegion = tuple[Shape, tuple[Any, ...]]
 
 __all__ = ["Names", "Target", "storage_key", "same_geometry"]
 
 
-def storage_key(tensor):
+def storage_key(tensor: torch.Tensor) -> int | None:
     """An identity of ``tensor``'s storage, shared by its aliases (``.data``) and views;
     None for tensors without one fastinit can see (a DTensor, other wrappers)."""
     if _regions.is_dtensor(tensor):
@@ -26,7 +40,7 @@ def storage_key(tensor):
         return None
 
 
-def same_geometry(a, b):
+def same_geometry(a: torch.Tensor, b: torch.Tensor) -> bool:
     """``a`` and ``b`` cover the same elements of one storage (``b`` is ``a.data``, say)."""
     return (a.storage_offset(), tuple(a.shape), a.stride()) == \
         (b.storage_offset(), tuple(b.shape), b.stride())
@@ -41,12 +55,14 @@ class Target:
 
     __slots__ = ("base", "name", "aliases", "index", "region", "shape")
 
-    def __init__(self, base, name, aliases, index, region, shape):
+    def __init__(self, base: torch.Tensor, name: str, aliases: list[str],
+                 index: tuple[Any, ...] | None, region: HeldRegion | None,
+                 shape: Shape) -> None:
         self.base, self.name, self.aliases = base, name, aliases
         self.index, self.region, self.shape = index, region, shape
 
     @property
-    def sharded(self):
+    def sharded(self) -> bool:
         """The storage holds only part of the global tensor."""
         return self.region is not None or _regions.is_dtensor(self.base)
 
@@ -65,48 +81,53 @@ class Names:
         larger tensor.
     """
 
-    def __init__(self, root, prefix="", regions=None):
+    def __init__(self, root: torch.nn.Module, prefix: str = "",
+                 regions: Mapping[str, tuple[Sequence[int], tuple[Any, ...]]] | None = None
+                 ) -> None:
         self.root, self.prefix = root, prefix
-        self.aliases, self.tensors, self.buffers = {}, {}, set()
-        for n, t in root.named_parameters(remove_duplicate=False):
-            self.aliases.setdefault(id(t), []).append(n)
-            self.tensors[id(t)] = t
-        for n, t in root.named_buffers(remove_duplicate=False):
-            if id(t) not in self.tensors:
-                self.buffers.add(id(t))
-            self.aliases.setdefault(id(t), []).append(n)
-            self.tensors[id(t)] = t
+        self.aliases: dict[int, list[str]] = {}
+        self.tensors: dict[int, torch.Tensor] = {}
+        self.buffers: set[int] = set()
+        for n, p in root.named_parameters(remove_duplicate=False):
+            self.aliases.setdefault(id(p), []).append(n)
+            self.tensors[id(p)] = p
+        for n, b in root.named_buffers(remove_duplicate=False):
+            if id(b) not in self.tensors:
+                self.buffers.add(id(b))
+            self.aliases.setdefault(id(b), []).append(n)
+            self.tensors[id(b)] = b
         self.targets = set(getattr(root, "all_tied_weights_keys", None) or ())
-        self.modules = {}
+        self.modules: dict[int, str] = {}
         for n, m in root.named_modules(remove_duplicate=False):
             self.modules.setdefault(id(m), n)
         self.regions = dict(regions or {})
-        self.storages = {}  # storage key -> ids of the named tensors on it
+        self.storages: dict[int, list[int]] = {}  # storage key -> ids of the named tensors
         for key, t in self.tensors.items():
             skey = storage_key(t)
             if skey is not None:
                 self.storages.setdefault(skey, []).append(key)
 
-    def canonical(self, key):
+    def canonical(self, key: int) -> str:
         """The canonical name of tensor ``id`` ``key``, without the prefix."""
         aliases = self.aliases[key]
         return next((a for a in aliases if a not in self.targets), aliases[0])
 
-    def __contains__(self, tensor):
+    def __contains__(self, tensor: object) -> bool:
         return id(tensor) in self.aliases
 
-    def items(self):
+    def items(self) -> list[tuple[str, torch.Tensor]]:
         """``(canonical name, tensor)`` for every distinct tensor, parameters first."""
         return [(self.canonical(k), t) for k, t in self.tensors.items()]
 
-    def base_of(self, tensor):
+    def base_of(self, tensor: torch.Tensor) -> torch.Tensor | None:
         """The named tensor ``tensor`` is, is a view of, or shares its storage with; or None."""
         if id(tensor) in self.aliases:
             return tensor
         parent = getattr(tensor, "_base", None)
         if parent is not None and id(parent) in self.aliases:
             return parent
-        keys = self.storages.get(storage_key(tensor), ()) if self.storages else ()
+        skey = storage_key(tensor)
+        keys = self.storages.get(skey, ()) if self.storages and skey is not None else ()
         for key in keys:  # an exact alias first (weight.data), then a tensor holding the view
             if same_geometry(self.tensors[key], tensor):
                 return self.tensors[key]
@@ -115,7 +136,7 @@ class Names:
                 return self.tensors[key]
         return None
 
-    def resolve(self, tensor):
+    def resolve(self, tensor: torch.Tensor) -> Target | None:
         """The :class:`Target` a fill of ``tensor`` reaches, or None (not a tensor of root)."""
         base = self.base_of(tensor)
         if base is None:
@@ -139,7 +160,8 @@ class Names:
         return Target(base, self.prefix + name, self.aliases[id(base)], index, region, shape)
 
 
-def _shift(index, held, global_shape):
+def _shift(index: tuple[Any, ...], held: tuple[Any, ...], global_shape: Sequence[int]
+           ) -> tuple[Any, ...]:
     held = tuple(held) + (slice(None),) * (len(global_shape) - len(held))
     out = []
     for item, part, n in zip(index, held, global_shape):

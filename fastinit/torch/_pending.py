@@ -14,11 +14,22 @@ scaled copy); a copy of it (``clone``, ``deepcopy``, a dtype change) is deferred
 in turn.
 """
 
+from __future__ import annotations
+
 import weakref
+from typing import TYPE_CHECKING, Any
 
 from . import _regions
 from ._names import storage_key
 from ._plan import write_ops
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import torch
+
+    from .._typing import Backend
+    from ._plan import Op
 
 __all__ = ["Deferred", "Pending"]
 
@@ -29,7 +40,7 @@ class Deferred:
 
     __slots__ = ("key", "storage", "geometry", "dtype", "ops", "made_as")
 
-    def __init__(self, tensor, ops):
+    def __init__(self, tensor: torch.Tensor, ops: Iterable[Op]) -> None:
         self.key = storage_key(tensor)
         self.storage = weakref.ref(tensor.untyped_storage())
         self.geometry = (tensor.storage_offset(), tuple(tensor.shape), tensor.stride())
@@ -37,24 +48,24 @@ class Deferred:
         self.ops = list(ops)
         self.made_as = weakref.ref(tensor)
 
-    def alive(self):
+    def alive(self) -> bool:
         return self.storage() is not None
 
-    def covers(self, tensor):
+    def covers(self, tensor: torch.Tensor) -> bool:
         """``tensor`` is exactly the deferred tensor (itself, a ``Parameter`` of it, ``.data``)."""
         offset, shape, stride = self.geometry
         return tensor.dtype == self.dtype and \
             (tensor.storage_offset(), tuple(tensor.shape), tensor.stride()) == \
             (offset, shape, stride)
 
-    def view_of(self, alias):
+    def view_of(self, alias: torch.Tensor) -> torch.Tensor:
         """The deferred tensor itself, made from ``alias`` (any tensor on its storage)."""
         if self.covers(alias):
             return alias
         offset, shape, stride = self.geometry
         return alias.as_strided(shape, stride, offset)
 
-    def region(self, tensor):
+    def region(self, tensor: torch.Tensor) -> tuple[Any, ...] | None:
         """The index of ``tensor`` (a view into the deferred tensor), or None."""
         if tensor.dtype != self.dtype:
             return None
@@ -64,13 +75,13 @@ class Deferred:
 class Pending:
     """The deferred tensors of a session, by storage."""
 
-    def __init__(self):
-        self.entries = {}
+    def __init__(self) -> None:
+        self.entries: dict[int | None, Deferred] = {}
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.entries)
 
-    def find(self, tensor):
+    def find(self, tensor: torch.Tensor) -> Deferred | None:
         """The :class:`Deferred` on ``tensor``'s storage, or None."""
         if not self.entries:
             return None
@@ -81,7 +92,7 @@ class Pending:
             return None
         return entry
 
-    def defer(self, tensor, op):
+    def defer(self, tensor: torch.Tensor, op: Op) -> None:
         """Defer ``op`` (over the whole of ``tensor``, a tensor with its own storage)."""
         entry = self.find(tensor)
         if entry is not None and entry.covers(tensor):
@@ -90,16 +101,17 @@ class Pending:
             entry = Deferred(tensor, [op])
             self.entries[entry.key] = entry
 
-    def copy(self, source, tensor):
+    def copy(self, source: Deferred, tensor: torch.Tensor) -> None:
         """``tensor`` (a fresh copy of ``source``'s deferred tensor) is deferred in turn."""
         entry = Deferred(tensor, source.ops)
         self.entries[entry.key] = entry
 
-    def drop(self, entry):
+    def drop(self, entry: Deferred) -> None:
         if self.entries.get(entry.key) is entry:
             del self.entries[entry.key]
 
-    def write(self, entry, alias, stream, backend="auto"):
+    def write(self, entry: Deferred, alias: torch.Tensor, stream: int,
+              backend: Backend = "auto") -> torch.Tensor:
         """Perform ``entry``'s operations into its storage (reached through ``alias``)."""
         self.drop(entry)
         target = entry.view_of(alias)
@@ -107,7 +119,7 @@ class Pending:
             write_ops(target, entry.ops, stream, backend=backend)
         return target
 
-    def alive(self):
+    def alive(self) -> list[tuple[Deferred, torch.Tensor | None]]:
         """The live entries and a tensor each was made as (None when that tensor is gone)."""
         out = []
         for entry in list(self.entries.values()):

@@ -11,14 +11,24 @@ the tensor is computed from the operations' intersections with it. So
 the same :class:`TensorPlan`.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
 from .. import sharding
 from ..initializers.base import Initializer, call_initializer
 from . import _tensor
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
+
+    from .._typing import Array, Backend, Layout, Shape, TensorT
+    from ..initializers.base import Request
 
 __all__ = ["Fill", "Copy", "Op", "TensorPlan", "Planned", "write", "write_ops", "whole_index",
            "as_numpy"]
@@ -33,16 +43,16 @@ class Fill:
     """
 
     initializer: Any
-    index: Optional[tuple] = None
-    layout: str = "torch"
+    index: Optional[tuple[Any, ...]] = None
+    layout: Layout = "torch"
 
 
 @dataclass(frozen=True)
 class Copy:
     """The values of ``value`` (a CPU tensor of the region's shape) in region ``index``."""
 
-    value: Any
-    index: Optional[tuple] = None
+    value: torch.Tensor
+    index: Optional[tuple[Any, ...]] = None
 
 
 Op = Union[Fill, Copy]
@@ -58,13 +68,14 @@ class TensorPlan:
     """
 
     name: str
-    tensor: Any
-    ops: tuple
-    global_shape: tuple
-    index: Optional[tuple] = None
+    tensor: torch.Tensor
+    ops: tuple[Op, ...]
+    global_shape: Shape
+    index: Optional[tuple[Any, ...]] = None
 
 
-def whole_index(index, shape):
+def whole_index(index: tuple[Any, ...] | None, shape: Sequence[int]
+                ) -> list[tuple[int, int, bool]]:
     """Per axis of ``shape``: ``(start, stop, kept)`` of an index of ints and step-1 slices."""
     index = tuple(index or ()) + (slice(None),) * (len(shape) - len(index or ()))
     out = []
@@ -77,9 +88,9 @@ def whole_index(index, shape):
     return out
 
 
-def as_numpy(value):
+def as_numpy(value: torch.Tensor) -> Array:
     """A NumPy view of a CPU tensor (bfloat16 as ml_dtypes' bfloat16)."""
-    torch = _tensor._torch()
+    import torch
     value = value.detach()
     if value.dtype == torch.bfloat16:
         from .._dtypes import bfloat16
@@ -96,7 +107,7 @@ class Planned(Initializer):
 
     dtype_kind = "any"
 
-    def __init__(self, ops):
+    def __init__(self, ops: Sequence[Op]) -> None:
         ops = tuple(ops)
         if not all(isinstance(op, (Fill, Copy)) for op in ops):
             raise TypeError(f"A plan holds Fill and Copy operations. Received: {ops!r}")
@@ -106,11 +117,11 @@ class Planned(Initializer):
         self.ops = ops[last:]
 
     @property
-    def elementwise(self):
+    def elementwise(self) -> bool:  # type: ignore[override]  # from the operations
         return all(isinstance(op, Copy) or sharding.is_elementwise(op.initializer)
                    for op in self.ops)
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         shape = request.shape
         out = request.out if request.out is not None else np.empty(request.region.shape,
                                                                    request.dtype)
@@ -144,13 +155,15 @@ class Planned(Initializer):
         return out
 
 
-def write(plan, backend="auto"):
+def write(plan: TensorPlan, backend: Backend = "auto") -> torch.Tensor:
     """Fill ``plan.tensor`` in place with its operations, from the stream of its name."""
     return write_ops(plan.tensor, plan.ops, sharding.name_stream(plan.name),
                      global_shape=plan.global_shape, index=plan.index, backend=backend)
 
 
-def write_ops(tensor, ops, stream, *, global_shape=None, index=None, backend="auto"):
+def write_ops(tensor: TensorT, ops: Sequence[Op], stream: int, *,
+              global_shape: Sequence[int] | None = None, index: tuple[Any, ...] | None = None,
+              backend: Backend = "auto") -> TensorT:
     """Fill ``tensor`` (region ``index`` of a tensor of ``global_shape``) with ``ops``.
 
     One initializer over the whole tensor is written as :func:`fastinit.torch.fill_`
@@ -162,11 +175,12 @@ def write_ops(tensor, ops, stream, *, global_shape=None, index=None, backend="au
         return _tensor.fill(tensor, first.initializer, layout=first.layout,
                             global_shape=global_shape, index=index, stream=stream,
                             backend=backend)
+    import torch
     host = tensor if tensor.device.type in ("cpu", "meta") else \
-        _tensor._torch().empty_like(tensor, device="cpu")
+        torch.empty_like(tensor, device="cpu")
     _tensor.fill(host, Planned(ops), global_shape=global_shape, index=index, stream=stream,
                  backend=backend)
     if host is not tensor:
-        with _tensor._torch().no_grad():
+        with torch.no_grad():
             tensor.copy_(host)
     return tensor

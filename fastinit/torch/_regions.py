@@ -7,18 +7,26 @@ a named tensor (``weight[padding_idx]``). :func:`fill_tensor` and
 the local storage holds, so they equal the single-process values.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
 from . import _tensor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import TypeGuard
+
+    import torch
+    from torch.distributed.tensor import DTensor, Shard
+
+    from .._typing import Backend, Shape, TensorT
 
 __all__ = ["dtensor_type", "is_dtensor", "dtensor_region", "view_region", "fill_tensor",
            "fill_region", "zero_row"]
 
 
-def _torch():
-    import torch
-    return torch
-
-
-def dtensor_type():
+def dtensor_type() -> type[DTensor] | None:
     """``torch.distributed.tensor.DTensor``, or None (torch built without distributed)."""
     try:
         from torch.distributed.tensor import DTensor
@@ -27,7 +35,7 @@ def dtensor_type():
     return DTensor
 
 
-def is_dtensor(tensor):
+def is_dtensor(tensor: object) -> TypeGuard[DTensor]:
     """True for a DTensor (never imports torch.distributed when it is not loaded)."""
     import sys
     if "torch.distributed.tensor" not in sys.modules:
@@ -36,7 +44,7 @@ def is_dtensor(tensor):
     return DTensor is not None and isinstance(tensor, DTensor)
 
 
-def dtensor_region(tensor):
+def dtensor_region(tensor: DTensor) -> tuple[Shape, tuple[slice, ...]]:
     """``(global_shape, index)`` of a DTensor's local shard: the slices of the global tensor it holds.
 
     ``Shard(d)`` placements split dimension ``d`` with ``torch.chunk``
@@ -58,7 +66,7 @@ def dtensor_region(tensor):
             raise NotImplementedError(
                 f"fastinit fills DTensors with Shard and Replicate placements only. "
                 f"Received: placements={tensor.placements}")
-        d = placement.dim % ndim
+        d = cast("Shard", placement).dim % ndim  # by name: not a subclass (_StridedShard)
         s, e = sharding.shard_bounds(stops[d] - starts[d], mesh.size(mesh_dim), coord[mesh_dim])
         starts[d], stops[d] = starts[d] + s, starts[d] + e
     local_shape = tuple(b - a for a, b in zip(starts, stops))
@@ -70,15 +78,16 @@ def dtensor_region(tensor):
     return shape, tuple(slice(a, b) for a, b in zip(starts, stops))
 
 
-def view_region(base, view):
+def view_region(base: torch.Tensor, view: torch.Tensor) -> tuple[Any, ...] | None:
     """The index (ints and step-1 slices) of ``view`` inside a C-contiguous ``base``, or None.
 
     Works on DTensor views too: they keep the global offsets and strides.
     """
     if not base.is_contiguous():
         return None
-    off = view.storage_offset() - base.storage_offset()
-    index, axis = [], 0
+    off = int(view.storage_offset() - base.storage_offset())
+    index: list[int | slice] = []
+    axis = 0
     for n, stride in zip(base.shape, base.stride()):
         start, off = divmod(off, stride) if stride else (0, off)
         if axis < view.ndim and view.stride(axis) == stride and start + view.shape[axis] <= n:
@@ -95,7 +104,8 @@ def view_region(base, view):
     return tuple(index)
 
 
-def fill_tensor(tensor, init, stream, backend="auto", region=None):
+def fill_tensor(tensor: TensorT, init: Callable[..., Any], stream: int, backend: Backend = "auto",
+                region: tuple[Sequence[int], tuple[Any, ...]] | None = None) -> TensorT:
     """Fill a whole named tensor: a DTensor's shard, or ``region = (global_shape, index)``
     of a plain tensor holding part of a larger one, or the tensor itself."""
     if is_dtensor(tensor):
@@ -110,11 +120,13 @@ def fill_tensor(tensor, init, stream, backend="auto", region=None):
     return tensor
 
 
-def _bounds(item):
+def _bounds(item: int | slice) -> tuple[int, int]:
     return (item, item + 1) if isinstance(item, int) else (item.start, item.stop)
 
 
-def fill_region(base, init, index, stream, backend="auto", region=None):
+def fill_region(base: TensorT, init: Callable[..., Any], index: tuple[Any, ...], stream: int,
+                backend: Backend = "auto",
+                region: tuple[Sequence[int], tuple[Any, ...]] | None = None) -> TensorT:
     """Fill region ``index`` (ints and step-1 slices of the global tensor) of ``base``.
 
     Only the part of the region that the local storage holds is written: for
@@ -133,7 +145,8 @@ def fill_region(base, init, index, stream, backend="auto", region=None):
                      stream=stream, backend=backend)
         return base
     held = tuple(held) + (slice(None),) * (len(global_shape) - len(held))
-    select, sub = [], []
+    select: list[int | slice] = []
+    sub: list[int | slice] = []
     for item, part, n in zip(index, held, global_shape):
         a, b = _bounds(item)
         ps, pe, _ = part.indices(n)
@@ -151,9 +164,10 @@ def fill_region(base, init, index, stream, backend="auto", region=None):
     return base
 
 
-def zero_row(tensor, row, global_shape, index):
+def zero_row(tensor: torch.Tensor, row: int, global_shape: Sequence[int],
+             index: tuple[Any, ...] | None) -> None:
     """Zero row ``row`` of the global tensor in ``tensor`` (which holds region ``index``)."""
-    torch = _torch()
+    import torch
     row %= global_shape[0]
     first = index[0] if index is not None else slice(0, global_shape[0])
     start, stop = (first.start, first.stop) if isinstance(first, slice) else (0, global_shape[0])

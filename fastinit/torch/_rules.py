@@ -6,13 +6,28 @@
 - :func:`default_rule`: PyTorch's ``reset_parameters`` rule of a module's tensor.
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .. import _fans, random as fr
 from ..initializers import (
     Constant, Dirac, Identity, Ones, Orthogonal, RandomNormal, RandomUniform, Sparse, Zeros,
 )
-from ..initializers.base import SeededInitializer
+from ..initializers.base import Initializer, SeededInitializer
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    import torch
+
+    from .._typing import Array, Config, InitializerSeed, Nonlinearity, Seed
+    from ..initializers.base import Request
+
+    #: The ``torch.nn.init`` functions whose parameters come from the fans.
+    FanRule = Literal["xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+                      "kaiming_normal_"]
 
 __all__ = ["TORCH_FNS", "RANDOM", "CONSTANT", "ARGUMENTS", "calculate_gain", "parameters",
            "rule_arguments", "torch_rule", "check_dims", "default_rule"]
@@ -22,7 +37,7 @@ REQUIRED = "<required>"
 _KAIMING = {"a": 0, "mode": "fan_in", "nonlinearity": "leaky_relu"}
 #: The arguments of each ``torch.nn.init`` function after the tensor (``generator``
 #: aside), with torch's defaults: the one table rules and intercepted calls are read with.
-ARGUMENTS = {
+ARGUMENTS: dict[str, dict[str, Any]] = {
     "uniform_": {"a": 0.0, "b": 1.0},
     "normal_": {"mean": 0.0, "std": 1.0},
     "trunc_normal_": {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0},
@@ -45,7 +60,7 @@ RANDOM = ("uniform_", "normal_", "trunc_normal_", "xavier_uniform_", "xavier_nor
 CONSTANT = ("constant_", "ones_", "zeros_", "eye_", "dirac_")
 
 
-def rule_arguments(fn, kwargs):
+def rule_arguments(fn: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """``kwargs`` of ``torch.nn.init.<fn>`` completed with torch's defaults.
 
     A misspelled or unknown argument is a TypeError (as Python's own for a bad
@@ -87,7 +102,7 @@ _LINEAR = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_tra
            "conv_transpose3d")
 
 
-def calculate_gain(nonlinearity, param=None):
+def calculate_gain(nonlinearity: Nonlinearity, param: float | None = None) -> float:
     """The recommended gain for a nonlinearity (``torch.nn.init.calculate_gain``).
 
     Parameters
@@ -127,12 +142,12 @@ def calculate_gain(nonlinearity, param=None):
                      f"Received: nonlinearity={nonlinearity!r}")
 
 
-def _xavier_std(shape, gain):
+def _xavier_std(shape: Sequence[int], gain: float) -> float:
     fan_in, fan_out = _fans.torch_fans(shape)
     return gain * math.sqrt(2.0 / float(fan_in + fan_out))
 
 
-def _kaiming_std(shape, a, mode, nonlinearity):
+def _kaiming_std(shape: Sequence[int], a: float, mode: str, nonlinearity: Nonlinearity) -> float:
     mode = mode.lower() if isinstance(mode, str) else mode
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"Mode {mode} not supported, please use one of ['fan_in', 'fan_out']. "
@@ -142,7 +157,7 @@ def _kaiming_std(shape, a, mode, nonlinearity):
     return calculate_gain(nonlinearity, a) / math.sqrt(fan)
 
 
-def parameters(name, shape, **kwargs):
+def parameters(name: FanRule, shape: Sequence[int], **kwargs: Any) -> dict[str, float]:
     """The distribution parameters a fill computes for a tensor of ``shape`` (PyTorch layout).
 
     ``name`` is one of ``"xavier_uniform_"``, ``"xavier_normal_"``,
@@ -171,20 +186,22 @@ class _AbsTruncNormal(SeededInitializer):
 
     elementwise = True
 
-    def __init__(self, mean=0.0, std=1.0, a=-2.0, b=2.0, seed=None):
+    def __init__(self, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0,
+                 seed: InitializerSeed = None) -> None:
         self.mean, self.std, self.a, self.b = float(mean), float(std), float(a), float(b)
         super().__init__(seed)
 
-    def generate(self, request):
+    def generate(self, request: Request) -> Array:
         return request.draw(fr.truncated_normal_distribution(self.mean, self.std, self.a,
-                                                             self.b, request.dtype), self.seed)
+                                                             self.b, request.dtype),
+                            self._call_seed)
 
-    def get_config(self):
+    def get_config(self) -> Config:
         return {"mean": self.mean, "std": self.std, "a": self.a, "b": self.b,
                 **super().get_config()}
 
 
-def torch_rule(fn, global_shape, seed, **kwargs):
+def torch_rule(fn: str, global_shape: Sequence[int], seed: Seed, **kwargs: Any) -> Initializer:
     """The fastinit initializer that ``torch.nn.init.<fn>(**kwargs)`` amounts to for ``global_shape``.
 
     Parameters come from the global (unsharded) shape with PyTorch's formulas
@@ -220,13 +237,13 @@ def torch_rule(fn, global_shape, seed, **kwargs):
         return Sparse(kw["sparsity"], kw["std"], seed=seed)
     if fn.startswith("kaiming") and 0 in shape:
         return Zeros()
-    p = parameters(fn, shape, **kw)
+    p = parameters(cast("FanRule", fn), shape, **kw)  # the rest: checked by parameters
     if "bound" in p:
         return RandomUniform(-p["bound"], p["bound"], seed=seed)
     return RandomNormal(0.0, p["std"], seed=seed)
 
 
-def check_dims(fn, ndim):
+def check_dims(fn: str, ndim: int) -> None:
     """torch's own errors for the numbers of dimensions its functions refuse."""
     if fn == "orthogonal_" and ndim < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
@@ -234,7 +251,9 @@ def check_dims(fn, ndim):
         raise ValueError("Only tensors with 2 dimensions are supported")
 
 
-def default_rule(module, local_name, global_shapes):
+def default_rule(module: torch.nn.Module, local_name: str,
+                 global_shapes: Mapping[str, Sequence[int]]
+                 ) -> tuple[str, dict[str, Any]] | None:
     """PyTorch's ``reset_parameters`` rule for ``module.<local_name>``, as ``(fn, kwargs)``, or None.
 
     ``global_shapes`` maps the module's local tensor names to their global shapes.
@@ -242,7 +261,7 @@ def default_rule(module, local_name, global_shapes):
     import torch
     nn = torch.nn
 
-    def fan_in_bound(weight_name="weight"):
+    def fan_in_bound(weight_name: str = "weight") -> tuple[str, dict[str, Any]]:
         fan_in = _fans.torch_fans(global_shapes[weight_name])[0]
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
         return ("uniform_", {"a": -bound, "b": bound})

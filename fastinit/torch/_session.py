@@ -13,30 +13,42 @@ thread's writes) for one ``fast_init`` block, one run of a model's own init by
 
 Every write is reduced to ``torch.nn.init.<fn>(tensor, **kwargs)`` (a tensor
 method too: ``w.normal_(0, s)`` is ``normal_``, ``w.fill_(v)`` is ``constant_``).
-:class:`LiveSession` writes it; :class:`RecordingSession` (``materialize_module``
-on a meta model) records it as a typed operation and writes nothing named;
-``fastinit.torch._replay`` builds a model again and keeps what its construction did.
+:class:`LiveSession` writes it; ``fastinit.torch._recording`` records it as a typed
+operation (``materialize_module`` on a meta model) and ``fastinit.torch._replay``
+builds a model again and keeps what its construction did.
 """
 
+from __future__ import annotations
+
 import contextlib
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import sharding
 from . import _hf, _intercept, _regions, _tensor
 from ._calls import leaves, method_rule, ops, scalar, view_at
 from ._names import storage_key
 from ._pending import Pending
-from ._plan import Copy, Fill
+from ._plan import Fill
 from ._rules import CONSTANT, RANDOM, check_dims, torch_rule
 from ._streams import Streams
 
-__all__ = ["ModelInit", "Session", "LiveSession", "RecordingSession"]
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Mapping
+
+    import torch
+    from transformers import PreTrainedModel   # not followed: Any
+
+    from .._typing import Backend
+    from ._intercept import Kind
+    from ._names import HeldRegion, Target
+    from ._pending import Deferred
+
+    #: torch's own write (a constant written by torch, exactly), or None.
+    Exact = Callable[[], object] | None
+
+__all__ = ["ModelInit", "Session", "LiveSession"]
 
 TORCH_RNG = "<torch-rng>/{}/{}"
-
-
-def _torch():
-    import torch
-    return torch
 
 
 class ModelInit:
@@ -44,8 +56,11 @@ class ModelInit:
     ``initialize_weights`` runs, the module whose ``_init_weights`` runs (its name),
     nested models waiting for their outermost model, and the models hooked."""
 
-    def __init__(self):
-        self.in_init, self.call_site, self.deferred, self.hooked = False, None, [], []
+    def __init__(self) -> None:
+        self.in_init = False
+        self.call_site: str | None = None
+        self.deferred: list[tuple[PreTrainedModel, Callable[[], Any]]] = []
+        self.hooked: list[PreTrainedModel] = []
 
 
 class Session:
@@ -53,19 +68,23 @@ class Session:
 
     seeds_torch = False  # seed torch's generator for each module whose _init_weights runs
 
-    def __init__(self, seed, *, backend="auto", prefix="", module=None, regions=None,
-                 torch_rng=True, follow_torch=False, skip=(), construction=False):
+    def __init__(self, seed: int, *, backend: Backend = "auto", prefix: str = "",
+                 module: torch.nn.Module | None = None,
+                 regions: Mapping[str, HeldRegion] | None = None, torch_rng: bool = True,
+                 follow_torch: bool = False, skip: Iterable[int] = (),
+                 construction: bool = False) -> None:
         self.streams = Streams(seed, prefix=prefix, module=module, regions=regions,
                                follow_torch=follow_torch)
         self.backend, self.torch_rng, self.construction = backend, torch_rng, construction
         self.init = ModelInit()
         self.pending = Pending()
-        self.touched, self.skip = set(), set(skip)
-        self.redirects = {}  # id(float32 temporary) -> the model's tensor
+        self.touched: set[int] = set()
+        self.skip = set(skip)
+        self.redirects: dict[int, torch.Tensor] = {}  # id(float32 temporary) -> model's tensor
 
     # -- entry points (fastinit's own torch calls pass through while they run)
 
-    def init_call(self, name, args, kwargs):
+    def init_call(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """``torch.nn.init.<name>(*args, **kwargs)``."""
         try:
             bound = _intercept.signature(name).bind(*args, **kwargs)
@@ -88,18 +107,20 @@ class Session:
                    lambda: _intercept.original(name)(tensor, **kw))
         return tensor
 
-    def torch_function(self, kind, func, args, kwargs):
+    def torch_function(self, kind: Kind, func: Callable[..., Any], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
         """Any torch call of this thread (``kind`` from ``_intercept``)."""
         if kind is None:
             return self._other(func, args, kwargs)
         what, name = kind
         if what == "init":
-            return self.init_call(name, args, kwargs)
+            return self.init_call(cast(str, name), args, kwargs)  # init kinds have a name
         return getattr(self, "_" + what)(name, func, args, kwargs)
 
     # -- writes
 
-    def write(self, fn, kw, tensor, generator=None, exact=None):
+    def write(self, fn: str, kw: dict[str, Any], tensor: torch.Tensor,
+              generator: torch.Generator | None = None, exact: Exact = None) -> None:
         """One ``torch.nn.init.<fn>(tensor, **kw)``: deferred, skipped or performed.
         ``exact()`` is torch's own write (constants are written by torch, exactly)."""
         models = self._models()
@@ -126,7 +147,8 @@ class Session:
                 self.materialize(entry, tensor)
         self._perform(fn, kw, tensor, target, generator, exact)
 
-    def _write_now(self, fn, kw, tensor, target, generator, exact):
+    def _write_now(self, fn: str, kw: dict[str, Any], tensor: torch.Tensor, target: Target | None,
+                   generator: torch.Generator | None, exact: Exact) -> None:
         if fn in CONSTANT and exact is not None and not _torch_cannot(fn, target):
             exact()
             return
@@ -152,11 +174,12 @@ class Session:
             raise NotImplementedError(f"fastinit cannot fill a view of the sharded tensor "
                                       f"{target.name} with {fn}")
 
-    def _method(self, name, func, args, kwargs):
+    def _method(self, name: str, func: Callable[..., Any], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
         """``tensor.normal_/uniform_/fill_/zero_(...)`` (``weight.data.normal_()`` too)."""
+        import torch
         tensor = args[0]
         rule = method_rule(name, args, kwargs)
-        torch = _torch()
         if rule is None or (torch.is_grad_enabled() and tensor.requires_grad):
             return self._other(func, args, kwargs)  # torch's own rules (errors, autograd)
         fn, kw, generator = rule
@@ -166,7 +189,8 @@ class Session:
         self.write(fn, kw, tensor, generator, lambda: func(*args, **kwargs))
         return tensor
 
-    def _copy(self, _, func, args, kwargs):
+    def _copy(self, _: object, func: Callable[..., Any], args: tuple[Any, ...],
+              kwargs: dict[str, Any]) -> Any:
         """``dst.copy_(src)``: a value copied into a named tensor."""
         dst = args[0]
         src = args[1] if len(args) > 1 else kwargs.get("src")
@@ -189,7 +213,8 @@ class Session:
                 self.materialize(entry, dst)
         return self._perform_copy(func, args, kwargs, dst, src, target)
 
-    def _setitem(self, _, func, args, kwargs):
+    def _setitem(self, _: object, func: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> Any:
         """``tensor[index] = value``."""
         dst, index, value = args[0], args[1], args[2]
         self._read([value])
@@ -210,7 +235,8 @@ class Session:
             self.materialize(entry, dst)
         return self._perform_setitem(func, args, kwargs, target, view, number)
 
-    def _eye(self, _, func, args, kwargs):
+    def _eye(self, _: object, func: Callable[..., Any], args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Any:
         """``torch.eye(n, m, out=tensor)``."""
         out = kwargs.get("out")
         if out is None or (self.streams.resolve(out) is None and self.pending.find(out) is None):
@@ -218,12 +244,13 @@ class Session:
         self.write("eye_", {}, out, None, lambda: func(*args, **kwargs))
         return out
 
-    def _factory(self, name, func, args, kwargs):
+    def _factory(self, name: str, func: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> Any:
         """``torch.randn`` / ``rand`` (and ``_like``) in a construction: a deferred draw."""
         models = self._models()
         if kwargs.get("out") is not None or not self._defers(None, None, models):
             return self._other(func, args, kwargs)
-        torch = _torch()
+        import torch
         kw = {k: v for k, v in kwargs.items() if k != "generator"}
         tensor = (torch.empty if name in ("randn", "rand") else torch.empty_like)(*args, **kw)
         if not tensor.is_floating_point() or storage_key(tensor) is None:
@@ -233,7 +260,8 @@ class Session:
         self.pending.defer(tensor, Fill(torch_rule(fn, tuple(tensor.shape), seed)))
         return tensor
 
-    def _other(self, func, args, kwargs):
+    def _other(self, func: Callable[..., Any], args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> Any:
         """Any other call: a deferred tensor it reads is written first (a copy of one is
         deferred in turn)."""
         if self.construction and not self.init.in_init and func in ops("factories"):
@@ -261,13 +289,13 @@ class Session:
         self._read([t for t, _ in found])
         return func(*args, **kwargs)
 
-    def _read(self, values):
+    def _read(self, values: object) -> None:
         for tensor in leaves(values):
             entry = self.pending.find(tensor)
             if entry is not None:
                 self.materialize(entry, tensor)
 
-    def materialize(self, entry, alias):
+    def materialize(self, entry: Deferred, alias: torch.Tensor) -> torch.Tensor:
         """Write a deferred tensor now (something reads it): by its name when it has one."""
         target = self.streams.resolve(alias)
         if target is not None and entry.covers(target.base):
@@ -280,7 +308,7 @@ class Session:
 
     # -- the transformers init
 
-    def _models(self):
+    def _models(self) -> list[PreTrainedModel]:
         """The transformers models under construction in this thread, hooked (when this
         session defers construction draws)."""
         if not self.construction or self.init.in_init or not _hf.loaded():
@@ -290,20 +318,21 @@ class Session:
             self.hook(model)
         return models
 
-    def _defers(self, tensor, entry, models):
+    def _defers(self, tensor: torch.Tensor | None, entry: Deferred | None,
+                models: list[PreTrainedModel]) -> bool:
         """A random write into a fresh tensor of a model under construction waits."""
         if not models:
             return False
         if entry is not None:
-            return entry.covers(tensor)
+            return tensor is not None and entry.covers(tensor)
         return tensor is None or (getattr(tensor, "_base", None) is None
                                   and storage_key(tensor) is not None)
 
-    def hook(self, model):
+    def hook(self, model: PreTrainedModel) -> None:
         if _hf.hook(model, _on_initialize, _on_visit):
             self.init.hooked.append(model)
 
-    def model_init(self, model, run):
+    def model_init(self, model: PreTrainedModel, run: Callable[[], Any]) -> Any:
         """``model.initialize_weights()`` (``run`` is transformers' own)."""
         if self.init.in_init:
             return run()
@@ -312,7 +341,7 @@ class Session:
             return None
         return self.managed(model, run)
 
-    def managed(self, root, run):
+    def managed(self, root: PreTrainedModel, run: Callable[[], Any]) -> Any:
         """Run ``root``'s own init with ``root``-relative names, then settle the draws its
         construction deferred that the init did not overwrite."""
         saved = (self.streams.names, self.init.in_init, self.init.call_site)
@@ -326,13 +355,15 @@ class Session:
             for key, tensor in names.tensors.items():
                 entry = self.pending.find(tensor)
                 if entry is not None and entry.covers(tensor) and key not in self.skip:
-                    self._settle(entry, tensor, names.resolve(tensor))
+                    target = names.resolve(tensor)
+                    if target is not None:  # always: a tensor of names resolves to itself
+                        self._settle(entry, tensor, target)
         finally:
             self.streams.names, self.init.in_init, self.init.call_site = saved
         self.init.deferred = [d for d in self.init.deferred if id(d[0]) not in names.modules]
         return result
 
-    def visit(self, module, run, flagged=False):
+    def visit(self, module: torch.nn.Module, run: Callable[[], Any], flagged: bool = False) -> Any:
         """HF's ``_initialize_weights(module)``: ``module`` is the call site; torch's own
         generator is seeded from (seed, module name) for code that calls it directly."""
         saved = self.init.call_site
@@ -348,7 +379,7 @@ class Session:
         finally:
             self.init.call_site = saved
 
-    def finish(self):
+    def finish(self) -> None:
         """At the end of a block: nested models whose outermost model never initialised
         them (under their own names), then deferred tensors no init reached."""
         while self.init.deferred:
@@ -359,37 +390,42 @@ class Session:
                 self.materialize(entry, tensor)
         self.pending.entries.clear()
 
-    def close(self):
+    def close(self) -> None:
         for model in self.init.hooked:
             _hf.unhook(model)
         self.init.hooked = []
 
-    def _tied_target(self, target):
+    def _tied_target(self, target: Target) -> bool:
         """A fill through a tied *target* name (``lm_head.weight``): HF discards it when
         tying, and it would overwrite the source (and BERT's zero padding row)."""
-        targets = self.streams.names.targets
-        site = self.init.call_site
-        if site is None or not targets:
+        names, site = self.streams.names, self.init.call_site
+        if site is None or names is None or not names.targets:
             return False
+        targets = names.targets
         pre = site + "." if site else ""
         local = [a for a in target.aliases if a.startswith(pre)]
         return bool(local) and all(a in targets for a in local)
 
     # -- what a write does (subclasses)
 
-    def _perform(self, fn, kw, tensor, target, generator, exact):
+    def _perform(self, fn: str, kw: dict[str, Any], tensor: torch.Tensor, target: Target | None,
+                 generator: torch.Generator | None, exact: Exact) -> None:
         raise NotImplementedError
 
-    def _perform_copy(self, func, args, kwargs, dst, src, target):
+    def _perform_copy(self, func: Callable[..., Any], args: tuple[Any, ...],
+                      kwargs: dict[str, Any], dst: torch.Tensor, src: object,
+                      target: Target | None) -> Any:
         return func(*args, **kwargs)
 
-    def _other_write(self, func, args):
+    def _other_write(self, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
         """Any other in-place operation (``erfinv_``, ``mul_``): a live write just runs."""
 
-    def _perform_setitem(self, func, args, kwargs, target, view, scalar):
+    def _perform_setitem(self, func: Callable[..., Any], args: tuple[Any, ...],
+                         kwargs: dict[str, Any], target: Target | None,
+                         view: torch.Tensor | None, scalar: float | None) -> Any:
         return func(*args, **kwargs)
 
-    def _settle(self, entry, tensor, target):
+    def _settle(self, entry: Deferred, tensor: torch.Tensor, target: Target) -> None:
         self.pending.write(entry, tensor, sharding.name_stream(target.name), self.backend)
 
 
@@ -398,94 +434,29 @@ class LiveSession(Session):
 
     seeds_torch = True
 
-    def _perform(self, fn, kw, tensor, target, generator, exact):
+    def _perform(self, fn: str, kw: dict[str, Any], tensor: torch.Tensor, target: Target | None,
+                 generator: torch.Generator | None, exact: Exact) -> None:
         self._write_now(fn, kw, tensor, target, generator, exact)
-
-
-class RecordingSession(Session):
-    """Records each write of a named tensor as a typed operation (:attr:`plan`, by tensor
-    id), writing nothing named: the model is on the meta device (``materialize_module``).
-    What cannot be recorded is named in :attr:`unrecordable`."""
-
-    def __init__(self, seed, **kwargs):
-        super().__init__(seed, **kwargs)
-        self.plan, self.unrecordable = {}, {}
-
-    def _perform(self, fn, kw, tensor, target, generator, exact):
-        if target is None:
-            if not tensor.is_meta:  # a CPU temporary: its values may be copied in later
-                self._write_now(fn, kw, tensor, None, generator, exact)
-            elif self.init.in_init:
-                site = self.streams.prefix + (self.init.call_site or "")
-                self.unrecordable[f"<unnamed {fn} at {site!r}>"] = \
-                    "a fill of a meta tensor that is not a named tensor or a view of one"
-            return
-        check_dims(fn, tensor.ndim)
-        init = torch_rule(fn, target.shape, self.streams.seed_for(generator), **kw)
-        key = id(target.base)
-        if target.index is not None and not sharding.is_elementwise(init):
-            self.unrecordable[key] = f"{fn} on a view"
-            return
-        self.plan.setdefault(key, []).append(Fill(init, target.index))
-
-    def _perform_copy(self, func, args, kwargs, dst, src, target):
-        if target is None:
-            return func(*args, **kwargs)
-        torch = _torch()
-        key = id(target.base)
-        if not isinstance(src, torch.Tensor):
-            src = torch.as_tensor(src)
-        if src.is_meta:
-            self.unrecordable[key] = "copy_ of a value computed from meta tensors"
-        else:
-            value = src.detach().to("cpu", dst.dtype).expand(dst.shape).clone()
-            self.plan.setdefault(key, []).append(Copy(value, target.index))
-        return dst
-
-    def _perform_setitem(self, func, args, kwargs, target, view, scalar):
-        if target is None:
-            return func(*args, **kwargs)
-        region = self.streams.resolve(view) if view is not None else None
-        if scalar is None or region is None:
-            self.unrecordable[id(target.base)] = "an assignment into part of it"
-            return None
-        init = torch_rule("constant_", (), None, val=scalar)
-        self.plan.setdefault(id(target.base), []).append(Fill(init, region.index))
-        return None
-
-    def _settle(self, entry, tensor, target):
-        self.pending.drop(entry)
-        self.plan[id(tensor)] = list(entry.ops)
-
-    def _other_write(self, func, args):
-        name = getattr(func, "__name__", "")
-        if args and name.endswith("_") and not name.endswith("__") \
-                and func not in ops("views"):
-            target = self.streams.resolve(args[0]) if isinstance(args[0], _torch().Tensor) \
-                else None
-            if target is not None:
-                self.unrecordable[id(target.base)] = \
-                    f"written in place outside the init functions ({name})"
 
 
 # -- the hooks' targets (the calling thread's session, or transformers' own code)
 
-def _on_initialize(model, run):
+def _on_initialize(model: PreTrainedModel, run: Callable[[], Any]) -> Any:
     session = _claimed(model)
     return run() if session is None else session.model_init(model, run)
 
 
-def _on_visit(model, module, run):
+def _on_visit(model: PreTrainedModel, module: torch.nn.Module, run: Callable[[], Any]) -> Any:
     session = _claimed(model)
     if session is None:
         return run()
     return session.visit(module, run, getattr(module, "_is_hf_initialized", False))
 
 
-def _claimed(model):
+def _claimed(model: PreTrainedModel) -> Session | None:
     """The calling thread's session, which removes ``model``'s hooks when it closes (a deep
     copy of a hooked model is hooked too); with no session, the hooks go now."""
-    session = _intercept.current()
+    session = cast("Session | None", _intercept.current())  # every session is a Session
     if session is None:
         _hf.unhook(model)
     elif not any(m is model for m in session.init.hooked):
@@ -493,7 +464,7 @@ def _claimed(model):
     return session
 
 
-def _torch_cannot(fn, target):
+def _torch_cannot(fn: str, target: Target | None) -> bool:
     """A constant write torch's function cannot do on its own: a structured one on a
     shard, or into a view of a DTensor (a copy)."""
     structured = fn in ("eye_", "dirac_") and target is not None and target.sharded
@@ -503,8 +474,8 @@ def _torch_cannot(fn, target):
 
 
 @contextlib.contextmanager
-def _torch_rng(seed, name, module):
-    torch = _torch()
+def _torch_rng(seed: int, name: str, module: torch.nn.Module) -> Iterator[None]:
+    import torch
     devices = sorted({t.device.index or 0 for t in module.parameters(recurse=False)
                       if t.device.type == "cuda"})
     with torch.random.fork_rng(devices=devices):

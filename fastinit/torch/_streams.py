@@ -18,10 +18,21 @@
 :func:`seed_from` is the one rule for a seed taken from a torch generator.
 """
 
+from __future__ import annotations
+
 import weakref
+from typing import TYPE_CHECKING
 
 from .. import sharding
 from ._names import Names
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import torch
+    from transformers import PreTrainedModel   # not followed: Any
+
+    from ._names import HeldRegion, Target
 
 __all__ = ["Streams", "seed_from", "ANONYMOUS", "CONSTRUCTION"]
 
@@ -29,7 +40,7 @@ ANONYMOUS = "<fastinit.anonymous>/{}"
 CONSTRUCTION = "<fastinit.construction>/{}/{}"
 
 
-def seed_from(generator=None):
+def seed_from(generator: torch.Generator | None = None) -> int:
     """A seed drawn from ``generator`` (torch's default CPU generator when None), consuming
     it as ``torch.randint(2**63 - 1, ())`` does: one draw.
 
@@ -62,19 +73,23 @@ class Streams:
         Unnamed writes draw their seed from torch's default generator.
     """
 
-    def __init__(self, seed, *, prefix="", module=None, regions=None, follow_torch=False):
+    def __init__(self, seed: int, *, prefix: str = "", module: torch.nn.Module | None = None,
+                 regions: Mapping[str, HeldRegion] | None = None,
+                 follow_torch: bool = False) -> None:
         self.seed, self.prefix, self.module = seed, prefix, module
         self.regions = dict(regions or {})
         self.follow_torch = follow_torch
         self.names = Names(module, prefix, self.regions) if module is not None else None
         self.anonymous = 0
-        self._constructions = weakref.WeakKeyDictionary()  # model -> reads materialised
+        # model -> reads materialised
+        self._constructions: weakref.WeakKeyDictionary[PreTrainedModel, int] = \
+            weakref.WeakKeyDictionary()
 
-    def rooted(self, root):
+    def rooted(self, root: torch.nn.Module) -> Names:
         """Names of ``root``'s tensors (the model whose init runs), with this prefix."""
         return Names(root, self.prefix, self.regions)
 
-    def resolve(self, tensor, *, refresh=False):
+    def resolve(self, tensor: torch.Tensor, *, refresh: bool = False) -> Target | None:
         """The named tensor a write of ``tensor`` reaches, or None. ``refresh``: look again
         at ``module=`` for parameters made since the block opened."""
         names = self.names
@@ -87,11 +102,11 @@ class Streams:
             target = self.names.resolve(tensor)
         return target
 
-    def seed_for(self, generator):
+    def seed_for(self, generator: torch.Generator | None) -> int:
         """The seed of a named write (the session's, or one drawn from ``generator``)."""
         return self.seed if generator is None else seed_from(generator)
 
-    def unnamed(self, generator):
+    def unnamed(self, generator: torch.Generator | None) -> tuple[int, int]:
         """``(seed, stream)`` of a write to a tensor that is not named."""
         if generator is not None:
             return seed_from(generator), 0
@@ -99,11 +114,11 @@ class Streams:
             return seed_from(None), 0
         return self.seed, self.next_anonymous()
 
-    def next_anonymous(self):
+    def next_anonymous(self) -> int:
         self.anonymous += 1
         return sharding.name_stream(ANONYMOUS.format(self.anonymous - 1))
 
-    def construction(self, model):
+    def construction(self, model: PreTrainedModel) -> int:
         """The stream of the next deferred draw read during ``model``'s construction."""
         k = self._constructions.get(model, 0)
         self._constructions[model] = k + 1

@@ -9,10 +9,21 @@ left alone. The autograd version counter is bumped, as by torch's own
 in-place fills.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, SupportsIndex
+
 import numpy as np
 
 from .. import _dtypes
 from ..initializers.base import Initializer, call_initializer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import torch
+
+    from .._typing import Array, Backend, DTypeKind, Layout, TensorT
 
 __all__ = ["FLOAT_DTYPES", "fill", "numpy_dtype"]
 
@@ -20,31 +31,26 @@ __all__ = ["FLOAT_DTYPES", "fill", "numpy_dtype"]
 FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def _torch():
-    import torch
-    return torch
-
-
-def dtype_name(tensor):
+def dtype_name(tensor: torch.Tensor) -> str:
     return str(tensor.dtype).replace("torch.", "")
 
 
-def numpy_dtype(tensor):
+def numpy_dtype(tensor: torch.Tensor) -> np.dtype[Any]:
     """The NumPy dtype of a tensor's elements (bfloat16 from ml_dtypes)."""
-    torch = _torch()
+    import torch
     if tensor.dtype == torch.bfloat16:
         from .._dtypes import bfloat16
         return bfloat16()
     return torch.empty((), dtype=tensor.dtype).numpy().dtype
 
 
-def keras_permutation(ndim):
+def keras_permutation(ndim: int) -> tuple[int, ...]:
     """The axes that show a ``(out, in, *k)`` tensor as a Keras ``(*k, in, out)`` kernel."""
     return tuple(range(2, ndim)) + (1, 0)
 
 
-def _check(tensor):
-    torch = _torch()
+def _check(tensor: object) -> None:
+    import torch
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"Expected a torch.Tensor. Received: {type(tensor).__name__}")
     if tensor.is_conj() or tensor.is_neg():
@@ -56,14 +62,14 @@ def _check(tensor):
                          f"Received: shape {tuple(tensor.shape)}, stride {tensor.stride()}")
 
 
-def _has_overlap(tensor):
+def _has_overlap(tensor: torch.Tensor) -> bool:
     from .._checks import has_overlap
     return has_overlap(tuple(tensor.shape), tuple(tensor.stride()), 1)
 
 
-def _cpu_view(data):
+def _cpu_view(data: torch.Tensor) -> Array:
     """A NumPy view of a CPU tensor's storage, with its strides (no copy)."""
-    torch = _torch()
+    import torch
     if data.dtype == torch.bfloat16:
         from .._dtypes import bfloat16
         array = data.view(torch.int16).numpy().view(bfloat16())
@@ -75,8 +81,9 @@ def _cpu_view(data):
     return array
 
 
-def fill(tensor, initializer, *, layout="torch", global_shape=None, index=None, stream=0,
-         backend="auto"):
+def fill(tensor: TensorT, initializer: Callable[..., Any], *, layout: Layout = "torch",
+         global_shape: Sequence[int] | None = None, index: tuple[Any, ...] | None = None,
+         stream: SupportsIndex = 0, backend: Backend = "auto") -> TensorT:
     """Fill ``tensor`` in place with ``initializer`` and return it.
 
     ``tensor`` holds region ``index`` of a tensor of ``global_shape`` (by
@@ -86,7 +93,7 @@ def fill(tensor, initializer, *, layout="torch", global_shape=None, index=None, 
     ``backend`` go to fastinit initializers; any other callable
     ``(shape, dtype=None)`` is called as it is.
     """
-    torch = _torch()
+    import torch
     _check(tensor)
     if tensor.is_meta:
         return tensor
@@ -96,7 +103,8 @@ def fill(tensor, initializer, *, layout="torch", global_shape=None, index=None, 
     if perm is not None:
         shape = tuple(shape[p] for p in perm)
         full = tuple(full[p] for p in perm)
-    kw = {"stream": stream, "backend": backend} if isinstance(initializer, Initializer) else {}
+    kw: dict[str, Any] = {"stream": stream, "backend": backend} \
+        if isinstance(initializer, Initializer) else {}
     if tensor.numel() == 0:
         return tensor
     if dtype_name(tensor) in FLOAT_DTYPES and tensor.device.type in ("cpu", "cuda"):
@@ -112,7 +120,7 @@ def fill(tensor, initializer, *, layout="torch", global_shape=None, index=None, 
         torch.autograd.graph.increment_version(tensor)
         return tensor
     dtype = numpy_dtype(tensor)
-    kind = getattr(initializer, "dtype_kind", "any")
+    kind: DTypeKind = getattr(initializer, "dtype_kind", "any")
     try:
         _dtypes.resolve(dtype, kind)
     except TypeError:

@@ -90,6 +90,15 @@ def test_crafted_leftovers_never_reach_outside_the_directory(tmp_path):
     assert any("not a folder fastinit wrote" in str(w.message) for w in caught)
 
 
+def test_a_closed_commit_refuses_to_stage_or_commit(tmp_path):
+    staging = _staging.Transaction(tmp_path, ["w.npy"])
+    staging.close()
+    for call in (lambda: staging.path("w.npy"), staging.commit):
+        with pytest.raises(ValueError, match="This commit is closed"):
+            call()
+    assert os.listdir(tmp_path) == []
+
+
 def test_store_npy_touches_only_its_own_names(tmp_path):
     pytest.importorskip("dask")
     import fastinit.dask as fd

@@ -235,6 +235,32 @@ def test_regions_of_plain_tensors():
         assert torch.equal(part.weight, full.weight[3 * k:3 * k + 3])
 
 
+def test_a_region_of_none_is_the_whole_tensor():
+    whole, given = nn.Linear(7, 9), nn.Linear(7, 9)
+    ft.init_module_(whole, seed=3)
+    ft.init_module_(given, seed=3, regions={"weight": ((9, 7), None)})
+    assert torch.equal(given.weight, whole.weight) and torch.equal(given.bias, whole.bias)
+
+
+@pytest.mark.parametrize("regions, error, match", [
+    ({"weight": 5}, ValueError, r"weight: a region of a module tensor is \(global_shape, "
+                                r"region\)\. Received: 5"),
+    ({"weight": ((9, 7), None, 1)}, ValueError, r"weight: .*Received: \(\(9, 7\), None, 1\)"),
+    ({"weight": ("ab", None)}, TypeError, r"weight: global_shape must be a tuple of integers"),
+    ({"weight": ((9, -7), None)}, ValueError, r"weight: global_shape must not contain negative"),
+    ({"weight": ((9, 7), "rows")}, TypeError, r"weight: A region is a tuple of slices"),
+    ({"weight": ((9, 7), (slice(0, 3), slice(None), slice(None)))}, ValueError,
+     r"weight: the region has 3 items for a global shape of 2 dimensions"),
+    ([("weight", ((9, 7), None))], TypeError, r"regions is a mapping.*Received: regions=\["),
+])
+def test_bad_regions_are_refused_before_anything_is_written(regions, error, match):
+    part = nn.Linear(7, 3, bias=False)
+    before = part.weight.detach().clone()
+    with pytest.raises(error, match=match):
+        ft.init_module_(part, seed=3, regions=regions)
+    assert torch.equal(part.weight, before)
+
+
 def test_dtypes_and_integer_buffers():
     model = nn.Sequential(nn.Linear(5, 5), nn.BatchNorm1d(5)).to(torch.bfloat16)
     ft.init_module_(model, seed=0)

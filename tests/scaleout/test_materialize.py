@@ -119,6 +119,14 @@ def test_npy_output(tmp_path):
         m.materialize_npy("zeros", (3,), tmp_path / "b.npy", dtype="bfloat16")
 
 
+@pytest.mark.parametrize("stream, error", [(1.5, TypeError), (-1, ValueError),
+                                           (2**64, ValueError), ("7", TypeError)])
+def test_npy_bad_stream_is_refused_before_the_directory_is_made(tmp_path, stream, error):
+    with pytest.raises(error, match=r"stream.*Received: stream="):
+        m.materialize_npy("glorot_uniform", (3, 4), tmp_path / "new" / "w.npy", stream=stream)
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("tensors, match", [
     ({"a": {"shape": [3], "initializer": "no_such_init"}}, r"tensor 'a'.*Unknown initializer"),
     ({"a": {"shape": [3, -1], "initializer": "zeros"}}, r"tensor 'a'.*negative"),

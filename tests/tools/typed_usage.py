@@ -5,13 +5,19 @@ report an ignore that is not needed, so each one fails if the error goes away)."
 
 from typing import Any, Callable
 
+import dask.array
 import numpy as np
 import numpy.typing as npt
+import torch
 from typing_extensions import assert_type
 
 import fastinit
+import fastinit.dask
 import fastinit.initializers as fi
+import fastinit.torch as ft
 from fastinit import gpu, sharding
+from fastinit.materialize import materialize, materialize_module, materialize_npy
+from fastinit.materialize._plan import Plan
 
 init = fi.GlorotUniform(seed=0)
 assert_type(init((3, 4)), npt.NDArray[Any])
@@ -35,3 +41,35 @@ fi.TruncatedNormal(seed=1.5)                    # type: ignore[arg-type]
 init((3, 4), out=[0.0, 1.0])                    # type: ignore[arg-type]
 gpu.set_allocator("tensorflow")                 # type: ignore[arg-type]
 sharding.name_stream(7)                         # type: ignore[arg-type]
+
+# fastinit.torch: a function returns the tensor it fills (a Parameter as a Parameter).
+w = torch.empty(3, 4)
+weight = torch.nn.Parameter(torch.empty(3, 4))
+assert_type(ft.normal_(w, std=0.02, seed=0), torch.Tensor)
+assert_type(ft.kaiming_uniform_(weight, a=5 ** 0.5, seed=0), torch.nn.Parameter)
+assert_type(ft.trunc_normal_(w, std=0.02, a=-0.04, b=0.04, stream=np.uint64(3)), torch.Tensor)
+assert_type(ft.orthogonal_(weight, gain=2.0, seed=1), torch.nn.Parameter)
+assert_type(ft.fill_(w, fi.GlorotUniform(seed=0)), torch.Tensor)
+assert_type(ft.fill_(w, "he_normal", layout="torch"), torch.Tensor)
+assert_type(ft.calculate_gain("leaky_relu", 0.2), float)
+assert_type(ft.parameters("xavier_uniform_", (3, 4), gain=2.0), dict[str, float])
+linear = torch.nn.Linear(4, 3)
+assert_type(ft.init_module_(linear, seed=0, rules={"bias": "zeros_"}), torch.nn.Linear)
+with ft.fast_init(seed=0, module=linear) as opened:   # a context manager
+    assert_type(opened, None)
+
+# Checkpoints: the paths written (a dry run's plan), and Dask arrays.
+assert_type(materialize({"tensors": {}}, "out", seed=0), list[str])
+assert_type(materialize("model.json", "out", dry_run=True), Plan)
+assert_type(materialize_module(linear, "out", max_shard_size="5GB"), list[str])
+assert_type(materialize_npy("zeros", (2, 3), "w.npy"), str)
+assert_type(fastinit.dask.array("glorot_uniform", (4, 4), chunks=2, seed=0), dask.array.Array)
+
+ft.normal_(w, generator=0)                      # type: ignore[arg-type]
+ft.kaiming_normal_(w, mode="fan_sideways")      # type: ignore[arg-type]
+ft.kaiming_normal_(w, nonlinearity="gelu")      # type: ignore[arg-type]
+ft.fill_(w, fi.Zeros(), layout="jax")           # type: ignore[arg-type]
+ft.normal_([0.0, 1.0])                          # type: ignore[type-var]
+ft.fast_init(backend="cupy")                    # type: ignore[arg-type]
+ft.init_module_(linear, seed=0, missing="skip")  # type: ignore[arg-type]
+materialize_module(linear, "out", mode="lazy")  # type: ignore[call-overload]
