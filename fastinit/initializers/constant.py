@@ -1,11 +1,10 @@
 """Constant initializers: zeros, ones, a constant, and a given array."""
 
-import math
 import numbers
 
 import numpy as np
 
-from .._checks import check_real
+from .._checks import check_real, check_representable
 from .base import Initializer
 
 __all__ = ["Zeros", "Ones", "Constant", "FromArray"]
@@ -43,28 +42,11 @@ class Constant(Initializer):
             self.value = check_real(value, "value", finite=False)
 
     def generate(self, request):
-        _check_representable(self.value, request.dtype)
+        check_representable(self.value, request.dtype, "value", "Constant value")
         return request.write(self.value)
 
     def get_config(self):
         return {"value": self.value}
-
-
-def _check_representable(value, dtype):
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        ok = float(value).is_integer() and info.min <= value <= info.max
-    elif dtype.kind == "b":
-        ok = value in (0, 1)
-    elif math.isinf(value):
-        ok = True
-    else:
-        real = np.dtype(dtype.char.lower()) if dtype.kind == "c" else dtype
-        with np.errstate(over="ignore"):
-            ok = bool(np.isfinite(np.asarray(value, dtype=np.float64).astype(real)))
-    if not ok:
-        raise ValueError(f"Constant value {value!r} is not representable in {dtype.name}. "
-                         f"Received: value={value!r}, dtype={dtype.name}")
 
 
 class Zeros(Constant):
@@ -104,7 +86,8 @@ class FromArray(Initializer):
     """The values of a given array, for a call with exactly its shape.
 
     What :func:`fastinit.initializers.get` makes of an array identifier
-    (as Keras does); the shape is checked at each call.
+    (as Keras does); the shape is checked at each call, and every value must
+    be representable in the call's dtype (as for :class:`Constant`).
 
     Parameters
     ----------
@@ -142,6 +125,8 @@ class FromArray(Initializer):
 
     def generate(self, request):
         self.validate(request)
+        # the whole array, whatever the region: every shard of a call succeeds or none does
+        check_representable(self.value, request.dtype, "value", "FromArray value")
         return request.write_whole(self.value)
 
     def get_config(self):
