@@ -82,19 +82,19 @@ def ask(job):
 
 def _work():
     while True:
-        with _lock:
-            if not _queue or _closing[0]:
-                _worker[0] = None
-                return
-            job = _queue.popleft()
-        with _busy:
+        with _busy:  # taken before the job: exit and fork see it taken, or none started
+            with _lock:
+                if not _queue or _closing[0]:
+                    _worker[0] = None
+                    return
+                job = _queue.popleft()
             try:
                 make(job)
             except Exception:  # made on demand from now on, where the error is raised
                 with _lock:
                     _failed.add(job)
-        with _lock:
-            _asked.discard(job)
+            with _lock:
+                _asked.discard(job)
 
 
 def pending():
