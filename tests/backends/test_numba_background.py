@@ -97,7 +97,7 @@ def test_fork_while_kernels_are_made_in_the_background(tmp_path):
         import fastinit.random as fr
         from fastinit.backends.numba import _background
         want_small = fr.normal(1000, seed=5, dtype="float16", backend="numpy")
-        want_large = fr.uniform(300_000, seed=6, backend="numpy")
+        want_large = fr.uniform(1_100_000, seed=6, backend="numpy")
         fr.normal(1000, seed=5, dtype="float16")   # starts the background work
         fr.uniform(1000, seed=6)
         statuses = []
@@ -106,7 +106,7 @@ def test_fork_while_kernels_are_made_in_the_background(tmp_path):
             pid = os.fork()
             if pid == 0:
                 ok = (fr.normal(1000, seed=5, dtype="float16").tobytes() == want_small.tobytes()
-                      and np.array_equal(fr.uniform(300_000, seed=6), want_large))
+                      and np.array_equal(fr.uniform(1_100_000, seed=6), want_large))
                 os._exit(0 if ok else 3)
             statuses.append(os.waitpid(pid, 0)[1])
         while _background.pending():
@@ -127,7 +127,7 @@ def test_many_threads_on_a_cold_cache(tmp_path):
         from fastinit.backends.numba import _background, _kernels
         from helpers import run_in_threads
         calls = [("normal", "float32", 500), ("uniform", "bfloat16", 700),
-                 ("truncated_normal", "float64", 900), ("normal", "float16", 300_000)]
+                 ("truncated_normal", "float64", 900), ("normal", "float16", 1_100_000)]
         want = {c: getattr(fr, c[0])(c[2], seed=9, dtype=c[1], backend="numpy") for c in calls}
         bad = []
 

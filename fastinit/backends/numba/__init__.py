@@ -28,9 +28,9 @@ from ._spec import (COPY_TILE, OUT_BFLOAT16, OUT_FLOAT16, OUT_NATIVE, TASK, copy
 # Below this many elements per thread, a call is not worth a thread hand-off.
 MIN_CHUNK_ELEMENTS = 1 << 16
 CHUNKS_PER_THREAD = 8  # hand-out granularity: a slow (shared) core takes fewer chunks
-# Calls of at most this many elements do not wait for their kernel under "auto": a few
-# milliseconds of NumPy, even beside a compile in the background.
-SMALL = 1 << 18
+# Calls of at most this many elements do not wait for their kernel under "auto": tens of
+# milliseconds of NumPy (a 1024 x 1024 matrix), even beside a compile in the background.
+SMALL = 1 << 20
 
 
 def fill(dist, key, out, run_starts, run_length, *, wait=True):
