@@ -117,6 +117,39 @@ def test_fork_while_kernels_are_made_in_the_background(tmp_path):
     assert out.strip() == "[0, 0, 0, 0, 0, 0, 0, 0] True", out
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_fork_waits_for_a_kernel_that_needs_logging():
+    """A fork waits for the kernel being made; the compiler logs, and logging's own fork
+    hook takes logging's lock. fastinit's hook must run first (be registered after
+    logging's), or the fork would hold that lock while waiting for a compile that needs
+    it: a deadlock (seen when Numba, hence logging, was first imported by the worker)."""
+    out = run_python("""
+        import os, signal, sys, threading
+        assert "logging" not in sys.modules
+        from fastinit.backends.numba import _background
+        signal.alarm(60)                   # a deadlock fails the test instead of hanging it
+        holding, go = threading.Event(), threading.Event()
+
+        def worker():                      # as the worker: Numba (and logging) imported now
+            import logging
+            with _background._busy:        # a kernel being made...
+                holding.set()
+                go.wait()
+                logging.getLogger("fastinit-test-fresh").isEnabledFor(10)  # takes its lock
+
+        t = threading.Thread(target=worker)
+        t.start()
+        holding.wait()
+        threading.Timer(0.5, go.set).start()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        t.join()
+    """, timeout=120)
+    assert out.split() == ["0"]
+
+
 def test_many_threads_on_a_cold_cache(tmp_path):
     """16 threads, each calling small and large fills of several dtypes at once on an
     empty cache: every value is NumPy's, and every kernel is made once."""

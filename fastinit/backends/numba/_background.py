@@ -26,6 +26,10 @@ and asks again for what it needs.
 
 import atexit
 import collections
+# logging's own fork hook takes its lock, which Numba's compiler needs: imported before
+# this module registers its hook, it runs after it (hooks run in reverse order), so a
+# fork never holds logging's lock while it waits for a compile.
+import logging  # noqa: F401
 import os
 import sys
 import threading
