@@ -12,6 +12,7 @@ import operator
 import reprlib
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = ["shown", "check_integer", "check_uint64", "check_real", "check_choice", "check_shape",
            "check_output_array", "check_representable", "MAX_ELEMENTS"]
@@ -146,7 +147,7 @@ def has_overlap(shape, strides, itemsize):
     return False
 
 
-def check_representable(values, dtype, name, owner):
+def check_representable(values: ArrayLike, dtype: DTypeLike, name: str, owner: str) -> ArrayLike:
     """``values`` (a real scalar or an array of them) if every one is representable in
     ``dtype``, else a ValueError naming the first that is not, before anything is written.
 
@@ -165,7 +166,7 @@ def check_representable(values, dtype, name, owner):
     return values
 
 
-def _first_unrepresentable(array, dtype):
+def _first_unrepresentable(array: np.ndarray, dtype: np.dtype) -> "int | float | None":
     """The first element of ``array`` that ``dtype`` cannot hold (a Python number), or None."""
     flat = array.reshape(-1)
     if flat.size == 0:

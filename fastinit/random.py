@@ -282,8 +282,8 @@ def _check_finite_values(dt, low, high, mean, std):
     (they would be +-inf), as :func:`uniform` refuses such bounds."""
     limit = _dtypes.finite_limit(dt)
     if max(abs(low), abs(high)) * _REACH_MARGIN >= limit:
-        raise ValueError(f"values would reach [{low:g}, {high:g}] (mean +- std * the largest |z| "
-                         f"the stream draws), beyond {dt.name}'s finite range (|x| < "
+        raise ValueError(f"values would reach [{low:g}, {high:g}] (mean +- std * the largest "
+                         f"|z| the stream draws), beyond {dt.name}'s finite range (|x| < "
                          f"{limit:g}): some would be +-inf. Received: mean={mean}, std={std}")
 
 

@@ -33,7 +33,8 @@ CHUNKS_PER_THREAD = 8  # hand-out granularity: a slow (shared) core takes fewer 
 SMALL = 1 << 20
 
 
-def fill(dist, key, out, run_starts, run_length, *, wait=True):
+def fill(dist, key, out: np.ndarray, run_starts: np.ndarray, run_length: int, *,
+         wait: bool = True) -> None:
     """Fill ``out`` with runs of the stream (see ``fastinit.backends``).
 
     ``wait=False``: a call of at most :data:`SMALL` elements whose kernel is not
@@ -78,7 +79,7 @@ def fill(dist, key, out, run_starts, run_length, *, wait=True):
     _pool.run(work, n_tasks, threads, chunk)
 
 
-def copy_2d(dst, src, *, wait=True):
+def copy_2d(dst: np.ndarray, src: np.ndarray, *, wait: bool = True) -> None:
     """``dst[...] = src`` for 2-D arrays of the same shape and dtype, any strides, tiled.
 
     ``wait=False``: NumPy's assignment while the tiled kernel is not made yet.

@@ -33,6 +33,7 @@ import logging  # noqa: F401
 import os
 import sys
 import threading
+from collections.abc import Callable
 
 _MISSING = object()
 _KERNELS = f"{__package__}._kernels"
@@ -46,7 +47,7 @@ _worker = [None]
 _closing = [False]
 
 
-def kernel(job, wait):
+def kernel(job: tuple, wait: bool) -> "Callable | None":
     """``job``'s kernel; made now when ``wait``, else asked for in the background (then
     None). None also when this process makes no kernels (``NUMBA_DISABLE_JIT``)."""
     made = _made(job)
@@ -58,7 +59,7 @@ def kernel(job, wait):
     return None
 
 
-def make(job):
+def make(job: tuple) -> "Callable | None":
     """Make ``job``'s kernel in this thread (once per process; loads or compiles it)."""
     from . import _kernels
     return _kernels.fill_kernel(*job[1]) if job[0] == "fill" else _kernels.copy_kernel(job[1])
@@ -71,7 +72,7 @@ def _made(job):
     return _MISSING if table is None else table.get(job[1], _MISSING)
 
 
-def ask(job):
+def ask(job: tuple) -> None:
     """Have the worker make ``job``'s kernel (no-op if asked already, or at exit)."""
     with _lock:
         if job in _asked or job in _failed or _closing[0]:
@@ -101,7 +102,7 @@ def _work():
                 _asked.discard(job)
 
 
-def pending():
+def pending() -> set:
     """The jobs asked for and not made yet (for tests and benchmarks)."""
     with _lock:
         return set(_asked)

@@ -56,7 +56,7 @@ _lock = threading.Lock()
 _state = {}
 
 
-def source_stamp():
+def source_stamp() -> str:
     """sha256 of ``stream.py``, this package's sources and the Numba version."""
     if "stamp" not in _state:
         h = hashlib.sha256(f"numba {numba.__version__}\n".encode())
@@ -81,7 +81,7 @@ def _user_cache_root():
     return os.path.join(AppDirs(appname="fastinit", appauthor=False).user_cache_dir, "numba")
 
 
-def cache_roots():
+def cache_roots() -> list:
     """The candidate cache roots, in order of preference (see the module docstring)."""
     roots = []
     if config.CACHE_DIR:
@@ -91,7 +91,7 @@ def cache_roots():
     return roots
 
 
-def cache_dir():
+def cache_dir() -> "str | None":
     """This process's kernel cache directory, or None when nothing is writable.
 
     Decided once per process (a forked child keeps its parent's decision),
@@ -121,13 +121,13 @@ def cache_dir():
         return _state["dir"]
 
 
-def use_cache_dir(path):
+def use_cache_dir(path: str) -> None:
     """Use ``path`` as this process's cache directory (a warm-up helper: its parent's)."""
     with _lock:
         _state["dir"] = path
 
 
-def cpu_tag():
+def cpu_tag() -> str:
     """A short hash of the target (triple, CPU name, features): Numba's magic tuple."""
     if "cpu" not in _state:
         from numba.core.registry import cpu_target
@@ -239,7 +239,7 @@ class _KernelCacheImpl(caching.CompileResultCacheImpl):
                                                      getattr(sys, "abiflags", ""))
 
 
-def has_index(name):
+def has_index(name: str) -> bool:
     """Whether kernel ``name`` has an index file in :func:`cache_dir` (for this CPU)."""
     where = cache_dir()
     if where is None:

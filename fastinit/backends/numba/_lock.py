@@ -16,6 +16,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 
 HEARTBEAT = 0.5    # seconds between the holder's touches of the lock file
 STALLED = 10.0     # seconds without a touch: the holder is stopped or hung
@@ -28,7 +29,7 @@ _beating = [False]
 
 
 @contextlib.contextmanager
-def hold(path):
+def hold(path: str) -> Iterator[bool]:
     """An exclusive lock on the file ``path`` while the body runs, where the OS has
     ``flock``; yields whether it is held (False: given up, or no locks here)."""
     try:

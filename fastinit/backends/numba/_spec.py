@@ -19,23 +19,23 @@ PROPOSAL_NAMES = {stream.PROPOSAL_NORMAL: "normal", stream.PROPOSAL_UNIFORM: "un
                   stream.PROPOSAL_EXPONENTIAL: "exponential"}
 
 
-def fill_job(kind, wide, out_kind, proposal=0):
+def fill_job(kind: int, wide: bool, out_kind: int, proposal: int = 0) -> tuple:
     """The job of a fill kernel, normalised (the proposal counts for the truncated normal)."""
     return "fill", (kind, bool(wide), out_kind,
                     proposal if kind == stream.TRUNCATED_NORMAL else 0)
 
 
-def kernel_name(kind, wide, out_kind, proposal=0):
+def kernel_name(kind: int, wide: bool, out_kind: int, proposal: int = 0) -> str:
     name = f"fill_{KIND_NAMES[kind]}_{'f64' if wide else 'f32'}_{OUT_NAMES[out_kind]}"
     if kind == stream.TRUNCATED_NORMAL:
         name += f"_{PROPOSAL_NAMES[proposal]}"
     return name
 
 
-def job_name(job):
+def job_name(job: tuple) -> str:
     kind, arg = job
     return kernel_name(*arg) if kind == "fill" else f"copy_2d_u{8 * arg}"
 
 
-def copy_tiles(rows, cols):
+def copy_tiles(rows: int, cols: int) -> int:
     return ((rows + COPY_TILE - 1) // COPY_TILE) * ((cols + COPY_TILE - 1) // COPY_TILE)

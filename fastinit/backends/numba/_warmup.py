@@ -45,7 +45,7 @@ def _names(value, known, what):
     return list(dict.fromkeys(names))
 
 
-def plan(distributions=None, dtypes=None):
+def plan(distributions=None, dtypes=None) -> list:
     """The kernels that :func:`warmup` compiles: ``("fill", spec)`` and ``("copy", itemsize)``."""
     dists = _names(distributions, DISTRIBUTIONS, "distributions")
     dts = _names(dtypes, _dtypes.SUPPORTED, "dtypes")
@@ -62,7 +62,7 @@ def plan(distributions=None, dtypes=None):
     return jobs
 
 
-def compile_jobs(jobs, cache_dir=None):
+def compile_jobs(jobs: list, cache_dir: "str | None" = None) -> dict:
     """Compile (or load) ``jobs`` in this process; seconds per kernel name.
 
     ``cache_dir``: the cache directory to use (a helper uses its parent's).
@@ -78,7 +78,7 @@ def compile_jobs(jobs, cache_dir=None):
     return seconds
 
 
-def helper_count(processes, uncached):
+def helper_count(processes: int, uncached: int) -> int:
     """Helper processes for ``uncached`` kernels with at most ``processes`` in all."""
     return max(0, min(processes, _system.available_cores(),
                       uncached // KERNELS_PER_HELPER) - 1)
