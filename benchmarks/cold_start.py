@@ -101,7 +101,8 @@ CALLS = {
     "truncated_normal f64": "fr.truncated_normal((1000,), seed=1, dtype='float64')",
     "normal bf16": "fr.normal((1000,), seed=1, dtype='bfloat16')",
 }
-LARGE = "fr.normal((1_000_000,), seed=1)"  # over the small-call threshold: waits for its kernel
+MEDIUM = "fr.normal((1_000_000,), seed=1)"  # a 1024 x 1024 matrix: under "auto"'s threshold
+LARGE = "fr.normal((4_000_000,), seed=1)"   # over it: waits for its kernel
 
 
 def run(code, env, args=()):
@@ -124,6 +125,9 @@ def main():
     p.add_argument("--no-warmup", action="store_true")
     p.add_argument("--model", action="store_true",
                    help="also a 45M-parameter Llama: transformers' init against fast_init")
+    p.add_argument("--only", action="append", default=[], metavar="TEXT",
+                   help="measure only the rows whose label contains TEXT (and the reference "
+                        "rows); repeatable")
     p.add_argument("--json")
     args = p.parse_args()
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,9 +158,10 @@ def main():
         for name, _ in trees:
             rows.append((f"first {label} (import incl., empty cache)", name,
                          lambda n=name, c=call: empty(first_calls([c]), envs[n])))
-    for name, _ in trees:
-        rows.append(("first 1e6 normal f32 (import incl., empty cache)", name,
-                     lambda n=name: empty(first_calls([LARGE]), envs[n])))
+    for label, call in (("1e6", MEDIUM), ("4e6", LARGE)):
+        for name, _ in trees:
+            rows.append((f"first {label} normal f32 (import incl., empty cache)", name,
+                         lambda n=name, c=call: empty(first_calls([c]), envs[n])))
     for name, _ in trees:
         rows.append(("first normal f32 then truncated_normal f64 (empty cache)", name,
                      lambda n=name: empty(first_calls([CALLS["normal f32"],
@@ -178,6 +183,9 @@ def main():
                     rows.append((f"fastinit.warmup(all), {jobs} process(es), empty cache", name,
                                  lambda n=name, j=jobs: empty(WARMUP_ALL, envs[n], [str(j)])))
 
+    if args.only:
+        rows = [r for r in rows if r[1] == "-" and "numba" in r[0]
+                or any(text in r[0] for text in args.only)]
     results = {}
     # interleaved: one repeat of every row (all trees) before the next repeat
     for r in range(args.repeat):
@@ -195,27 +203,32 @@ def main():
         vals = results[label, tree]
         print(f"{label:62s} {tree:8s} {best[label, tree]:7.3f} {wall[label, tree]:8.3f}  "
               f"{' '.join(f'{v[0]:.3f}' for v in vals)}")
+    print("\ntargets (ratios of the best values; seconds where there is no denominator):")
     minimal = best["import numba + compile minimal Philox kernel (empty cache)", "-"]
-    numba_import = best["import numba", "-"]
-    print("\ntargets (ratios of the best values):")
+    llama_hf = best.get(("45M Llama: transformers' own init", "-"))
+    targets = [  # (what, row of this tree, denominator: seconds, a row of this tree, or None)
+        ("first value, empty cache (well under 1 s)",
+         "first normal f32 (import incl., empty cache)", None),
+        ("first normal f32 / minimal kernel (<= 2.5)",
+         "first normal f32 (import incl., empty cache)", minimal),
+        ("pair / minimal kernel (<= 4)",
+         "first normal f32 then truncated_normal f64 (empty cache)", minimal),
+        ("warm first call / import numba (<= 2)", "first normal f32 (import incl., warm cache)",
+         best["import numba", "-"]),
+        ("45M Llama, empty cache: fast_init / transformers (<= 1)",
+         "45M Llama: fast_init (empty cache)", llama_hf),
+        (f"warmup, {args.jobs} processes / 1 process (<= 1)",
+         f"fastinit.warmup(all), {args.jobs} process(es), empty cache",
+         "fastinit.warmup(all), 1 process(es), empty cache")]
     for name, _ in trees:
-        first = best["first normal f32 (import incl., empty cache)", name]
-        pair = best["first normal f32 then truncated_normal f64 (empty cache)", name]
-        warm = best["first normal f32 (import incl., warm cache)", name]
-        print(f"  {name:8s} first value, empty cache = {first:.3f} s (well under 1 s)"
-              f"   first normal f32 / minimal kernel = {first / minimal:5.2f} (<= 2.5)"
-              f"   pair / minimal kernel = {pair / minimal:5.2f} (<= 4)"
-              f"   warm first call / import numba = {warm / numba_import:5.2f} (<= 2)")
-        if args.model:
-            hf = best["45M Llama: transformers' own init", "-"]
-            fast = best["45M Llama: fast_init (empty cache)", name]
-            print(f"  {name:8s} 45M Llama, empty cache: fast_init / transformers = "
-                  f"{fast / hf:5.2f} (<= 1)")
-        if not args.no_warmup and has_warmup[name] and args.jobs != 1:
-            one = best["fastinit.warmup(all), 1 process(es), empty cache", name]
-            many = best[f"fastinit.warmup(all), {args.jobs} process(es), empty cache", name]
-            print(f"  {name:8s} warmup {args.jobs} processes / 1 process = {many / one:5.2f} "
-                  f"(<= 1)")
+        for what, row, den in targets:
+            if isinstance(den, str):
+                den = best.get((den, name)) if args.jobs != 1 else None
+                if den is None:
+                    continue
+            if (row, name) in best:
+                value = best[row, name] / den if den else best[row, name]
+                print(f"  {name:8s} {what}: {value:.2f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({f"{label} [{tree}]": v for (label, tree), v in results.items()}, f,
