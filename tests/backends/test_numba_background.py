@@ -132,7 +132,7 @@ def test_fork_waits_for_a_kernel_that_needs_logging():
 
         def worker():                      # as the worker: Numba (and logging) imported now
             import logging
-            with _background._busy:        # a kernel being made...
+            with _background._making:      # a kernel being made...
                 holding.set()
                 go.wait()
                 logging.getLogger("fastinit-test-fresh").isEnabledFor(10)  # takes its lock

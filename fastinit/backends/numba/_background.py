@@ -17,10 +17,11 @@ compiles in Python), so only small calls take NumPy's values meanwhile
 exit, the interpreter waits for the kernel being made (its cache files
 complete, no compiler running during shutdown), not for the queued ones.
 
-Fork: the forking thread first waits for the kernel being made, then takes
-Numba's compiler lock (for a compile in any other thread), so a child never
-inherits a half-made kernel, a half-imported Numba, or a compiler lock held
-by a thread it does not have. The child starts with no worker and no queue,
+Fork: the forking thread first waits for any kernel being made (by the
+worker or by a calling thread), then takes Numba's compiler lock (for a
+compile of other code in any other thread), so a child never inherits a
+half-made kernel, a half-imported Numba, or a compiler lock held by a thread
+it does not have. The child starts with no worker and no queue,
 and asks again for what it needs.
 """
 
@@ -39,7 +40,7 @@ _MISSING = object()
 _KERNELS = f"{__package__}._kernels"
 
 _lock = threading.Lock()        # guards the state below
-_busy = threading.Lock()        # held while the worker makes a kernel (a fork waits for it)
+_making = threading.RLock()     # held while any thread makes a kernel (a fork waits for it)
 _queue = collections.deque()    # jobs asked for, not started
 _asked = set()                  # jobs queued or being made: never asked for twice
 _failed = set()                 # jobs that failed in the background: made on demand only
@@ -61,8 +62,11 @@ def kernel(job: tuple, wait: bool) -> "Callable | None":
 
 def make(job: tuple) -> "Callable | None":
     """Make ``job``'s kernel in this thread (once per process; loads or compiles it)."""
-    from . import _kernels
-    return _kernels.fill_kernel(*job[1]) if job[0] == "fill" else _kernels.copy_kernel(job[1])
+    with _making:  # importing Numba included: a fork never inherits it half done
+        from . import _kernels
+        if job[0] == "fill":
+            return _kernels.fill_kernel(*job[1])
+        return _kernels.copy_kernel(job[1])
 
 
 def _made(job):
@@ -87,7 +91,7 @@ def ask(job: tuple) -> None:
 
 def _work():
     while True:
-        with _busy:  # taken before the job: exit and fork see it taken, or none started
+        with _making:  # taken before the job: exit and fork see it taken, or none started
             with _lock:
                 if not _queue or _closing[0]:
                     _worker[0] = None
@@ -111,7 +115,7 @@ def pending() -> set:
 def _at_exit():
     with _lock:
         _closing[0] = True
-    with _busy:  # the kernel being made, if any
+    with _making:  # the kernel being made, if any
         pass
 
 
@@ -129,7 +133,7 @@ def _compiler_lock():
 
 
 def _before_fork():
-    _busy.acquire()
+    _making.acquire()
     lock = _compiler_lock()
     if lock is not None:
         lock.acquire()
@@ -140,15 +144,15 @@ def _after_fork_in_parent():
     if _forking[0] is not None:
         _forking[0].release()
         _forking[0] = None
-    _busy.release()
+    _making.release()
 
 
 def _after_fork_in_child():
-    global _lock, _busy
+    global _lock, _making
     if _forking[0] is not None:
         _forking[0].release()  # held by this (the forking) thread
         _forking[0] = None
-    _lock, _busy = threading.Lock(), threading.Lock()
+    _lock, _making = threading.Lock(), threading.RLock()
     _queue.clear()
     _asked.clear()
     _worker[0] = None
