@@ -156,14 +156,32 @@ def check_representable(values: ArrayLike, dtype: DTypeLike, name: str, owner: s
     (infinities and NaN themselves are representable). ``owner`` starts the
     message ("Constant value"), ``name`` is the argument's name.
     """
-    array = np.asarray(values)
-    bad = _first_unrepresentable(array, np.dtype(dtype))
+    dtype = np.dtype(dtype)
+    if isinstance(values, numbers.Integral) and not _is_bool(values):
+        array = np.asarray(0)  # a Python int, maybe beyond every dtype: compared exactly
+        bad = None if _int_fits(int(values), dtype) else values
+    else:
+        array = np.asarray(values)
+        bad = _first_unrepresentable(array, dtype)
     if bad is not None:
         received = (f"{name}={shown(values)}" if array.ndim == 0 else
                     f"{name} with dtype {array.dtype} and shape {array.shape}")
-        raise ValueError(f"{owner} {bad!r} is not representable in {dtype.name}. "
+        raise ValueError(f"{owner} {shown(bad)} is not representable in {dtype.name}. "
                          f"Received: {received}, dtype={dtype.name}")
     return values
+
+
+def _int_fits(value: int, dtype: np.dtype) -> bool:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.min <= value <= info.max
+    if dtype.kind == "b":
+        return value in (0, 1)
+    try:
+        value = float(value)
+    except OverflowError:
+        return False
+    return _first_unrepresentable(np.asarray(value), dtype) is None
 
 
 def _first_unrepresentable(array: np.ndarray, dtype: np.dtype) -> "int | float | None":

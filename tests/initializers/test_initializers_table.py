@@ -4,6 +4,7 @@ round trip, registry names, the seed rule, out= and device=."""
 import json
 
 import re
+import reprlib
 
 import numpy as np
 import pytest
@@ -301,6 +302,10 @@ UNREPRESENTABLE = [  # (initializer, dtype, the value named in the error)
     (lambda: fi.FromArray([[2.0**63, 1.0], [0.0, 2.0]]), "int64", "9.223372036854776e+18"),
     (lambda: fi.FromArray([[-1, 1], [0, 2]]), "uint16", "-1"),
     (lambda: fi.FromArray([[3, 1], [0, 1]]), "bool", "3"),
+    (lambda: fi.Constant(-2**63 - 1), "int64", "-9223372036854775809"),  # exact, no overflow
+    (lambda: fi.Constant(10**400), "float64", reprlib.repr(10**400)),
+    (lambda: fi.Constant(10**400), "int8", reprlib.repr(10**400)),
+    (lambda: fi.Constant(2**64), "uint64", "18446744073709551616"),
 ]
 
 
