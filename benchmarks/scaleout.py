@@ -73,6 +73,8 @@ def materialize_speed(n, directory):
     spec = {"tensors": {"w": {"shape": [n], "initializer": {
         "class_name": "RandomNormal", "config": {"stddev": 0.02}}}}}
     out = os.path.join(directory, "ckpt")
+    import fastinit.random as fr
+    fr.normal(10, seed=0, backend="numba")  # the kernel loaded (a small "auto" call would not)
     materialize.materialize({"tensors": {"w": {"shape": [1000], "initializer": "random_normal"}}},
                             out, seed=0, progress=False)  # warm-up
     t = time.perf_counter()

@@ -42,8 +42,10 @@ def warmup(distributions: str | Sequence[str] | None = None,
         Output dtypes, some of float16, bfloat16, float32, float64; ``None`` or
         ``"all"``: all of them. The tiled copy for strided outputs is included.
     processes : int, default 1
-        Compile in this many processes at once (they fill the same disk cache;
-        this process then loads the kernels from it).
+        Compile in up to this many processes at once, this one included (they
+        fill the same disk cache; this process then loads the kernels from it).
+        Never more than the usable cores, nor than half the kernels not cached
+        yet (a helper process costs about one compilation to start).
     verbose : bool, default False
         Print each kernel's name and seconds.
 
@@ -51,6 +53,12 @@ def warmup(distributions: str | Sequence[str] | None = None,
     -------
     dict
         Seconds per kernel name, as this process compiled or loaded it.
+
+    Raises
+    ------
+    RuntimeError
+        Under ``NUMBA_DISABLE_JIT=1`` (nothing can be compiled; fastinit then
+        computes with NumPy).
     """
     from .backends import numba_available
     if not numba_available():

@@ -12,9 +12,10 @@ import operator
 import reprlib
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = ["shown", "check_integer", "check_uint64", "check_real", "check_choice", "check_shape",
-           "check_output_array", "MAX_ELEMENTS"]
+           "check_output_array", "check_representable", "MAX_ELEMENTS"]
 
 MAX_ELEMENTS = 1 << 62  # flat indices (offset included) stay below this
 
@@ -49,10 +50,20 @@ def check_uint64(value, name, error=TypeError):
 
 def check_real(value, name, *, error=ValueError, finite=True, minimum=None, strict=False):
     """``value`` as a float: a real number (not a bool), not NaN, finite unless
-    ``finite=False``, and ``>= minimum`` (``> minimum`` when ``strict``)."""
+    ``finite=False``, and ``>= minimum`` (``> minimum`` when ``strict``).
+
+    A number beyond the float range (``10**400``) is infinite: refused when
+    ``finite``, else +-inf.
+    """
     if _is_bool(value) or not isinstance(value, numbers.Real):
         raise error(f"{name} must be a real number. Received: {name}={shown(value)}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        if finite:
+            raise ValueError(f"{name} must be finite (it is beyond the float range). "
+                             f"Received: {name}={shown(value)}") from None
+        value = math.inf if value > 0 else -math.inf
     if math.isnan(value) or finite and math.isinf(value):
         raise ValueError(f"{name} must be {'finite' if finite else 'a number'}. "
                          f"Received: {name}={value}")
@@ -134,3 +145,67 @@ def has_overlap(shape, strides, itemsize):
             return True
         span = s * (n - 1) + span
     return False
+
+
+def check_representable(values: ArrayLike, dtype: DTypeLike, name: str, owner: str) -> ArrayLike:
+    """``values`` (a real scalar or an array of them) if every one is representable in
+    ``dtype``, else a ValueError naming the first that is not, before anything is written.
+
+    Representable: an integer within range for integer dtypes; 0 or 1 for bool;
+    for floating and complex dtypes any value that does not round to infinity
+    (infinities and NaN themselves are representable). ``owner`` starts the
+    message ("Constant value"), ``name`` is the argument's name.
+    """
+    dtype = np.dtype(dtype)
+    if isinstance(values, numbers.Integral) and not _is_bool(values):
+        array = np.asarray(0)  # a Python int, maybe beyond every dtype: compared exactly
+        bad = None if _int_fits(int(values), dtype) else values
+    else:
+        array = np.asarray(values)
+        bad = _first_unrepresentable(array, dtype)
+    if bad is not None:
+        received = (f"{name}={shown(values)}" if array.ndim == 0 else
+                    f"{name} with dtype {array.dtype} and shape {array.shape}")
+        raise ValueError(f"{owner} {shown(bad)} is not representable in {dtype.name}. "
+                         f"Received: {received}, dtype={dtype.name}")
+    return values
+
+
+def _int_fits(value: int, dtype: np.dtype) -> bool:
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        return info.min <= value <= info.max
+    if dtype.kind == "b":
+        return value in (0, 1)
+    try:
+        value = float(value)
+    except OverflowError:
+        return False
+    return _first_unrepresentable(np.asarray(value), dtype) is None
+
+
+def _first_unrepresentable(array: np.ndarray, dtype: np.dtype) -> "int | float | None":
+    """The first element of ``array`` that ``dtype`` cannot hold (a Python number), or None."""
+    flat = array.reshape(-1)
+    if flat.size == 0:
+        return None
+    if flat.dtype.kind not in "biu":
+        flat = flat.astype(np.float64)  # bfloat16 and the other floats, exactly
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if flat.dtype.kind == "f":
+            whole = np.isfinite(flat) & (flat == np.floor(flat))
+            if not whole.all():
+                return flat[np.argmin(whole)].item()
+        # Python numbers compare exactly (a float64 2**63 is not <= int64's maximum)
+        low, high = flat.min().item(), flat.max().item()
+        if low < info.min:
+            return low
+        return high if high > info.max else None
+    if dtype.kind == "b":
+        fits = (flat == 0) | (flat == 1)
+        return None if fits.all() else flat[np.argmin(fits)].item()
+    with np.errstate(over="ignore", invalid="ignore"):
+        rounded = flat.astype(dtype)
+    overflow = np.isinf(rounded) & ~np.isinf(flat)
+    return flat[np.argmax(overflow)].item() if overflow.any() else None

@@ -81,6 +81,10 @@ class Target:
                                  f"{tuple(out_shape)}")
         self.backend = backend
         self.out = out
+        # Written through a base-class view: an ndarray subclass (np.matrix, a memmap) keeps
+        # its own indexing and reshaping rules away from the kernels; the caller gets out.
+        subclass = self.gpu is None and out is not None and type(out) is not np.ndarray
+        self._buffer = out.view(np.ndarray) if subclass else out
 
     # -- random values -------------------------------------------------------------
 
@@ -137,7 +141,7 @@ class Target:
         out = self._array(self.region.shape, self.dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             np.copyto(out, values, casting="unsafe")
-        return out
+        return self.result()
 
     def write_whole(self, values):
         """Like :meth:`write`, for ``values`` of the whole global shape: the region is cut out."""
@@ -154,7 +158,7 @@ class Target:
         dtype = np.dtype(dtype)
         whole = self.index is None and self.dtype == dtype
         if self.gpu is None:
-            if whole and (self.out is None or self.out.flags.c_contiguous):
+            if whole and (self._buffer is None or self._buffer.flags.c_contiguous):
                 return self._array(self.shape, dtype)
             return np.empty(self.shape, dtype)
         if whole and (self.gpu.array is None or self.gpu.array.flags.c_contiguous):
@@ -163,8 +167,8 @@ class Target:
             return self.gpu.cupy.empty(self.shape, dtype)
 
     def is_output(self, array):
-        """True when ``array`` is (the CuPy view of) the output itself."""
-        return array is (self.gpu.array if self.gpu is not None else self.out)
+        """True when ``array`` is (the CuPy or base-class view of) the output itself."""
+        return array is (self.gpu.array if self.gpu is not None else self._buffer)
 
     def result(self):
         """The output as the caller sees it (``out`` itself, or the new array)."""
@@ -175,8 +179,8 @@ class Target:
         if self.gpu is not None:
             return self.gpu.allocate(shape, np.dtype(dtype).name)
         if self.out is None:
-            self.out = np.empty(shape, dtype)
-        return self.out
+            self.out = self._buffer = np.empty(shape, dtype)
+        return self._buffer
 
     def _context(self):
         import contextlib

@@ -92,7 +92,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     p_warmup.add_argument("--dtypes", metavar="LIST",
                           help="comma-separated: float16, bfloat16, float32, float64")
     p_warmup.add_argument("--processes", "-j", type=int, default=1,
-                          help="compile in this many processes at once (default 1)")
+                          help="compile in up to this many processes at once (default 1; "
+                               "no more than the cores, nor half the kernels to compile)")
     p_warmup.add_argument("--quiet", "-q", action="store_true")
     from .materialize import _cli as materialize
     materialize.add_arguments(sub.add_parser(

@@ -21,6 +21,7 @@ across backends, platforms and releases. A change of the values bumps the
 stream version and is announced in the changelog.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -144,7 +145,9 @@ def normal(shape=None, mean=0.0, std=1.0, *, dtype=None, seed, stream=0, index=N
     """Normal values by Box-Muller: ``mean + std * z``.
 
     Parameters are those of :func:`uniform`, with ``mean`` (finite) and
-    ``std`` (finite, ``>= 0``) in place of the bounds.
+    ``std`` (finite, ``>= 0``) in place of the bounds. ``|mean| + 6.66 std``
+    (``9.35 std`` for float64: the largest ``|z|`` the stream draws) must lie
+    within the dtype's finite range, so that no value is infinite.
 
     Examples
     --------
@@ -214,7 +217,10 @@ def uniform_distribution(low, high, dtype):
 def normal_distribution(mean, std, dtype):
     """The :class:`~fastinit.backends.Distribution` of :func:`normal` for output ``dtype``."""
     mean, std = _check_real(mean, "mean"), _check_std(std)
-    return _distribution(_stream.NORMAL, np.dtype(dtype), mean, std, -math.inf, math.inf)
+    dt = np.dtype(dtype)
+    z_max = _reach(_dtypes.is_wide(dt))[0]
+    _check_finite_values(dt, mean - std * z_max, mean + std * z_max, mean, std)
+    return _distribution(_stream.NORMAL, dt, mean, std, -math.inf, math.inf)
 
 
 def truncated_normal_distribution(mean, std, a, b, dtype):
@@ -237,8 +243,48 @@ def truncated_normal_distribution(mean, std, a, b, dtype):
         raise ValueError(f"[a, b] lies more than {_MAX_STANDARDIZED:g} std from the mean. "
                          f"Received: mean={mean}, std={std}, a={a}, b={b}")
     proposal, alpha, beta, rate, m2, sign = _stream.truncated_normal_plan(alpha, beta)
+    if math.isinf(lo) or math.isinf(hi):  # an open side: the candidates' reach is the bound
+        z_lo, z_hi = _candidate_range(_dtypes.is_wide(dt), proposal, alpha, beta, rate)
+        if sign < 0:
+            z_lo, z_hi = -z_hi, -z_lo
+        _check_finite_values(dt, mean + std * z_lo if math.isinf(lo) else lo,
+                             mean + std * z_hi if math.isinf(hi) else hi, mean, std)
     return _distribution(_stream.TRUNCATED_NORMAL, dt, mean, std, lo, hi, proposal, alpha,
                          beta, rate, m2, sign)
+
+
+@functools.lru_cache(maxsize=None)
+def _reach(wide):
+    """``(largest |z| of the normal sampler, largest -ln u)`` of the stream in its working
+    precision: both come from the smallest uniform it draws (every word 0)."""
+    zero = np.uint32(0)
+    log_u = float(_stream.log_of_uniform_f64(zero, zero) if wide
+                  else _stream.log_of_uniform_f32(zero))
+    return math.sqrt(-2.0 * log_u), -log_u
+
+
+def _candidate_range(wide, proposal, alpha, beta, rate):
+    """The standardized values a truncated-normal candidate can take (before the clamp)."""
+    z_max, e_max = _reach(wide)
+    if proposal == _stream.PROPOSAL_NORMAL:
+        return -z_max, z_max
+    if proposal == _stream.PROPOSAL_UNIFORM:
+        return alpha, beta
+    return alpha, alpha + e_max / rate  # exponential: alpha + E / rate
+
+
+# Rounding of loc + scale * z in the working precision, with room to spare.
+_REACH_MARGIN = 1.0 + 2.0 ** -10
+
+
+def _check_finite_values(dt, low, high, mean, std):
+    """ValueError when values may reach ``low`` or ``high`` beyond ``dt``'s finite range
+    (they would be +-inf), as :func:`uniform` refuses such bounds."""
+    limit = _dtypes.finite_limit(dt)
+    if max(abs(low), abs(high)) * _REACH_MARGIN >= limit:
+        raise ValueError(f"values would reach [{low:g}, {high:g}] (mean +- std * the largest "
+                         f"|z| the stream draws), beyond {dt.name}'s finite range (|x| < "
+                         f"{limit:g}): some would be +-inf. Received: mean={mean}, std={std}")
 
 
 def _distribution(kind, dtype, loc, scale, lo, hi, *plan):

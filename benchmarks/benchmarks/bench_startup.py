@@ -1,14 +1,17 @@
 """Start-up cost: the first ``fastinit.random.normal`` call of a fresh process.
 
 Each benchmark starts a subprocess that imports ``fastinit.random`` and makes
-one small Numba-backed call, timed inside the subprocess from before the import
-to after the call (interpreter start-up excluded), with ``NUMBA_CACHE_DIR``
-pointing to a fresh temporary folder:
+one small call (``backend="auto"``: NumPy's values while a kernel that is not
+made yet compiles in the background), timed inside the subprocess from before
+the import to after the call (interpreter start-up excluded), with
+``NUMBA_CACHE_DIR`` pointing to a fresh temporary folder:
 
-- ``ColdCache``: the folder is empty, so Numba compiles the kernel (what a user
-  sees once per machine, Python and fastinit version);
-- ``WarmCache``: ``setup`` runs the subprocess once to fill the folder, and the
-  second run, with the same folder, is tracked (the cached kernel is loaded).
+- ``ColdCache``: the folder is empty (the first value a user sees once per
+  machine, Python and fastinit version);
+- ``ColdCacheKernel``: the same with ``backend="numba"``, which waits for the
+  kernel's compilation (what a large first call costs);
+- ``WarmCache``: ``setup`` fills the folder, and a run with the same folder is
+  tracked (the kernel is loaded from the cache, in the background).
 
 The results are seconds (``track_*`` with ``unit = "s"``). The cost of
 ``import fastinit`` alone is ``bench_random.Import``.
@@ -51,7 +54,8 @@ class _FreshCache:
 
 
 class ColdCache(_FreshCache):
-    """Import plus first call with an empty Numba cache (the kernel is compiled)."""
+    """Import plus first call with an empty Numba cache (NumPy's values; the kernel
+    compiles in the background)."""
 
     def track_first_call(self):
         return first_call_seconds(self.cache_dir)
@@ -59,12 +63,24 @@ class ColdCache(_FreshCache):
     track_first_call.unit = "s"
 
 
+class ColdCacheKernel(_FreshCache):
+    """Import plus first call with an empty cache, waiting for the kernel's compilation
+    (``backend="numba"``: what a large first call costs)."""
+
+    def track_first_kernel(self):
+        return first_call_seconds(self.cache_dir, "fr.normal(1000, seed=0, backend='numba')")
+
+    track_first_kernel.unit = "s"
+
+
 class WarmCache(_FreshCache):
-    """Import plus first call with a filled Numba cache (the kernel is loaded from disk)."""
+    """Import plus first call with a filled Numba cache (NumPy's values; the kernel
+    loads in the background)."""
 
     def setup(self):
         super().setup()
-        first_call_seconds(self.cache_dir)  # fills the cache
+        # fills the cache (backend="numba": a small "auto" call does not wait for its kernel)
+        first_call_seconds(self.cache_dir, "fr.normal(1000, seed=0, backend='numba')")
 
     def track_first_call(self):
         return first_call_seconds(self.cache_dir)

@@ -81,11 +81,14 @@ def check_name(name):
 
 
 def get(name="auto"):
-    """The backend module called ``name`` ("auto": numba if installed, else numpy)."""
+    """The backend module called ``name`` ("auto": numba if installed, else numpy; its
+    small calls do not wait for a kernel's first compilation, see ``numba._auto``)."""
     if name in _EXTRA:
         return _EXTRA[name]
     if name == "auto":
-        name = "numba" if numba_available() else "numpy"
+        if numba_available():
+            return importlib.import_module(f"{__name__}.numba._auto")
+        name = "numpy"
     check_name(name)
     if name == "numba" and not numba_available():
         raise ValueError("backend='numba' needs the numba package (pip install numba). "

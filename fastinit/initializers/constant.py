@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .._checks import check_real, shown
+from .._checks import check_real, check_representable, shown
 from .base import Initializer
 
 if TYPE_CHECKING:
@@ -66,12 +65,10 @@ class Constant(Initializer):
             self.value = check_real(value, "value", finite=False)
 
     def generate(self, request: Request) -> Array:
+        # the value itself, not its broadcast: the same numbers, no tensor-sized check
+        check_representable(self.value, request.dtype, "value", "Constant value")
         if isinstance(self.value, np.ndarray):
-            values = self._broadcast(request.shape)
-            for v in _extremes(values):
-                _check_representable(v, request.dtype)
-            return request.write_whole(values)
-        _check_representable(self.value, request.dtype)
+            return request.write_whole(self._broadcast(request.shape))
         return request.write(self.value)
 
     def validate(self, request: Request) -> None:
@@ -105,37 +102,6 @@ def _real_array(value: npt.ArrayLike, name: str) -> npt.NDArray[Any]:
         raise ValueError(f"{name} must hold real numbers. "
                          f"Received: {name} with dtype {array.dtype}")
     return array
-
-
-def _extremes(values: npt.NDArray[Any]) -> list[Any]:
-    """The values whose representability decides that of all: a non-integral one (if
-    any: integer dtypes refuse it), the smallest and the largest."""
-    if values.size == 0:
-        return []
-    flat = values.reshape(-1) if values.flags.c_contiguous else np.ravel(values)
-    picks = [flat.min().item(), flat.max().item()]
-    if flat.dtype.kind == "f":
-        fractional = np.flatnonzero(np.mod(flat, 1) != 0)
-        if fractional.size:
-            picks.insert(0, flat[fractional[0]].item())
-    return picks
-
-
-def _check_representable(value: Any, dtype: np.dtype[Any]) -> None:
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        ok = float(value).is_integer() and info.min <= value <= info.max
-    elif dtype.kind == "b":
-        ok = value in (0, 1)
-    elif math.isinf(value):
-        ok = True
-    else:
-        real = np.dtype(dtype.char.lower()) if dtype.kind == "c" else dtype
-        with np.errstate(over="ignore"):
-            ok = bool(np.isfinite(np.asarray(value, dtype=np.float64).astype(real)))
-    if not ok:
-        raise ValueError(f"Constant value {value!r} is not representable in {dtype.name}. "
-                         f"Received: value={value!r}, dtype={dtype.name}")
 
 
 class Zeros(Constant):
@@ -175,7 +141,8 @@ class FromArray(Initializer):
     """The values of a given array, for a call with exactly its shape.
 
     What :func:`fastinit.initializers.get` makes of an array identifier
-    (as Keras does); the shape is checked at each call.
+    (as Keras does); the shape is checked at each call, and every value must
+    be representable in the call's dtype (as for :class:`Constant`).
 
     Parameters
     ----------
@@ -206,6 +173,8 @@ class FromArray(Initializer):
 
     def generate(self, request: Request) -> Array:
         self.validate(request)
+        # the whole array, whatever the region: every shard of a call succeeds or none does
+        check_representable(self.value, request.dtype, "value", "FromArray value")
         return request.write_whole(self.value)
 
     def get_config(self) -> Config:

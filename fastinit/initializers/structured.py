@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import _orthogonal
 from .. import random as fr
-from .._checks import check_choice, check_integer, check_real
+from .._checks import check_choice, check_integer, check_real, check_representable
 from .base import Initializer, SeededInitializer
 
 if TYPE_CHECKING:
@@ -39,7 +39,8 @@ __all__ = ["Identity", "Orthogonal", "DeltaOrthogonal", "Dirac", "Sparse", "STFT
 class Identity(Initializer):
     """``gain`` times the identity matrix (Keras' ``Identity``, torch's ``eye_``); 2-D only.
 
-    Non-square shapes get ones on the main diagonal.
+    Non-square shapes get ones on the main diagonal. ``gain`` must be
+    representable in the dtype of a call (as :class:`Constant`'s value).
 
     Parameters
     ----------
@@ -67,6 +68,7 @@ class Identity(Initializer):
         if len(shape) != 2:
             raise ValueError("Identity matrix initializer can only be used for 2D matrices. "
                              f"Received: shape={shape} of rank {len(shape)}.")
+        check_representable(self.gain, request.dtype, "gain", "Identity gain")
         rows, cols = np.arange(shape[0]), np.arange(shape[1])
         if request.index is not None:
             rows, cols = rows[request.index[0]], cols[request.index[1]]

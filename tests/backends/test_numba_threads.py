@@ -28,7 +28,7 @@ from helpers import DTYPES, ROOT, assert_bits_equal, checkout_env, draw, run_in_
 
 numba = pytest.importorskip("numba")
 
-from fastinit.backends.numba import _jit, _math, _pool  # noqa: E402
+from fastinit.backends.numba import _cache, _jit, _math, _pool  # noqa: E402
 
 CASES = [
     ("uniform", dict(low=-2.0, high=3.0)),
@@ -222,7 +222,7 @@ def test_philox_words_equals_stream_philox_block():
 PROBE = """
     import hashlib, json, numpy as np
     import fastinit.random as fr
-    from fastinit.backends.numba import _jit, _kernels
+    from fastinit.backends.numba import _cache, _kernels
     values = [fr.normal(10_007, seed=1, backend="numba"),
               fr.truncated_normal(10_007, seed=2, dtype="float64", backend="numba"),
               fr.uniform(10_007, seed=3, dtype="bfloat16", backend="numba")]
@@ -230,7 +230,7 @@ PROBE = """
                _kernels.fill_kernel(0, False, 2)]
     print(json.dumps({
         "digest": hashlib.sha256(b"".join(v.tobytes() for v in values)).hexdigest(),
-        "cache_dir": _jit.cache_dir(),
+        "cache_dir": _cache.cache_dir(),
         "hits": [sum(k.stats.cache_hits.values()) for k in kernels],
         "misses": [sum(k.stats.cache_misses.values()) for k in kernels]}))
 """
@@ -254,7 +254,7 @@ def test_cache_dir_from_numba_cache_dir_then_warm(tmp_path):
     warm = _probe(env)
     assert cold["digest"] == warm["digest"] == _expected_digest()
     assert Path(cold["cache_dir"]).parent == tmp_path / "fastinit"
-    assert Path(cold["cache_dir"]).name == "stamp-" + _jit.source_stamp()[:24]
+    assert Path(cold["cache_dir"]).name == "stamp-" + _cache.source_stamp()[:24]
     assert cold["hits"] == [0, 0, 0] and warm["hits"] == [1, 1, 1]
     # one index file per kernel, holding one entry
     assert len(list(Path(cold["cache_dir"]).glob("*.nbi"))) == 3
@@ -266,8 +266,8 @@ def test_cache_falls_back_to_the_user_cache_dir(tmp_path):
     written; simulated, as root ignores permissions): the user cache directory."""
     readonly = "/proc/fastinit-read-only/__pycache__"  # no directory can be made there
     prelude = f"""
-        from fastinit.backends.numba import _jit
-        _jit.IN_TREE_ROOT = {readonly!r}
+        from fastinit.backends.numba import _cache
+        _cache.IN_TREE_ROOT = {readonly!r}
     """
     env = {"NUMBA_CACHE_DIR": None, "XDG_CACHE_HOME": str(tmp_path / "xdg"),
            "HOME": str(tmp_path / "home")}
@@ -315,13 +315,13 @@ def test_fork_while_holding_the_compile_lock(tmp_path):
     the parent releases it, the child takes it at once."""
     out = run_python("""
         import os, time
-        from fastinit.backends.numba import _jit
-        path = os.path.join(_jit.cache_dir(), "probe.lock")
-        with _jit._compile_lock(path):
+        from fastinit.backends.numba import _cache, _lock
+        path = os.path.join(_cache.cache_dir(), "probe.lock")
+        with _lock.hold(path):
             pid = os.fork()
             if pid == 0:
                 t0 = time.monotonic()
-                with _jit._compile_lock(path):
+                with _lock.hold(path):
                     pass
                 os._exit(0 if time.monotonic() - t0 < 10 else 3)
             time.sleep(0.5)
@@ -362,10 +362,10 @@ def test_stale_guard_changed_stream_never_runs_old_code(tmp_path):
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(pkg)}
     code = """
         import fastinit.random as fr
-        from fastinit.backends.numba import _jit
+        from fastinit.backends.numba import _cache
         a = fr.uniform(1000, seed=7, backend="numba")
         b = fr.uniform(1000, seed=7, backend="numpy")
-        print((a == b).all(), float(a.max()), _jit.cache_dir())
+        print((a == b).all(), float(a.max()), _cache.cache_dir())
     """
 
     def run():
@@ -389,20 +389,20 @@ def test_stale_guard_changed_stream_never_runs_old_code(tmp_path):
 
 def test_source_stamp_covers_stream_and_kernels():
     files = {p.name for p in Path(_jit.__file__).parent.glob("*.py")}
-    assert {"_kernels.py", "_math.py", "_jit.py"} <= files
-    assert len(_jit.source_stamp()) == 64
+    assert {"_kernels.py", "_math.py", "_jit.py", "_cache.py", "_spec.py"} <= files
+    assert len(_cache.source_stamp()) == 64
 
 
 # -- warm-up -------------------------------------------------------------------------------
 
 
 def test_warmup_plan_and_validation():
-    from fastinit.backends.numba import _warmup
-    names = {_warmup._name(j) for j in _warmup.plan()}
+    from fastinit.backends.numba import _spec, _warmup
+    names = {_spec.job_name(j) for j in _warmup.plan()}
     assert len(names) == 23  # 3 + 3 + 5 + 5 + ... every kernel, and 3 copies
     assert {"fill_normal_f32_native", "fill_truncnorm_f64_native_exponential",
             "fill_uniform_f32_bf16", "copy_2d_u16"} <= names
-    assert {_warmup._name(j) for j in _warmup.plan("normal", "float32")} == {
+    assert {_spec.job_name(j) for j in _warmup.plan("normal", "float32")} == {
         "fill_normal_f32_native", "copy_2d_u32"}
     with pytest.raises(ValueError, match="Received: distributions="):
         fastinit.warmup("poisson")

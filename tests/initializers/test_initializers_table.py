@@ -3,6 +3,9 @@ round trip, registry names, the seed rule, out= and device=."""
 
 import json
 
+import re
+import reprlib
+
 import numpy as np
 import pytest
 
@@ -281,6 +284,53 @@ def test_constant_initializers_take_any_numeric_dtype():
     assert fi.Ones()((2,), "int64").dtype == np.int64
     np.testing.assert_array_equal(fi.Identity()((2, 2), "int32"), np.eye(2, dtype=np.int32))
     assert fi.Zeros()((2,), "bool").dtype == np.bool_
+
+
+UNREPRESENTABLE = [  # (initializer, dtype, the value named in the error)
+    (lambda: fi.Constant(-1), "uint8", "-1"),
+    (lambda: fi.Identity(0.5), "int8", "0.5"),            # once: zeros
+    (lambda: fi.Identity(-1), "uint8", "-1.0"),           # once: 255 on the diagonal
+    (lambda: fi.Identity(300), "int8", "300.0"),
+    (lambda: fi.Identity(2), "bool", "2.0"),
+    (lambda: fi.Identity(1e5), "float16", "100000.0"),    # once: inf
+    (lambda: fi.FromArray([[1e6, 1.0], [0.0, 2.0]]), "float16", "1000000.0"),  # once: inf
+    (lambda: fi.FromArray([[1e39, 1.0], [0.0, 2.0]]), "bfloat16", "1e+39"),
+    (lambda: fi.FromArray([[1.5, 1.0], [0.0, 2.0]]), "int32", "1.5"),
+    (lambda: fi.FromArray([[1.0, np.nan], [0.0, 2.0]]), "int32", "nan"),
+    (lambda: fi.FromArray(np.array([[2**63, 1], [0, 2]], np.uint64)), "int64",
+     "9223372036854775808"),
+    (lambda: fi.FromArray([[2.0**63, 1.0], [0.0, 2.0]]), "int64", "9.223372036854776e+18"),
+    (lambda: fi.FromArray([[-1, 1], [0, 2]]), "uint16", "-1"),
+    (lambda: fi.FromArray([[3, 1], [0, 1]]), "bool", "3"),
+    (lambda: fi.Constant(-2**63 - 1), "int64", "-9223372036854775809"),  # exact, no overflow
+    (lambda: fi.Constant(10**400), "float64", reprlib.repr(10**400)),
+    (lambda: fi.Constant(10**400), "int8", reprlib.repr(10**400)),
+    (lambda: fi.Constant(2**64), "uint64", "18446744073709551616"),
+]
+
+
+@pytest.mark.parametrize("make, dtype, value", UNREPRESENTABLE)
+def test_values_the_dtype_cannot_hold_are_refused(make, dtype, value):
+    """Identity's gain and FromArray's values follow Constant's rule: a ValueError naming
+    the value, before anything is written (out keeps its contents)."""
+    out = np.full((2, 2), 1, dtype=resolve(dtype) if dtype == "bfloat16" else np.dtype(dtype))
+    before = out.copy()
+    with pytest.raises(ValueError, match=rf" {re.escape(value)} is not representable "
+                                         rf"in {dtype}\. Received: "):
+        make()((2, 2), dtype, out=out)
+    np.testing.assert_array_equal(out, before)
+
+
+def test_values_the_dtype_can_hold_are_written():
+    np.testing.assert_array_equal(fi.Identity(-1)((2, 2), "int8"), -np.eye(2, dtype=np.int8))
+    assert fi.Identity(1)((2, 2), "bool").dtype == np.bool_
+    np.testing.assert_array_equal(fi.FromArray([[np.inf, -1], [0, 2]])((2, 2), "float16"),
+                                  np.array([[np.inf, -1], [0, 2]], np.float16))
+    np.testing.assert_array_equal(fi.FromArray(np.array([[2**63 - 1, 0], [0, 1]]))(
+        (2, 2), "int64"), np.array([[2**63 - 1, 0], [0, 1]]))
+    region = fi.FromArray([[1.0, 2.0], [1e6, 3.0]])  # the whole array counts, every shard alike
+    with pytest.raises(ValueError, match="1000000.0"):
+        region((2, 2), "float16", index=(0,))
 
 
 # -- custom initializers ---------------------------------------------------------------------

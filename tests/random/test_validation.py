@@ -59,6 +59,23 @@ CASES = [
     ("std_nan", "normal", dict(std=math.nan), ValueError, "std=nan"),
     ("std_inf", "truncated_normal", dict(std=math.inf), ValueError, "std=inf"),
     ("std_str", "normal", dict(std="1"), TypeError, "std='1'"),
+    ("std_beyond_float", "normal", dict(std=10**400), ValueError, "std=1000000"),
+    ("mean_beyond_float", "truncated_normal", dict(mean=-10**400), ValueError, "mean=-1000000"),
+    ("low_beyond_float", "uniform", dict(low=-10**400), ValueError, "low=-1000000"),
+    # values that would pass the dtype's range (inf), as uniform refuses such bounds
+    ("normal_past_f16_range", "normal", dict(std=3e4, dtype="float16",
+                                             out=_sentinel(dtype="float16")),
+     ValueError, "std=30000.0"),
+    ("normal_mean_near_f16_max", "normal", dict(mean=65000.0, std=100.0, dtype="float16",
+                                                out=_sentinel(dtype="float16")),
+     ValueError, "mean=65000.0, std=100.0"),
+    ("normal_past_f32_range", "normal", dict(std=1e38), ValueError, "std=1e+38"),
+    ("trunc_open_past_f16_range", "truncated_normal",
+     dict(std=3e4, a=-math.inf, b=math.inf, dtype="float16", out=_sentinel(dtype="float16")),
+     ValueError, "std=30000.0"),
+    ("trunc_open_above_past_bf16_range", "truncated_normal",
+     dict(std=1e38, a=0.0, b=math.inf, dtype="bfloat16", out=_sentinel(dtype="bfloat16")),
+     ValueError, "std=1e+38"),
     ("mean_nan", "normal", dict(mean=math.nan), ValueError, "mean=nan"),
     ("mean_inf", "normal", dict(mean=math.inf), ValueError, "mean=inf"),
     ("mean_neg_inf", "truncated_normal", dict(mean=-math.inf), ValueError, "mean=-inf"),
@@ -217,6 +234,12 @@ VALID = [
     ("std_zero", "normal", dict(shape=3, mean=2.0, std=0.0, seed=0)),
     ("trunc_std_zero", "truncated_normal", dict(shape=3, mean=0.25, std=0.0, seed=0)),
     ("infinite_bounds", "truncated_normal", dict(shape=3, a=-math.inf, b=math.inf, seed=0)),
+    ("bounds_beyond_float", "truncated_normal", dict(shape=3, a=-10**400, b=10**400, seed=0)),
+    ("normal_just_inside_f16_range", "normal", dict(shape=3, std=9e3, dtype="float16", seed=0)),
+    ("trunc_closed_past_f16_reach", "truncated_normal",
+     dict(shape=3, std=3e4, a=-1e4, b=1e4, dtype="float16", seed=0)),
+    ("trunc_exponential_tail_inside_f16", "truncated_normal",
+     dict(shape=3, std=1e3, a=6e4, b=math.inf, dtype="float16", seed=0)),
     ("dtype_object", "uniform", dict(shape=3, dtype=np.dtype("float16"), seed=0)),
     ("negative_index", "uniform", dict(shape=(3, 4), index=(-1, slice(-3, None)), seed=0)),
 ]
@@ -227,6 +250,48 @@ def test_valid_unusual_input(fn, kwargs, backend):
     x = getattr(fr, fn)(backend=backend, **kwargs)
     assert isinstance(x, np.ndarray)
     assert np.isfinite(x.astype(np.float64)).all()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_normal_range_rule_is_tight_and_safe(dtype):
+    """The largest std that normal() accepts cannot give an infinity (its largest value, the
+    stream's largest |z| times std, rounds to a finite number in the working precision and
+    then the dtype), and 1% more would overflow: the rule refuses what it must, no more."""
+    dt = resolve(dtype)
+    wide = dt == np.float64
+    z_max = fr._reach(wide)[0]
+    work = np.float64 if wide else np.float32
+
+    def accepted(std):
+        try:
+            fr.normal_distribution(0.0, std, dt)
+            return True
+        except ValueError:
+            return False
+
+    lo, hi = 0.0, float(np.finfo(work).max)
+    for _ in range(200):  # bisect the largest accepted std
+        mid = lo + (hi - lo) / 2
+        lo, hi = (mid, hi) if accepted(mid) else (lo, mid)
+    with np.errstate(over="ignore"):
+        top = np.asarray(work(lo) * work(z_max)).astype(dt)
+        over = np.asarray(work(lo * 1.01) * work(z_max)).astype(dt)
+    assert np.isfinite(top.astype(np.float64)) and np.isinf(over.astype(np.float64))
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix
+@pytest.mark.parametrize("make", [
+    lambda: np.matrix(np.zeros((4, 6), np.float32)),
+    lambda: np.matrix(np.zeros((6, 4), np.float32)).T,      # a strided matrix
+    lambda: np.ma.masked_array(np.zeros((4, 6), np.float32)),
+], ids=["matrix", "matrix_transposed", "masked"])
+def test_out_may_be_an_ndarray_subclass(make, backend):
+    """np.matrix (and other subclasses) as out: filled in place and returned, the same bits as
+    a plain array (the Numba kernels once failed with an internal typing error)."""
+    out = make()
+    got = fr.truncated_normal(mean=0.5, seed=3, out=out, backend=backend)
+    assert got is out
+    np.testing.assert_array_equal(np.asarray(got), fr.truncated_normal((4, 6), 0.5, seed=3))
 
 
 def test_constant_cases():

@@ -19,14 +19,9 @@ from numba import types
 from ... import stream
 from . import _math
 from ._jit import jitable, kernel
+from ._spec import (COPY_TILE, OUT_BFLOAT16, OUT_FLOAT16, OUT_NAMES, OUT_NATIVE, TASK,
+                    fill_job, kernel_name)
 
-TASK = 8192
-OUT_NATIVE, OUT_FLOAT16, OUT_BFLOAT16 = 0, 1, 2
-OUT_NAMES = {OUT_NATIVE: "native", OUT_FLOAT16: "f16", OUT_BFLOAT16: "bf16"}
-KIND_NAMES = {stream.UNIFORM: "uniform", stream.NORMAL: "normal",
-              stream.TRUNCATED_NORMAL: "truncnorm"}
-PROPOSAL_NAMES = {stream.PROPOSAL_NORMAL: "normal", stream.PROPOSAL_UNIFORM: "uniform",
-                  stream.PROPOSAL_EXPONENTIAL: "exponential"}
 
 _U32_1 = np.uint32(1)
 _NAN32 = np.float32(np.nan)
@@ -368,13 +363,6 @@ def _signature(wide, out_kind):
                       c1(types.int64), c1(f), c1(types.uint8))
 
 
-def kernel_name(kind, wide, out_kind, proposal=0):
-    name = f"fill_{KIND_NAMES[kind]}_{'f64' if wide else 'f32'}_{OUT_NAMES[out_kind]}"
-    if kind == stream.TRUNCATED_NORMAL:
-        name += f"_{PROPOSAL_NAMES[proposal]}"
-    return name
-
-
 _kernels = {}
 _lock = threading.Lock()
 
@@ -389,10 +377,9 @@ if hasattr(os, "register_at_fork"):
 
 
 def fill_kernel(kind, wide, out_kind, proposal=0):
-    """The compiled kernel of one specialisation (made, or loaded from the cache, once)."""
-    if kind != stream.TRUNCATED_NORMAL:
-        proposal = 0
-    spec = (kind, bool(wide), out_kind, proposal)
+    """The compiled kernel of one specialisation (made, or loaded from the cache, once);
+    None under ``NUMBA_DISABLE_JIT``."""
+    spec = fill_job(kind, wide, out_kind, proposal)[1]
     try:
         return _kernels[spec]
     except KeyError:
@@ -402,9 +389,6 @@ def fill_kernel(kind, wide, out_kind, proposal=0):
             _kernels[spec] = kernel(_make_fill(*spec), kernel_name(*spec),
                                     _signature(*spec[1:3]))
         return _kernels[spec]
-
-
-COPY_TILE = 64
 
 
 def _make_copy():
@@ -429,15 +413,12 @@ def _make_copy():
     return copy_2d
 
 
-def copy_tiles(rows, cols):
-    return ((rows + COPY_TILE - 1) // COPY_TILE) * ((cols + COPY_TILE - 1) // COPY_TILE)
-
-
 _copy_kernels = {}
 
 
 def copy_kernel(itemsize):
-    """The tiled 2-D copy for elements of ``itemsize`` bytes (copied as unsigned integers)."""
+    """The tiled 2-D copy for elements of ``itemsize`` bytes (copied as unsigned integers);
+    None under ``NUMBA_DISABLE_JIT``."""
     try:
         return _copy_kernels[itemsize]
     except KeyError:

@@ -2,22 +2,32 @@
 
 Each ``(distribution, precision, output kind)`` (and truncated-normal
 proposal) is its own kernel, compiled on first use and cached on disk (see
-:mod:`._jit` for where); warming up compiles the named ones now, for a
+:mod:`._cache` for where); warming up compiles the named ones now, for a
 container image or a CI cache, so that no later process pays for it. A
 kernel already in the cache is only loaded.
+
+With ``processes=N``, helper processes compile kernels beside this one, but
+never more processes (this one included) than ``N``, the usable cores, or
+half the kernels not cached yet: a helper's start-up (an interpreter, NumPy,
+Numba) costs about one compilation, so a helper with fewer than two kernels
+to compile would slow the warm-up down. The helpers take kernels from the
+front of the list, this process from the back; what a helper compiled, this
+process then loads. The command exits non-zero when nothing could be cached
+(no writable cache directory, or ``NUMBA_DISABLE_JIT``).
 """
 
 import sys
 import time
 
-from ... import _checks, _dtypes, stream
-from . import _kernels
+from ... import _checks, _dtypes, _system, stream
+from . import _background, _spec
 
 DISTRIBUTIONS = {"uniform": stream.UNIFORM, "normal": stream.NORMAL,
                  "truncated_normal": stream.TRUNCATED_NORMAL}
-_OUT_KIND = {"float16": _kernels.OUT_FLOAT16, "bfloat16": _kernels.OUT_BFLOAT16,
-             "float32": _kernels.OUT_NATIVE, "float64": _kernels.OUT_NATIVE}
+_OUT_KIND = {"float16": _spec.OUT_FLOAT16, "bfloat16": _spec.OUT_BFLOAT16,
+             "float32": _spec.OUT_NATIVE, "float64": _spec.OUT_NATIVE}
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+KERNELS_PER_HELPER = 2  # a helper process is worth its start-up from this many kernels
 
 
 def _names(value, known, what):
@@ -35,7 +45,7 @@ def _names(value, known, what):
     return list(dict.fromkeys(names))
 
 
-def plan(distributions=None, dtypes=None):
+def plan(distributions=None, dtypes=None) -> list:
     """The kernels that :func:`warmup` compiles: ``("fill", spec)`` and ``("copy", itemsize)``."""
     dists = _names(distributions, DISTRIBUTIONS, "distributions")
     dts = _names(dtypes, _dtypes.SUPPORTED, "dtypes")
@@ -44,30 +54,34 @@ def plan(distributions=None, dtypes=None):
         wide = dt == "float64"
         for name in dists:
             kind = DISTRIBUTIONS[name]
-            proposals = (_kernels.PROPOSAL_NAMES if kind == stream.TRUNCATED_NORMAL else (0,))
+            proposals = (_spec.PROPOSAL_NAMES if kind == stream.TRUNCATED_NORMAL else (0,))
             for proposal in proposals:
-                jobs.append(("fill", (kind, wide, _OUT_KIND[dt], proposal)))
+                jobs.append(_spec.fill_job(kind, wide, _OUT_KIND[dt], proposal))
     for size in sorted({_ITEMSIZE[dt] for dt in dts}):
         jobs.append(("copy", size))
     return jobs
 
 
-def _name(job):
-    kind, arg = job
-    return _kernels.kernel_name(*arg) if kind == "fill" else f"copy_2d_u{8 * arg}"
+def compile_jobs(jobs: list, cache_dir: "str | None" = None) -> dict:
+    """Compile (or load) ``jobs`` in this process; seconds per kernel name.
 
-
-def compile_jobs(jobs):
-    """Compile (or load) ``jobs`` in this process; seconds per kernel name."""
+    ``cache_dir``: the cache directory to use (a helper uses its parent's).
+    """
+    from . import _cache
+    if cache_dir is not None:
+        _cache.use_cache_dir(cache_dir)
     seconds = {}
     for job in jobs:
         t0 = time.perf_counter()
-        if job[0] == "fill":
-            _kernels.fill_kernel(*job[1])
-        else:
-            _kernels.copy_kernel(job[1])
-        seconds[_name(job)] = time.perf_counter() - t0
+        _background.make(job)
+        seconds[_spec.job_name(job)] = time.perf_counter() - t0
     return seconds
+
+
+def helper_count(processes: int, uncached: int) -> int:
+    """Helper processes for ``uncached`` kernels with at most ``processes`` in all."""
+    return max(0, min(processes, _system.available_cores(),
+                      uncached // KERNELS_PER_HELPER) - 1)
 
 
 def warmup(distributions=None, dtypes=None, *, processes=1, verbose=False):
@@ -75,30 +89,62 @@ def warmup(distributions=None, dtypes=None, *, processes=1, verbose=False):
     processes = _checks.check_integer(processes, "processes")
     if processes < 1:
         raise ValueError(f"processes must be >= 1. Received: processes={processes}")
-    from . import _jit
     jobs = plan(distributions, dtypes)
-    if processes > 1 and len(jobs) > 1 and _jit.cache_dir() is not None:
-        import concurrent.futures
-        import multiprocessing
-        parts = [jobs[i::processes] for i in range(processes)]
-        ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited state
-        with concurrent.futures.ProcessPoolExecutor(len(parts), mp_context=ctx) as pool:
-            for seconds in pool.map(compile_jobs, parts):
-                if verbose:
-                    for name, s in seconds.items():
-                        print(f"{name:45s} {s:7.3f} s (pid pool)", flush=True)
-    seconds = {}
-    for job in jobs:
-        seconds.update(compile_jobs([job]))
-        if verbose:
-            name = _name(job)
-            print(f"{name:45s} {seconds[name]:7.3f} s", flush=True)
+    from numba.core import config
+
+    from . import _cache
+    if config.DISABLE_JIT:
+        raise RuntimeError("NUMBA_DISABLE_JIT is set: Numba compiles nothing, and fastinit "
+                           "computes with NumPy. Unset it to compile the kernels.")
+    where = _cache.cache_dir()
+    uncached = [] if where is None else [
+        job for job in jobs if not _cache.has_index(_spec.job_name(job))]
+    helpers = helper_count(processes, len(uncached))
+    report = _reporter(verbose)
+    seconds = _with_helpers(uncached, helpers, where, report) if helpers else {}
+    for job in jobs:  # everything else, in order: the helpers' kernels are loaded here
+        name = _spec.job_name(job)
+        if name not in seconds:
+            seconds.update(compile_jobs([job]))
+            report(name, seconds[name], "")
     return seconds
 
 
+def _with_helpers(jobs, helpers, where, report):
+    """Compile ``jobs`` here (from the back) and in ``helpers`` processes (from the front);
+    seconds per kernel this process compiled."""
+    import concurrent.futures
+    import multiprocessing
+    ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited state
+    seconds = {}
+    with concurrent.futures.ProcessPoolExecutor(helpers, mp_context=ctx) as pool:
+        futures = [pool.submit(compile_jobs, [job], where) for job in jobs]
+        for job, future in zip(reversed(jobs), reversed(futures)):
+            if not future.cancel():  # a helper has it: the rest are theirs too
+                break
+            seconds.update(compile_jobs([job]))
+            name = _spec.job_name(job)
+            report(name, seconds[name], "")
+        for future in futures:
+            if not future.cancelled():
+                for name, s in future.result().items():
+                    report(name, s, " (in a helper process)")
+    return seconds
+
+
+def _reporter(verbose):
+    def report(name, s, where):
+        if verbose:
+            print(f"{name:45s} {s:7.3f} s{where}", flush=True)
+    return report
+
+
 def main(args):
-    """``fastinit warmup``: the command line of :func:`fastinit.warmup`."""
-    from . import _jit
+    """``fastinit warmup``: the command line of :func:`fastinit.warmup`.
+
+    Exit status: 0 when the kernels are in the disk cache, 1 when nothing could be
+    cached (no writable cache directory, or ``NUMBA_DISABLE_JIT``), 2 for bad arguments.
+    """
     t0 = time.perf_counter()
     dists = None if args.all or not args.distributions else args.distributions.split(",")
     dts = None if args.all or not args.dtypes else args.dtypes.split(",")
@@ -107,7 +153,14 @@ def main(args):
     except (TypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    where = _jit.cache_dir()
-    print(f"{len(seconds)} kernels ready in {time.perf_counter() - t0:.1f} s "
-          f"(cache: {where or 'none writable, not cached'})")
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    from . import _cache
+    where = _cache.cache_dir()
+    if where is None:
+        print(f"error: {len(seconds)} kernels compiled, none cached: no cache directory is "
+              "writable (set NUMBA_CACHE_DIR to one)", file=sys.stderr)
+        return 1
+    print(f"{len(seconds)} kernels ready in {time.perf_counter() - t0:.1f} s (cache: {where})")
     return 0
