@@ -178,10 +178,10 @@ def _int_fits(value: int, dtype: np.dtype) -> bool:
     if dtype.kind == "b":
         return value in (0, 1)
     try:
-        value = float(value)
+        as_float = float(value)
     except OverflowError:
         return False
-    return _first_unrepresentable(np.asarray(value), dtype) is None
+    return _first_unrepresentable(np.asarray(as_float), dtype) is None
 
 
 def _first_unrepresentable(array: np.ndarray, dtype: np.dtype) -> "int | float | None":

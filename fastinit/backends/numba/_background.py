@@ -44,7 +44,7 @@ _making = threading.RLock()     # held while any thread makes a kernel (a fork w
 _queue = collections.deque()    # jobs asked for, not started
 _asked = set()                  # jobs queued or being made: never asked for twice
 _failed = set()                 # jobs that failed in the background: made on demand only
-_worker = [None]
+_worker: "list[threading.Thread | None]" = [None]
 _closing = [False]
 
 

@@ -103,7 +103,7 @@ def cache_dir() -> "str | None":
             try:
                 stamp = source_stamp()
             except OSError:  # sources not readable as files (a zip, frozen)
-                roots, stamp = [], None
+                roots, stamp = [], ""
             else:
                 roots = cache_roots()
             for root in roots:
