@@ -6,13 +6,21 @@ written once here; callers choose the exception class of a wrong *type*
 TypeError).
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import operator
 import reprlib
+from typing import TYPE_CHECKING, Any, SupportsIndex, cast
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy.typing as npt
+    from numpy.typing import ArrayLike, DTypeLike
 
 __all__ = ["shown", "check_integer", "check_uint64", "check_real", "check_choice", "check_shape",
            "check_output_array", "check_representable", "MAX_ELEMENTS"]
@@ -20,27 +28,27 @@ __all__ = ["shown", "check_integer", "check_uint64", "check_real", "check_choice
 MAX_ELEMENTS = 1 << 62  # flat indices (offset included) stay below this
 
 
-def shown(value):
+def shown(value: object) -> str:
     """``repr(value)`` for an error message, bounded in depth and length (a hostile
     or huge value must not make the message itself fail or flood)."""
     return reprlib.repr(value)
 
 
-def _is_bool(value):
+def _is_bool(value: object) -> bool:
     return isinstance(value, (bool, np.bool_))
 
 
-def check_integer(value, name, error=TypeError):
+def check_integer(value: object, name: str, error: type[Exception] = TypeError) -> int:
     """``value`` as a Python int (``operator.index``); bools are refused."""
     if not _is_bool(value):
         try:
-            return operator.index(value)
+            return operator.index(cast(SupportsIndex, value))  # any value: a TypeError if not
         except TypeError:
             pass
     raise error(f"{name} must be an integer. Received: {name}={shown(value)}")
 
 
-def check_uint64(value, name, error=TypeError):
+def check_uint64(value: object, name: str, error: type[Exception] = TypeError) -> int:
     """``value`` as an int in ``[0, 2**64)`` (seeds, streams); ValueError out of range."""
     value = check_integer(value, name, error)
     if not 0 <= value < 1 << 64:
@@ -48,7 +56,8 @@ def check_uint64(value, name, error=TypeError):
     return value
 
 
-def check_real(value, name, *, error=ValueError, finite=True, minimum=None, strict=False):
+def check_real(value: object, name: str, *, error: type[Exception] = ValueError,
+               finite: bool = True, minimum: float | None = None, strict: bool = False) -> float:
     """``value`` as a float: a real number (not a bool), not NaN, finite unless
     ``finite=False``, and ``>= minimum`` (``> minimum`` when ``strict``).
 
@@ -63,7 +72,7 @@ def check_real(value, name, *, error=ValueError, finite=True, minimum=None, stri
         if finite:
             raise ValueError(f"{name} must be finite (it is beyond the float range). "
                              f"Received: {name}={shown(value)}") from None
-        value = math.inf if value > 0 else -math.inf
+        value = -math.inf if value < 0 else math.inf
     if math.isnan(value) or finite and math.isinf(value):
         raise ValueError(f"{name} must be {'finite' if finite else 'a number'}. "
                          f"Received: {name}={value}")
@@ -73,7 +82,7 @@ def check_real(value, name, *, error=ValueError, finite=True, minimum=None, stri
     return value
 
 
-def check_choice(value, name, choices):
+def check_choice(value: object, name: str, choices: Sequence[str]) -> str:
     """``value`` if it is one of ``choices`` (strings), else ValueError."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}. "
@@ -81,13 +90,13 @@ def check_choice(value, name, choices):
     return value
 
 
-def check_shape(shape, name="shape"):
+def check_shape(shape: object, name: str = "shape") -> tuple[int, ...]:
     """A shape as a tuple of Python ints (an int is a 1-D shape)."""
     if _is_bool(shape) or isinstance(shape, (str, bytes)):
         raise TypeError(f"{name} must be a tuple of integers. Received: {name}={shape!r}")
     if not isinstance(shape, (tuple, list)):
         try:
-            shape = (operator.index(shape),)
+            shape = (operator.index(cast(SupportsIndex, shape)),)
         except TypeError:
             raise TypeError(f"{name} must be a tuple of integers. "
                             f"Received: {name}={shape!r}") from None
@@ -109,7 +118,7 @@ def check_shape(shape, name="shape"):
     return tuple(dims)
 
 
-def check_output_array(out, name="out"):
+def check_output_array(out: object, name: str = "out") -> npt.NDArray[Any]:
     """A NumPy ``out`` that fastinit may write: writable, native byte order, and with
     no two elements at the same address (an overlapping view would alias values)."""
     if not isinstance(out, np.ndarray):
@@ -129,7 +138,7 @@ def check_output_array(out, name="out"):
     return out
 
 
-def has_overlap(shape, strides, itemsize):
+def has_overlap(shape: Sequence[int], strides: Sequence[int], itemsize: int) -> bool:
     """Whether a strided layout maps two different indices to overlapping bytes.
 
     Sorted by stride, each axis must step past everything the faster axes span:
@@ -171,7 +180,7 @@ def check_representable(values: ArrayLike, dtype: DTypeLike, name: str, owner: s
     return values
 
 
-def _int_fits(value: int, dtype: np.dtype) -> bool:
+def _int_fits(value: int, dtype: np.dtype[Any]) -> bool:
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         return info.min <= value <= info.max
@@ -184,7 +193,7 @@ def _int_fits(value: int, dtype: np.dtype) -> bool:
     return _first_unrepresentable(np.asarray(as_float), dtype) is None
 
 
-def _first_unrepresentable(array: np.ndarray, dtype: np.dtype) -> "int | float | None":
+def _first_unrepresentable(array: npt.NDArray[Any], dtype: np.dtype[Any]) -> int | float | None:
     """The first element of ``array`` that ``dtype`` cannot hold (a Python number), or None."""
     flat = array.reshape(-1)
     if flat.size == 0:

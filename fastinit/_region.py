@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 import numpy as np
 
@@ -81,7 +81,8 @@ class Region:
             yield last * length - position, self.run_starts(last, last + 1), stop % length
 
 
-def region(global_shape: Sequence[int], index: Index | None = None, offset: int = 0) -> Region:
+def region(global_shape: Sequence[int], index: Index | None = None,
+           offset: SupportsIndex = 0) -> Region:
     """The :class:`Region` of ``global_shape`` selected by ``index`` (slices and ints).
 
     ``offset`` shifts the whole tensor along the stream: its element ``i`` is

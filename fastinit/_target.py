@@ -11,13 +11,34 @@ in C-order boxes (whole rows or pieces of one row, :func:`_region.boxes`),
 the same rule on both devices.
 """
 
+from __future__ import annotations
+
 import math
+import operator
+from typing import TYPE_CHECKING, Any, SupportsIndex
 
 import numpy as np
 
 from . import _dtypes, _region, backends, stream as _stream
 from ._checks import check_output_array, check_shape, check_uint64, has_overlap
 from .backends.cuda import _output as _gpu
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    import numpy.typing as npt
+
+    from ._typing import (
+        Array, Backend, DeviceLike, DTypeKind, GpuArray, Index, Output, Shape, ShapeLike,
+    )
+    from .backends import Distribution
+
+    #: A device's ``fill(dist, key, out, run_starts, run_length)`` (``fastinit.backends``).
+    Fill = Callable[[Distribution, tuple[int, int], Any, npt.NDArray[np.int64], int], None]
+    #: A scratch buffer of at most ``n`` elements, and ``dst[...] = src``, on that device.
+    Scratch = Callable[[int], Any]
+    Copy = Callable[[Any, Any], None]
 
 __all__ = ["Target"]
 
@@ -45,33 +66,46 @@ class Target:
         ``gpu`` is a :class:`~fastinit.backends.cuda._output.GpuOutput` or None.
     """
 
-    def __init__(self, shape=None, dtype=None, *, kind="float", out=None, index=None,
-                 offset=0, backend="auto", device=None):
+    def __init__(self, shape: ShapeLike | None = None, dtype: npt.DTypeLike | None = None, *,
+                 kind: DTypeKind = "float", out: Output | None = None,
+                 index: Index | None = None, offset: SupportsIndex = 0,
+                 backend: Backend = "auto", device: DeviceLike = None) -> None:
         backends.check_name(backend)
         self.gpu = _gpu.route(out, device, backend)
-        if out is not None and self.gpu is None:
-            check_output_array(out)
-        elif out is not None and has_overlap(self.gpu.array.shape, self.gpu.array.strides,
-                                             self.gpu.array.itemsize):
-            raise ValueError("out may have overlapping elements (a broadcast or stride-0 "
-                             "view). Received: out with shape "
-                             f"{tuple(self.gpu.array.shape)} and strides "
-                             f"{tuple(self.gpu.array.strides)}")
-        out_shape = None if out is None else self.gpu.shape if self.gpu else out.shape
-        out_dtype = None if out is None else self.gpu.dtype if self.gpu else out.dtype
+        # The output's NumPy array (a base-class view: an ndarray subclass, np.matrix or a
+        # memmap, keeps its own indexing and reshaping rules away from the kernels; the
+        # caller gets out), or None: a new array, or a GPU output (self.gpu).
+        self._buffer: npt.NDArray[Any] | None = None
+        out_shape: tuple[int, ...] | None = None
+        out_dtype: np.dtype[Any] | None = None
+        if self.gpu is not None:
+            gpu_array = self.gpu.array
+            if out is not None and has_overlap(gpu_array.shape, gpu_array.strides,
+                                               gpu_array.itemsize):
+                raise ValueError("out may have overlapping elements (a broadcast or stride-0 "
+                                 "view). Received: out with shape "
+                                 f"{tuple(gpu_array.shape)} and strides "
+                                 f"{tuple(gpu_array.strides)}")
+            if out is not None:
+                out_shape, out_dtype = self.gpu.shape, self.gpu.dtype
+        elif out is not None:
+            array = check_output_array(out)
+            out_shape, out_dtype = array.shape, array.dtype
+            self._buffer = array if type(array) is np.ndarray else array.view(np.ndarray)
         if shape is None:
-            if out is None or index is not None:
+            if out_shape is None or index is not None:
                 raise TypeError("shape is required unless out is given without index. "
                                 "Received: shape=None")
             shape = out_shape
-        self.shape = check_shape(shape)
+        self.shape: Shape = check_shape(shape)
         self.region = _region.region(self.shape, index, offset)
-        self.index = None if index is None else _full_index(index, len(self.shape))
-        self.offset = offset
+        self.index: tuple[Any, ...] | None = (None if index is None else
+                                              _full_index(index, len(self.shape)))
+        self.offset = operator.index(offset)  # checked by the region
         if dtype is None:
-            dtype = out_dtype if out is not None else np.float32
-        self.dtype = _dtypes.resolve(dtype, kind)
-        if out is not None:
+            dtype = out_dtype if out_dtype is not None else np.float32
+        self.dtype: np.dtype[Any] = _dtypes.resolve(dtype, kind)
+        if out_shape is not None:
             if out_dtype != self.dtype:
                 raise TypeError(f"out has dtype {out_dtype}, expected {self.dtype}. "
                                 f"Received: out with dtype {out_dtype}, dtype={dtype!r}")
@@ -79,21 +113,18 @@ class Target:
                 raise ValueError(f"out has shape {tuple(out_shape)}, expected "
                                  f"{self.region.shape}. Received: out with shape "
                                  f"{tuple(out_shape)}")
-        self.backend = backend
-        self.out = out
-        # Written through a base-class view: an ndarray subclass (np.matrix, a memmap) keeps
-        # its own indexing and reshaping rules away from the kernels; the caller gets out.
-        subclass = self.gpu is None and out is not None and type(out) is not np.ndarray
-        self._buffer = out.view(np.ndarray) if subclass else out
+        self.backend: Backend = backend
+        self.out: Output | None = out
 
     # -- random values -------------------------------------------------------------
 
-    def draw(self, dist, seed, stream):
+    def draw(self, dist: Distribution, seed: SupportsIndex,
+             stream: SupportsIndex) -> Array | GpuArray:
         """Fill the output with ``dist`` drawn from ``(seed, stream)`` and return it."""
         key = _stream.derive_key(check_uint64(seed, "seed"), check_uint64(stream, "stream"))
         return self.fill(dist, key)
 
-    def fill(self, dist, key):
+    def fill(self, dist: Distribution, key: tuple[int, int]) -> Array | GpuArray:
         """Fill the output with ``dist`` under the Philox ``key`` and return it."""
         array = self._array(self.region.shape, self.dtype)
         if array.size:
@@ -105,36 +136,38 @@ class Target:
                     _fill_strided(fill, scratch, copy, dist, key, self.region, array)
         return self.result()
 
-    def _backend(self):
+    def _backend(self) -> tuple[Fill, Scratch, Copy]:
         """``(fill, scratch(n), copy(dst, src))`` of the device that holds the output."""
         name = self.dtype.name
-        if self.gpu is not None:
+        gpu = self.gpu
+        if gpu is not None:
             from .backends import cuda
 
-            def fill(dist, key, out, starts, length):
+            def gpu_fill(dist: Distribution, key: tuple[int, int], out: GpuArray,
+                         starts: npt.NDArray[np.int64], length: int) -> None:
                 cuda.fill(dist, key, out, starts, length, dtype=name)
 
-            def scratch(n):
-                return self.gpu.scratch(min(n, GPU_SCRATCH_ELEMENTS), name)
+            def gpu_scratch(n: int) -> GpuArray:
+                return gpu.scratch(min(n, GPU_SCRATCH_ELEMENTS), name)
 
-            def copy(dst, src):
-                dst[...] = src
-
-            return fill, scratch, copy
+            return gpu_fill, gpu_scratch, _assign
         backend = backends.get(self.backend)
         copy_2d = getattr(backend, "copy_2d", None)
 
-        def copy(dst, src):
+        def copy(dst: npt.NDArray[Any], src: npt.NDArray[Any]) -> None:
             if copy_2d is not None and dst.ndim == 2:
                 copy_2d(dst, src)
             else:
                 dst[...] = src
 
-        return backend.fill, lambda n: np.empty(min(n, CPU_SCRATCH_ELEMENTS), self.dtype), copy
+        def scratch(n: int) -> npt.NDArray[Any]:
+            return np.empty(min(n, CPU_SCRATCH_ELEMENTS), self.dtype)
+
+        return backend.fill, scratch, copy
 
     # -- given values ------------------------------------------------------------------
 
-    def write(self, values):
+    def write(self, values: npt.ArrayLike | GpuArray) -> Array | GpuArray:
         """Write ``values`` (broadcastable to the region's shape) to the output and return it."""
         if self.gpu is not None:
             return self.gpu.write(values, self.region.shape, self.dtype)
@@ -143,15 +176,14 @@ class Target:
             np.copyto(out, values, casting="unsafe")
         return self.result()
 
-    def write_whole(self, values):
+    def write_whole(self, values: npt.ArrayLike | GpuArray) -> Array | GpuArray:
         """Like :meth:`write`, for ``values`` of the whole global shape: the region is cut out."""
         if self.index is not None:
-            if not _gpu.is_gpu_array(values):
-                values = np.asarray(values)
-            values = values[self.index]
+            whole: Any = values if _gpu.is_gpu_array(values) else np.asarray(values)
+            values = whole[self.index]
         return self.write(values)
 
-    def work_array(self, dtype):
+    def work_array(self, dtype: npt.DTypeLike) -> Array | GpuArray:
         """A C-ordered ``dtype`` array of the whole tensor to compute in, where the output
         lives (NumPy or CuPy). When it can be the output (the whole tensor, in the
         output's dtype), it is: ``out`` itself if C-contiguous, else the new output."""
@@ -166,40 +198,46 @@ class Target:
         with self.gpu.context():
             return self.gpu.cupy.empty(self.shape, dtype)
 
-    def is_output(self, array):
+    def is_output(self, array: object) -> bool:
         """True when ``array`` is (the CuPy or base-class view of) the output itself."""
         return array is (self.gpu.array if self.gpu is not None else self._buffer)
 
-    def result(self):
+    def result(self) -> Array | GpuArray:
         """The output as the caller sees it (``out`` itself, or the new array)."""
         return self.gpu.out if self.gpu is not None else self.out
 
-    def _array(self, shape, dtype):
+    def _array(self, shape: Shape, dtype: npt.DTypeLike) -> Array | GpuArray:
         """The array to write: ``out``'s (CuPy view), or a new one of ``shape``."""
         if self.gpu is not None:
             return self.gpu.allocate(shape, np.dtype(dtype).name)
-        if self.out is None:
+        if self._buffer is None:
             self.out = self._buffer = np.empty(shape, dtype)
         return self._buffer
 
-    def _context(self):
+    def _context(self) -> AbstractContextManager[Any]:
         import contextlib
         return self.gpu.context() if self.gpu is not None else contextlib.nullcontext()
 
 
-def _full_index(index, ndim):
+def _assign(dst: Any, src: Any) -> None:
+    dst[...] = src
+
+
+def _full_index(index: Index, ndim: int) -> tuple[Any, ...]:
     if not isinstance(index, tuple):
         index = (index,)
     return index + (slice(None),) * (ndim - len(index))
 
 
-def _fill_range(fill, dist, key, region, position, flat):
+def _fill_range(fill: Fill, dist: Distribution, key: tuple[int, int], region: _region.Region,
+                position: int, flat: Any) -> None:
     """Fill ``flat`` (contiguous) with the region's positions ``[position, position + flat.size)``."""
     for start, starts, length in region.pieces(position, flat.size):
         fill(dist, key, flat[start:start + starts.size * length], starts, length)
 
 
-def _fill_strided(fill, scratch, copy, dist, key, region, array):
+def _fill_strided(fill: Fill, scratch: Scratch, copy: Copy, dist: Distribution,
+                  key: tuple[int, int], region: _region.Region, array: Any) -> None:
     """Fill a strided ``array`` box by box through one bounded scratch buffer."""
     buffer = scratch(array.size)
     position = 0

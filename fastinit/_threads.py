@@ -14,16 +14,19 @@ The count, in order of precedence:
 Results never depend on it: element ``i`` is a function of ``(seed, stream, i)``.
 """
 
+from __future__ import annotations
+
 import os
 import sys
+from typing import SupportsIndex
 
 from ._checks import check_integer
 from ._system import available_cores
 
-_setting = None
+_setting: int | None = None
 
 
-def set_num_threads(n):
+def set_num_threads(n: SupportsIndex | None) -> None:
     """Use ``n`` threads (the calling thread included) in fastinit's CPU kernels.
 
     ``None`` goes back to the default (see :func:`get_num_threads`). Results do
@@ -38,19 +41,21 @@ def set_num_threads(n):
     >>> fastinit.set_num_threads(None)
     """
     global _setting
-    if n is not None:
-        n = check_integer(n, "n")
-        if n < 1:
-            raise ValueError(f"n must be >= 1. Received: n={n}")
-    _setting = n
+    if n is None:
+        _setting = None
+        return
+    count = check_integer(n, "n")
+    if count < 1:
+        raise ValueError(f"n must be >= 1. Received: n={count}")
+    _setting = count
 
 
-def configured():
+def configured() -> int | None:
     """What :func:`set_num_threads` last set (None: the default), to restore it later."""
     return _setting
 
 
-def get_num_threads():
+def get_num_threads() -> int:
     """The number of threads fastinit's CPU kernels use now (see the module docstring)."""
     if _setting is not None:
         return _setting
@@ -58,7 +63,7 @@ def get_num_threads():
     return n if n is not None else default_num_threads()
 
 
-def _numba_setting():
+def _numba_setting() -> int | None:
     """``numba.get_num_threads()`` if Numba's threading layer is running, else None.
 
     ``numba.get_num_threads`` would start the layer (OpenMP, TBB or workqueue,
@@ -73,7 +78,7 @@ def _numba_setting():
         return None
 
 
-def default_num_threads():
+def default_num_threads() -> int:
     """``NUMBA_NUM_THREADS`` when set to a positive integer, else the usable CPUs."""
     env = os.environ.get("NUMBA_NUM_THREADS", "").strip()
     if env:

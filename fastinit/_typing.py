@@ -6,7 +6,8 @@ fastinit`` still loads NumPy only. Frameworks appear here for checkers only.
 
 - Arrays: :data:`Array` is what a call returns (a NumPy array; on a GPU a CuPy
   array, which ships no types and is typed as NumPy's); :data:`Output` what
-  ``out=`` takes (a NumPy array or a CUDA buffer such as a torch CUDA tensor).
+  ``out=`` takes (a NumPy array or a CUDA buffer such as a torch CUDA tensor),
+  :data:`OutputT` an ``out=`` returned as given.
 - Shapes: :data:`ShapeLike` is what a call takes (an int or a sequence of
   ints), :data:`Shape` what fastinit hands back (a tuple of ints).
 - Seeds: :data:`Seed` for the seed rule (an int in ``[0, 2**64)`` or None);
@@ -39,7 +40,7 @@ __all__ = ["Array", "GpuArray", "FloatArray", "Output", "CudaArrayLike", "ShapeL
            "Index", "Seed", "InitializerSeed", "SeedGeneratorLike", "BackendName", "Backend",
            "DeviceLike", "Allocator", "Mode", "DistributionName", "OrthogonalMethod",
            "DTypeKind", "Config", "InitializerLike", "StrPath", "TensorT", "ModuleT", "Layout",
-           "FanMode", "Nonlinearity", "RuleValue", "Rules", "Regions"]
+           "FanMode", "Nonlinearity", "RuleValue", "Rules", "Regions", "OutputT"]
 
 #: A call's result: a NumPy array, or a CuPy array for GPU outputs (typed as NumPy's).
 Array: TypeAlias = npt.NDArray[Any]
@@ -58,6 +59,8 @@ class CudaArrayLike(Protocol):
 
 #: What ``out=`` takes: a writable NumPy array, or a CUDA buffer filled on its GPU.
 Output: TypeAlias = Union[npt.NDArray[Any], CudaArrayLike]
+#: An ``out=`` given to a ``fastinit.random`` function, returned as it is (the same object).
+OutputT = TypeVar("OutputT", bound=Output)
 
 #: A shape as given: an int or a sequence of ints (NumPy integers included).
 ShapeLike: TypeAlias = Union[SupportsIndex, Sequence[SupportsIndex]]

@@ -21,8 +21,11 @@ across backends, platforms and releases. A change of the values bumps the
 stream version and is announced in the changelog.
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 import numpy as np
 
@@ -31,13 +34,18 @@ from ._checks import check_real
 from ._target import Target
 from .backends import Distribution
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from ._typing import Array, Backend, DeviceLike, Index, Output, OutputT, ShapeLike
+
 __all__ = ["philox4x32_10", "uniform", "normal", "truncated_normal",
            "uniform_distribution", "normal_distribution", "truncated_normal_distribution"]
 
 _MAX_STANDARDIZED = 1e15  # bounds further out than this many std are treated as infinite
 
 
-def philox4x32_10(counter, key):
+def philox4x32_10(counter: npt.ArrayLike, key: npt.ArrayLike) -> npt.NDArray[np.uint32]:
     """Philox4x32-10 (Random123) on arrays of counters and keys.
 
     Parameters
@@ -75,7 +83,7 @@ def philox4x32_10(counter, key):
     return np.stack([np.asarray(w, dtype=np.uint32) for w in words], axis=-1)
 
 
-def _as_words(value, width, name):
+def _as_words(value: npt.ArrayLike, width: int, name: str) -> npt.NDArray[np.uint32]:
     array = np.asarray(value)
     if array.dtype.kind not in "ui":
         raise TypeError(f"{name} must hold unsigned 32-bit integers. "
@@ -88,8 +96,27 @@ def _as_words(value, width, name):
     return array.astype(np.uint32)
 
 
-def uniform(shape=None, low=0.0, high=1.0, *, dtype=None, seed, stream=0, index=None,
-            offset=0, out=None, backend="auto", device=None):
+@overload
+def uniform(shape: ShapeLike | None = None, low: float = 0.0, high: float = 1.0, *,
+            dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+            stream: SupportsIndex = 0, index: Index | None = None,
+            offset: SupportsIndex = 0, out: None = None,
+            backend: Backend = "auto", device: DeviceLike = None) -> Array: ...
+
+
+@overload
+def uniform(shape: ShapeLike | None = None, low: float = 0.0, high: float = 1.0, *,
+            dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+            stream: SupportsIndex = 0, index: Index | None = None,
+            offset: SupportsIndex = 0, out: OutputT,
+            backend: Backend = "auto", device: DeviceLike = None) -> OutputT: ...
+
+
+def uniform(shape: ShapeLike | None = None, low: float = 0.0, high: float = 1.0, *,
+            dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+            stream: SupportsIndex = 0, index: Index | None = None,
+            offset: SupportsIndex = 0, out: Output | None = None,
+            backend: Backend = "auto", device: DeviceLike = None) -> Array | Output:
     """Uniform values on ``[low, high)``.
 
     Parameters
@@ -125,6 +152,8 @@ def uniform(shape=None, low=0.0, high=1.0, *, dtype=None, seed, stream=0, index=
     Returns
     -------
     numpy.ndarray
+        A new array, or ``out`` itself when given (typed as given: a type checker sees
+        ``out``'s type); a CuPy array for ``device="cuda"``.
 
     Examples
     --------
@@ -140,8 +169,27 @@ def uniform(shape=None, low=0.0, high=1.0, *, dtype=None, seed, stream=0, index=
     return target.draw(uniform_distribution(low, high, target.dtype), seed, stream)
 
 
-def normal(shape=None, mean=0.0, std=1.0, *, dtype=None, seed, stream=0, index=None,
-           offset=0, out=None, backend="auto", device=None):
+@overload
+def normal(shape: ShapeLike | None = None, mean: float = 0.0, std: float = 1.0, *,
+           dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+           stream: SupportsIndex = 0, index: Index | None = None,
+           offset: SupportsIndex = 0, out: None = None,
+           backend: Backend = "auto", device: DeviceLike = None) -> Array: ...
+
+
+@overload
+def normal(shape: ShapeLike | None = None, mean: float = 0.0, std: float = 1.0, *,
+           dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+           stream: SupportsIndex = 0, index: Index | None = None,
+           offset: SupportsIndex = 0, out: OutputT,
+           backend: Backend = "auto", device: DeviceLike = None) -> OutputT: ...
+
+
+def normal(shape: ShapeLike | None = None, mean: float = 0.0, std: float = 1.0, *,
+           dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+           stream: SupportsIndex = 0, index: Index | None = None,
+           offset: SupportsIndex = 0, out: Output | None = None,
+           backend: Backend = "auto", device: DeviceLike = None) -> Array | Output:
     """Normal values by Box-Muller: ``mean + std * z``.
 
     Parameters are those of :func:`uniform`, with ``mean`` (finite) and
@@ -162,8 +210,30 @@ def normal(shape=None, mean=0.0, std=1.0, *, dtype=None, seed, stream=0, index=N
     return target.draw(normal_distribution(mean, std, target.dtype), seed, stream)
 
 
-def truncated_normal(shape=None, mean=0.0, std=1.0, a=-2.0, b=2.0, *, dtype=None, seed,
-                     stream=0, index=None, offset=0, out=None, backend="auto", device=None):
+@overload
+def truncated_normal(shape: ShapeLike | None = None, mean: float = 0.0, std: float = 1.0,
+                     a: float = -2.0, b: float = 2.0, *,
+                     dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+                     stream: SupportsIndex = 0, index: Index | None = None,
+                     offset: SupportsIndex = 0, out: None = None,
+                     backend: Backend = "auto", device: DeviceLike = None) -> Array: ...
+
+
+@overload
+def truncated_normal(shape: ShapeLike | None = None, mean: float = 0.0, std: float = 1.0,
+                     a: float = -2.0, b: float = 2.0, *,
+                     dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+                     stream: SupportsIndex = 0, index: Index | None = None,
+                     offset: SupportsIndex = 0, out: OutputT,
+                     backend: Backend = "auto", device: DeviceLike = None) -> OutputT: ...
+
+
+def truncated_normal(shape: ShapeLike | None = None, mean: float = 0.0, std: float = 1.0,
+                     a: float = -2.0, b: float = 2.0, *,
+                     dtype: npt.DTypeLike | None = None, seed: SupportsIndex,
+                     stream: SupportsIndex = 0, index: Index | None = None,
+                     offset: SupportsIndex = 0, out: Output | None = None,
+                     backend: Backend = "auto", device: DeviceLike = None) -> Array | Output:
     """Normal values conditioned on ``[a, b]`` (absolute bounds, as ``torch.nn.init.trunc_normal_``).
 
     Exact for any bounds: each element is resampled until it falls inside,
@@ -188,7 +258,7 @@ def truncated_normal(shape=None, mean=0.0, std=1.0, a=-2.0, b=2.0, *, dtype=None
 # -- distributions: parameters checked, in the stream's terms (fastinit.stream) ---------
 
 
-def uniform_distribution(low, high, dtype):
+def uniform_distribution(low: float, high: float, dtype: npt.DTypeLike) -> Distribution:
     """The :class:`~fastinit.backends.Distribution` of :func:`uniform` for output ``dtype``."""
     low, high = _check_bounds(low, high)
     dt = np.dtype(dtype)
@@ -214,7 +284,7 @@ def uniform_distribution(low, high, dtype):
     return _distribution(_stream.UNIFORM, dt, low, high - low, lo, hi)
 
 
-def normal_distribution(mean, std, dtype):
+def normal_distribution(mean: float, std: float, dtype: npt.DTypeLike) -> Distribution:
     """The :class:`~fastinit.backends.Distribution` of :func:`normal` for output ``dtype``."""
     mean, std = _check_real(mean, "mean"), _check_std(std)
     dt = np.dtype(dtype)
@@ -223,7 +293,8 @@ def normal_distribution(mean, std, dtype):
     return _distribution(_stream.NORMAL, dt, mean, std, -math.inf, math.inf)
 
 
-def truncated_normal_distribution(mean, std, a, b, dtype):
+def truncated_normal_distribution(mean: float, std: float, a: float, b: float,
+                                  dtype: npt.DTypeLike) -> Distribution:
     """The :class:`~fastinit.backends.Distribution` of :func:`truncated_normal` for ``dtype``."""
     mean, std, a, b = _check_truncated(mean, std, a, b)
     dt = np.dtype(dtype)
@@ -254,7 +325,7 @@ def truncated_normal_distribution(mean, std, a, b, dtype):
 
 
 @functools.lru_cache(maxsize=None)
-def _reach(wide):
+def _reach(wide: bool) -> tuple[float, float]:
     """``(largest |z| of the normal sampler, largest -ln u)`` of the stream in its working
     precision: both come from the smallest uniform it draws (every word 0)."""
     zero = np.uint32(0)
@@ -263,7 +334,8 @@ def _reach(wide):
     return math.sqrt(-2.0 * log_u), -log_u
 
 
-def _candidate_range(wide, proposal, alpha, beta, rate):
+def _candidate_range(wide: bool, proposal: int, alpha: float, beta: float,
+                     rate: float) -> tuple[float, float]:
     """The standardized values a truncated-normal candidate can take (before the clamp)."""
     z_max, e_max = _reach(wide)
     if proposal == _stream.PROPOSAL_NORMAL:
@@ -277,7 +349,8 @@ def _candidate_range(wide, proposal, alpha, beta, rate):
 _REACH_MARGIN = 1.0 + 2.0 ** -10
 
 
-def _check_finite_values(dt, low, high, mean, std):
+def _check_finite_values(dt: np.dtype[Any], low: float, high: float, mean: float,
+                         std: float) -> None:
     """ValueError when values may reach ``low`` or ``high`` beyond ``dt``'s finite range
     (they would be +-inf), as :func:`uniform` refuses such bounds."""
     limit = _dtypes.finite_limit(dt)
@@ -287,8 +360,10 @@ def _check_finite_values(dt, low, high, mean, std):
                          f"{limit:g}): some would be +-inf. Received: mean={mean}, std={std}")
 
 
-def _distribution(kind, dtype, loc, scale, lo, hi, *plan):
-    dist = Distribution(kind, _dtypes.is_wide(dtype), loc, scale, lo, hi, *plan)
+def _distribution(kind: int, dtype: np.dtype[Any], loc: float, scale: float, lo: float,
+                  hi: float, proposal: int = 0, *plan: float) -> Distribution:
+    """``plan``: the truncated normal's ``alpha, beta, rate, m2, sign``."""
+    dist = Distribution(kind, _dtypes.is_wide(dtype), loc, scale, lo, hi, proposal, *plan)
     with np.errstate(over="ignore"):  # reported just below, as a ValueError
         params = dist.params()
     if not np.all(np.isfinite(params[:2])):
@@ -300,22 +375,23 @@ def _distribution(kind, dtype, loc, scale, lo, hi, *plan):
 # -- validation ----------------------------------------------------------------
 
 
-def _check_real(value, name, finite=True):
+def _check_real(value: object, name: str, finite: bool = True) -> float:
     return check_real(value, name, error=TypeError, finite=finite)
 
 
-def _check_std(std):
+def _check_std(std: object) -> float:
     return check_real(std, "std", error=TypeError, minimum=0.0)
 
 
-def _check_bounds(low, high):
+def _check_bounds(low: object, high: object) -> tuple[float, float]:
     low, high = _check_real(low, "low"), _check_real(high, "high")
     if low > high:
         raise ValueError(f"low must be <= high. Received: low={low}, high={high}")
     return low, high
 
 
-def _check_truncated(mean, std, a, b):
+def _check_truncated(mean: object, std: object, a: object,
+                     b: object) -> tuple[float, float, float, float]:
     mean, std = _check_real(mean, "mean"), _check_std(std)
     a, b = _check_real(a, "a", finite=False), _check_real(b, "b", finite=False)
     if not a < b:

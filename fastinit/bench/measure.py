@@ -330,7 +330,7 @@ def blas_info() -> list[dict[str, Any]] | None:
 def _thread_settings(blas: BlasThreads | None = None) -> Callable[[], None]:
     """A function restoring fastinit's, (if loaded) PyTorch's and the BLAS thread counts as
     they are now (``blas``: the :class:`BlasThreads` that :func:`run` limits)."""
-    saved: list[tuple[Callable[[int], object], int]] = [
+    saved: list[tuple[Callable[[Any], object], int | None]] = [
         (_threads.set_num_threads, _threads.configured())]
     if "torch" in sys.modules:
         torch = sys.modules["torch"]

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from .._typing import (
         Array, Backend, Config, DeviceLike, DTypeKind, Index, InitializerSeed, Output, Seed,
-        SeedGeneratorLike, Self, Shape, ShapeLike,
+        SeedGeneratorLike, Self, ShapeLike,
     )
     from ..backends import Distribution
 
@@ -97,12 +97,6 @@ class Request(Target):
     :meth:`write` / :meth:`write_whole`.
     """
 
-    # Set by Target (and here: stream); declared for checkers.
-    shape: Shape
-    dtype: np.dtype[Any]
-    index: tuple[Any, ...] | None
-    offset: int
-    backend: Backend
     stream: int
 
     def __init__(self, shape: ShapeLike | None, dtype: npt.DTypeLike | None = None, *,
@@ -117,7 +111,8 @@ class Request(Target):
     def is_complex(self) -> bool:
         return self.dtype.kind == "c"
 
-    def draw(self, dist: Distribution, seed: int, stream: int | None = None) -> Array:
+    def draw(self, dist: Distribution, seed: SupportsIndex,
+             stream: SupportsIndex | None = None) -> Array:
         """Fill the output with ``dist`` from ``seed`` and the call's stream; return it."""
         return super().draw(dist, seed, self.stream if stream is None else stream)
 

@@ -162,8 +162,8 @@ class Orthogonal(SeededInitializer):
         in_place = (np.shares_memory if request.gpu is None else xp.may_share_memory)(
             matrix, values)
         target = matrix if in_place else xp.empty(matrix.shape, values.dtype)
-        kw = dict(seed=self.seed, stream=request.stream, offset=request.offset,
-                  method=self.method, gain=self.gain)
+        kw: dict[str, Any] = dict(seed=self._call_seed, stream=request.stream,
+                                  offset=request.offset, method=self.method, gain=self.gain)
         if request.gpu is None:
             _orthogonal.haar(target, backend=request.backend, **kw)
         else:
@@ -340,7 +340,8 @@ class Sparse(SeededInitializer):
         shape = request.shape
         rows, cols = shape
         n = rows * cols
-        kw = dict(seed=self.seed, stream=request.stream, backend=request.backend)
+        kw: dict[str, Any] = dict(seed=self._call_seed, stream=request.stream,
+                                  backend=request.backend)
         dtype = _working_dtype(request)
         values = fr.normal(shape, 0.0, self.stddev, dtype=dtype, offset=request.offset, **kw)
         keys = fr.uniform(shape, dtype=np.float64, offset=request.offset + n, **kw)

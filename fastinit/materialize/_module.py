@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from typing import TYPE_CHECKING, Any, Literal, SupportsIndex, cast, overload
+from typing import TYPE_CHECKING, Literal, SupportsIndex, overload
 
 import numpy as np
 
@@ -192,7 +192,7 @@ def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: Supports
     import torch
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"Expected a torch.nn.Module. Received: {type(module).__name__}")
-    seed = cast(int, check_uint64(seed, "seed", TypeError))  # checked: an int
+    seed = check_uint64(seed, "seed", TypeError)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
     shard_bytes = None if max_shard_size is None else parse_bytes(max_shard_size,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal, SupportsIndex, cast
+from typing import TYPE_CHECKING, Any, Literal, SupportsIndex
 
 from .. import sharding
 from .._checks import check_shape, check_uint64
@@ -307,7 +307,7 @@ def init_module_(module: ModuleT, seed: SupportsIndex, rules: Rules | None = Non
     import torch
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"Expected a torch.nn.Module. Received: {type(module).__name__}")
-    seed = cast(int, check_uint64(seed, "seed", TypeError))  # checked: an int
+    seed = check_uint64(seed, "seed", TypeError)
     if layout not in ("keras", "torch"):
         raise ValueError(f"layout must be 'keras' or 'torch'. Received: layout={layout!r}")
     if missing not in ("error", "keep"):

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     import torch
 
-    from .._typing import Array, Backend, Layout, Shape, TensorT
+    from .._typing import Array, Backend, GpuArray, Layout, Shape, TensorT
     from ..initializers.base import Request
 
 __all__ = ["Fill", "Copy", "Op", "TensorPlan", "Planned", "write", "write_ops", "whole_index",
@@ -123,8 +123,8 @@ class Planned(Initializer):
 
     def generate(self, request: Request) -> Array:
         shape = request.shape
-        out = request.out if request.out is not None else np.empty(request.region.shape,
-                                                                   request.dtype)
+        out: Array | GpuArray = (request.out if request.out is not None else
+                                 np.empty(request.region.shape, request.dtype))
         want = whole_index(request.index, shape)
         for op in self.ops:
             have = whole_index(op.index, shape)

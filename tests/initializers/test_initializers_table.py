@@ -114,6 +114,36 @@ def test_out_fills_in_place_any_layout(case):
     np.testing.assert_array_equal(buf2, whole)
 
 
+class _IndexLike:
+    """An integer only through ``__index__`` (``SupportsIndex``, as annotated), like a
+    framework's integer scalar."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __index__(self):
+        return self.value
+
+
+def test_offset_and_stream_take_any_index_like_integer(case):
+    """offset= and stream= take what has ``__index__``, as their annotations say, with the
+    values of the int: Sparse (and the complex initializers, below) once did arithmetic on
+    the offset as given and failed with a bare TypeError."""
+    name, factory, shape = case
+    init = factory()
+    np.testing.assert_array_equal(init(shape, offset=_IndexLike(5), stream=_IndexLike(2)),
+                                  init(shape, offset=5, stream=2))
+
+
+@pytest.mark.parametrize("make", [lambda: fi.RandomNormal(seed=SEED),
+                                  lambda: fi.GlorotUniform(seed=SEED)],
+                         ids=["random_normal", "glorot_uniform"])
+def test_complex_offset_takes_any_index_like_integer(make):
+    init = make()
+    np.testing.assert_array_equal(init((3, 4), "complex64", offset=_IndexLike(7)),
+                                  init((3, 4), "complex64", offset=7))
+
+
 def test_config_round_trip(case):
     name, factory, shape = case
     init = factory()
