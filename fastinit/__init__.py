@@ -16,14 +16,16 @@ from .stream import STREAM_VERSION
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import numpy.typing as npt
+
 __version__ = "0.1.0"
 __all__ = ["initializers", "random", "STREAM_VERSION", "__version__", "get_num_threads",
            "set_num_threads", "warmup"]
 
 
 def warmup(distributions: str | Sequence[str] | None = None,
-           dtypes: str | Sequence[object] | None = None, *, processes: int = 1,
-           verbose: bool = False) -> dict[str, float]:
+           dtypes: npt.DTypeLike | Sequence[npt.DTypeLike] | None = None, *,
+           processes: int = 1, verbose: bool = False) -> dict[str, float]:
     """Compile, or load from the disk cache, the Numba kernels ahead of use.
 
     Each distribution, output dtype (and truncated-normal proposal) has its own
@@ -38,7 +40,7 @@ def warmup(distributions: str | Sequence[str] | None = None,
         Some of ``"uniform"``, ``"normal"``, ``"truncated_normal"`` (every
         proposal of it: which one a call uses depends on its bounds); ``None``
         or ``"all"``: all of them.
-    dtypes : str or sequence, optional
+    dtypes : dtype, str or sequence of them, optional
         Output dtypes, some of float16, bfloat16, float32, float64; ``None`` or
         ``"all"``: all of them. The tiled copy for strided outputs is included.
     processes : int, default 1
@@ -59,6 +61,8 @@ def warmup(distributions: str | Sequence[str] | None = None,
     RuntimeError
         Under ``NUMBA_DISABLE_JIT=1`` (nothing can be compiled; fastinit then
         computes with NumPy).
+    ImportError
+        Without Numba.
     """
     from .backends import numba_available
     if not numba_available():

@@ -10,14 +10,32 @@ does that, once). ``numpy_backend`` is the reference, ``numba/`` the CPU
 kernels, ``cuda/`` the GPU (CuPy) kernels, routing and linear algebra.
 """
 
+from __future__ import annotations
+
 import importlib
 import importlib.util
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .._typing import FloatArray
+
 NAMES = ("numpy", "numba", "cupy")  # "cupy": GPU outputs only, never chosen by "auto"
-_EXTRA = {}  # name -> backend object: backends plugged in with register()
+
+
+class FillBackend(Protocol):
+    """The contract of a CPU backend (a module, or any object with this method)."""
+
+    def fill(self, dist: Distribution, key: tuple[int, int], out: npt.NDArray[Any],
+             run_starts: npt.NDArray[np.int64], run_length: int) -> None:
+        """Write ``len(run_starts)`` runs of ``run_length`` stream elements into ``out``."""
+
+
+_EXTRA: dict[str, FillBackend] = {}  # backends plugged in with register()
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,7 @@ class Distribution:
     m2: float = 0.0
     sign: float = 1.0
 
-    def params(self):
+    def params(self) -> FloatArray:
         """The float parameters as one array in the working precision, kernel order."""
         return np.array([self.loc, self.scale, self.lo, self.hi, self.alpha, self.beta,
                          self.rate, self.m2, self.sign],
@@ -53,15 +71,15 @@ class Distribution:
 _MODULES = {"numpy": "numpy_backend", "numba": "numba", "cupy": "cuda"}
 
 
-def numba_available():
+def numba_available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
-def cupy_available():
+def cupy_available() -> bool:
     return importlib.util.find_spec("cupy") is not None
 
 
-def register(name, backend):
+def register(name: str, backend: FillBackend | None) -> None:
     """Plug in a CPU backend object under ``name`` (``backend=None`` removes it): how the
     test suite runs the contract suite on the host-compiled CUDA code."""
     if backend is None:
@@ -70,7 +88,7 @@ def register(name, backend):
         _EXTRA[name] = backend
 
 
-def check_name(name):
+def check_name(name: object) -> str:
     """``name`` if it names a backend ("auto" included), else TypeError / ValueError."""
     if not isinstance(name, str):
         raise TypeError(f"backend must be a string. Received: backend={name!r}")
@@ -80,7 +98,7 @@ def check_name(name):
     return name
 
 
-def get(name="auto"):
+def get(name: str = "auto") -> FillBackend:
     """The backend module called ``name`` ("auto": numba if installed, else numpy; its
     small calls do not wait for a kernel's first compilation, see ``numba._auto``)."""
     if name in _EXTRA:

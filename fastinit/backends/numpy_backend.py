@@ -5,21 +5,39 @@ Work is cut into pieces of at most ``PIECE_BLOCKS`` Philox blocks, so its
 temporary memory is a few MiB whatever the size of the output.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import stream
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy.typing as npt
+
+    from . import Distribution
+
+    U64Array = npt.NDArray[np.uint64]
+    #: The four words of a round of each block (uint32 arrays).
+    Words = tuple[npt.NDArray[np.uint32], ...]
+    #: A function of the stream from words to the values of each lane (arrays).
+    LaneFunction = Callable[..., tuple[Any, ...]]
+
 PIECE_BLOCKS = 1 << 14
 
 
-def fill(dist, key, out, run_starts, run_length):
+def fill(dist: Distribution, key: tuple[int, int], out: npt.NDArray[Any],
+         run_starts: npt.ArrayLike, run_length: int) -> None:
     """Fill ``out`` with runs of the stream (see ``fastinit.backends``)."""
     keys = stream.key_schedule(*key)
     lanes = stream.LANES_F64 if dist.wide else stream.LANES_F32
-    run_starts = np.asarray(run_starts, dtype=np.int64)
+    starts = np.asarray(run_starts, dtype=np.int64)
     piece = PIECE_BLOCKS * lanes
     if run_length >= piece:
-        for r, start in enumerate(run_starts.tolist()):
+        for r, start in enumerate(starts.tolist()):
             for c in range(0, run_length, piece):
                 n = min(piece, run_length - c)
                 base = r * run_length + c
@@ -27,17 +45,17 @@ def fill(dist, key, out, run_starts, run_length):
                            np.array([start + c], dtype=np.int64), n)
         return
     group = max(1, piece // max(run_length, 1))
-    for g in range(0, len(run_starts), group):
-        starts = run_starts[g:g + group]
-        _fill_runs(dist, keys, lanes, out[g * run_length:(g + len(starts)) * run_length],
-                   starts, run_length)
+    for g in range(0, len(starts), group):
+        some = starts[g:g + group]
+        _fill_runs(dist, keys, lanes, out[g * run_length:(g + len(some)) * run_length],
+                   some, run_length)
 
 
 _MASK32 = np.uint64(0xFFFFFFFF)
 _SHIFT32 = np.uint64(32)
 
 
-def _words(blocks, round_, keys):
+def _words(blocks: U64Array, round_: int, keys: npt.NDArray[np.uint32]) -> Words:
     """The four words of round ``round_`` of each block (uint64 block indices).
 
     ``stream.philox_block`` computed on uint64 arrays holding 32-bit values,
@@ -64,19 +82,21 @@ def _words(blocks, round_, keys):
     return tuple(c.astype(np.uint32) for c in (c0, c1, c2, c3))
 
 
-def _lanes(fn, words):
+def _lanes(fn: LaneFunction, words: Words) -> npt.NDArray[Any]:
     """Values of all lanes, shape (blocks, lanes)."""
     return np.stack(fn(*words), axis=-1)
 
 
-def _log_lanes(wide):
+def _log_lanes(wide: bool) -> LaneFunction:
     if wide:
         return lambda w0, w1, w2, w3: (stream.log_of_uniform_f64(w0, w1),
                                        stream.log_of_uniform_f64(w2, w3))
     return lambda *ws: tuple(stream.log_of_uniform_f32(w) for w in ws)
 
 
-def _candidates(dist, blocks, attempt, keys, ftype):
+def _candidates(dist: Distribution, blocks: U64Array, attempt: int,
+                keys: npt.NDArray[np.uint32], ftype: type[np.floating[Any]],
+                ) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_] | None]:
     """Standardized values (and acceptance) of every lane of ``blocks``; shape (n, lanes)."""
     wide = dist.wide
     if dist.kind == stream.UNIFORM:
@@ -99,7 +119,8 @@ def _candidates(dist, blocks, attempt, keys, ftype):
         ftype(dist.rate), ftype(dist.m2), ftype(0.0), ftype(2.0))
 
 
-def _fill_runs(dist, keys, lanes, out, starts, run_length):
+def _fill_runs(dist: Distribution, keys: npt.NDArray[np.uint32], lanes: int,
+               out: npt.NDArray[Any], starts: npt.NDArray[np.int64], run_length: int) -> None:
     ftype = np.float64 if dist.wide else np.float32
     n_runs = len(starts)
     n_blocks = (run_length + lanes - 2) // lanes + 1  # enough for any alignment
@@ -127,7 +148,9 @@ def _fill_runs(dist, keys, lanes, out, starts, run_length):
     np.copyto(out.reshape(z.shape), z, casting="unsafe")
 
 
-def _resample(dist, keys, lanes, index, ftype):
+def _resample(dist: Distribution, keys: npt.NDArray[np.uint32], lanes: int,
+              index: npt.NDArray[np.int64], ftype: type[np.floating[Any]],
+              ) -> npt.NDArray[np.floating[Any]]:
     """Attempts 1, 2, ... for the rejected elements at global ``index``."""
     result = np.empty(index.size, dtype=ftype)
     pending = np.arange(index.size)
@@ -136,6 +159,7 @@ def _resample(dist, keys, lanes, index, ftype):
     for attempt in range(1, stream.MAX_ATTEMPTS):
         z, ok = _candidates(dist, blocks[pending], attempt, keys, ftype)
         z = np.take_along_axis(z, lane[pending], axis=1)[:, 0]
+        assert ok is not None  # the truncated normal's candidates carry their acceptance
         ok = np.take_along_axis(ok, lane[pending], axis=1)[:, 0]
         last = attempt == stream.MAX_ATTEMPTS - 1
         done = np.ones_like(ok) if last else ok

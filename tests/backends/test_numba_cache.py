@@ -10,6 +10,7 @@ state matters here, so every case runs in fresh interpreters.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from helpers import checkout_env, run_python
@@ -275,6 +277,24 @@ def test_warmup_never_starts_more_processes_than_it_helps():
             assert 0 <= helpers <= processes - 1
             assert helpers + 1 <= max(1, uncached // 2) and helpers <= max(0, cores - 1)
     assert _warmup.helper_count(8, 1) == 0 and _warmup.helper_count(8, 3) == 0
+
+
+def test_warmup_names_a_dtype_or_refuses_what_names_nothing():
+    """dtypes= takes one dtype as well as a sequence of them (a NumPy array of names too), as
+    its annotation says; a value that is neither is a TypeError naming it, not a bare "'int'
+    object is not iterable" (nor an array's ambiguous truth value)."""
+    floats = _warmup.plan(["uniform"], ["float32"])
+    assert _warmup.plan(["uniform"], np.float32) == floats
+    assert _warmup.plan("uniform", np.dtype("float32")) == floats
+    assert _warmup.plan(["uniform"], np.array(["float32", "float16"])) == \
+        _warmup.plan(["uniform"], ["float32", "float16"])
+    assert _warmup.plan(("normal", "uniform"), "all") == _warmup.plan(["normal", "uniform"])
+    for kwargs, needle in [(dict(dtypes=5), "dtypes=5"), (dict(distributions=5),
+                                                          "distributions=5")]:
+        with pytest.raises(TypeError, match=re.escape(needle)):
+            _warmup.plan(**kwargs)
+    with pytest.raises(ValueError, match=re.escape("distributions=[5]")):
+        _warmup.plan([5])
 
 
 def test_warmup_with_helpers_compiles_each_kernel_once(tmp_path):

@@ -17,6 +17,10 @@ in the background (:mod:`._background`). Importing this package does not
 import Numba. Under ``NUMBA_DISABLE_JIT=1`` every call is computed by NumPy.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ... import _threads, stream
@@ -24,6 +28,9 @@ from .. import numpy_backend
 from . import _background, _pool
 from ._spec import (COPY_TILE, OUT_BFLOAT16, OUT_FLOAT16, OUT_NATIVE, TASK, copy_tiles,
                     fill_job)
+
+if TYPE_CHECKING:
+    from .. import Distribution
 
 # Below this many elements per thread, a call is not worth a thread hand-off.
 MIN_CHUNK_ELEMENTS = 1 << 16
@@ -33,8 +40,8 @@ CHUNKS_PER_THREAD = 8  # hand-out granularity: a slow (shared) core takes fewer 
 SMALL = 1 << 20
 
 
-def fill(dist, key, out: np.ndarray, run_starts: np.ndarray, run_length: int, *,
-         wait: bool = True) -> None:
+def fill(dist: Distribution, key: tuple[int, int], out: np.ndarray, run_starts: np.ndarray,
+         run_length: int, *, wait: bool = True) -> None:
     """Fill ``out`` with runs of the stream (see ``fastinit.backends``).
 
     ``wait=False``: a call of at most :data:`SMALL` elements whose kernel is not
@@ -70,7 +77,7 @@ def fill(dist, key, out: np.ndarray, run_starts: np.ndarray, run_length: int, *,
     chunk = max(-(-MIN_CHUNK_ELEMENTS // per_task),
                 n_tasks // (threads * CHUNKS_PER_THREAD))
 
-    def work(t0, t1):  # one thread's range of tasks, with its own scratch
+    def work(t0: int, t1: int) -> None:  # one thread's range of tasks, with its own scratch
         n = TASK if truncated else 0  # the resampling scratch
         edge = np.empty(lanes, target.dtype)
         kernel(target, run_starts, run_length, t0, t1, keys, o, tn, edge,

@@ -7,12 +7,20 @@ is made in the background; every other call runs the kernel (see
 :mod:`fastinit.backends.numba`).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import copy_2d as _copy_2d, fill as _fill
 
+if TYPE_CHECKING:
+    from .. import Distribution
 
-def fill(dist, key, out: np.ndarray, run_starts: np.ndarray, run_length: int) -> None:
+
+def fill(dist: Distribution, key: tuple[int, int], out: np.ndarray, run_starts: np.ndarray,
+         run_length: int) -> None:
     """``fastinit.backends.numba.fill`` with ``wait=False``."""
     _fill(dist, key, out, run_starts, run_length, wait=False)
 

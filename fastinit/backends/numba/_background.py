@@ -25,6 +25,8 @@ it does not have. The child starts with no worker and no queue,
 and asks again for what it needs.
 """
 
+from __future__ import annotations
+
 import atexit
 import collections
 # logging's own fork hook takes its lock, which Numba's compiler needs: imported before
@@ -34,21 +36,25 @@ import logging  # noqa: F401
 import os
 import sys
 import threading
-from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-_MISSING = object()
+if TYPE_CHECKING:
+    from ._jit import Kernel
+    from ._spec import Job
+
+_MISSING: Any = object()
 _KERNELS = f"{__package__}._kernels"
 
 _lock = threading.Lock()        # guards the state below
 _making = threading.RLock()     # held while any thread makes a kernel (a fork waits for it)
-_queue = collections.deque()    # jobs asked for, not started
-_asked = set()                  # jobs queued or being made: never asked for twice
-_failed = set()                 # jobs that failed in the background: made on demand only
-_worker: "list[threading.Thread | None]" = [None]
+_queue: collections.deque[Job] = collections.deque()   # jobs asked for, not started
+_asked: set[Job] = set()        # jobs queued or being made: never asked for twice
+_failed: set[Job] = set()       # jobs that failed in the background: made on demand only
+_worker: list[threading.Thread | None] = [None]
 _closing = [False]
 
 
-def kernel(job: tuple, wait: bool) -> "Callable | None":
+def kernel(job: Job, wait: bool) -> Kernel | None:
     """``job``'s kernel; made now when ``wait``, else asked for in the background (then
     None). None also when this process makes no kernels (``NUMBA_DISABLE_JIT``)."""
     made = _made(job)
@@ -60,7 +66,7 @@ def kernel(job: tuple, wait: bool) -> "Callable | None":
     return None
 
 
-def make(job: tuple) -> "Callable | None":
+def make(job: Job) -> Kernel | None:
     """Make ``job``'s kernel in this thread (once per process; loads or compiles it)."""
     with _making:  # importing Numba included: a fork never inherits it half done
         from . import _kernels
@@ -69,14 +75,15 @@ def make(job: tuple) -> "Callable | None":
         return _kernels.copy_kernel(job[1])
 
 
-def _made(job):
+def _made(job: Job) -> Kernel | None:
+    """``job``'s kernel if this process made it (None: no kernels here), else _MISSING."""
     # The worker may be importing it: a partial module has no tables yet
     table = getattr(sys.modules.get(_KERNELS), "_kernels" if job[0] == "fill" else
                     "_copy_kernels", None)
     return _MISSING if table is None else table.get(job[1], _MISSING)
 
 
-def ask(job: tuple) -> None:
+def ask(job: Job) -> None:
     """Have the worker make ``job``'s kernel (no-op if asked already, or at exit)."""
     with _lock:
         if job in _asked or job in _failed or _closing[0]:
@@ -89,7 +96,7 @@ def ask(job: tuple) -> None:
             worker.start()
 
 
-def _work():
+def _work() -> None:
     while True:
         with _making:  # taken before the job: exit and fork see it taken, or none started
             with _lock:
@@ -106,13 +113,13 @@ def _work():
                 _asked.discard(job)
 
 
-def pending() -> set:
+def pending() -> set[Job]:
     """The jobs asked for and not made yet (for tests and benchmarks)."""
     with _lock:
         return set(_asked)
 
 
-def _at_exit():
+def _at_exit() -> None:
     with _lock:
         _closing[0] = True
     with _making:  # the kernel being made, if any
@@ -124,15 +131,15 @@ atexit.register(_at_exit)
 
 # -- fork -----------------------------------------------------------------------------
 
-_forking = [None]  # Numba's compiler lock, when the forking thread took it
+_forking: list[Any] = [None]  # Numba's compiler lock, when the forking thread took it
 
 
-def _compiler_lock():
+def _compiler_lock() -> Any:
     module = sys.modules.get("numba.core.compiler_lock")
     return None if module is None else module.global_compiler_lock
 
 
-def _before_fork():
+def _before_fork() -> None:
     _making.acquire()
     lock = _compiler_lock()
     if lock is not None:
@@ -140,14 +147,14 @@ def _before_fork():
     _forking[0] = lock
 
 
-def _after_fork_in_parent():
+def _after_fork_in_parent() -> None:
     if _forking[0] is not None:
         _forking[0].release()
         _forking[0] = None
     _making.release()
 
 
-def _after_fork_in_child():
+def _after_fork_in_child() -> None:
     global _lock, _making
     if _forking[0] is not None:
         _forking[0].release()  # held by this (the forking) thread

@@ -29,6 +29,8 @@ in every process, or load damaged machine code). The checksum finds damage,
 not malice: like Numba's, the cache trusts whoever may write its directory.
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
 import pathlib
@@ -37,11 +39,15 @@ import sys
 import tempfile
 import threading
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import numba
 from numba.core import caching, config
 
 from ... import stream
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CACHE_SUBDIR = "fastinit"  # under NUMBA_CACHE_DIR
 _HERE = pathlib.Path(__file__).resolve().parent
@@ -53,7 +59,7 @@ class KernelCacheWarning(RuntimeWarning):
 
 
 _lock = threading.Lock()
-_state = {}
+_state: dict[str, Any] = {}  # "stamp", "dir" (None: nothing writable), "cpu": once each
 
 
 def source_stamp() -> str:
@@ -67,7 +73,7 @@ def source_stamp() -> str:
     return _state["stamp"]
 
 
-def _writable(path):
+def _writable(path: str) -> bool:
     try:
         os.makedirs(path, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
@@ -76,12 +82,12 @@ def _writable(path):
         return False
 
 
-def _user_cache_root():
+def _user_cache_root() -> str:
     from numba.misc.appdirs import AppDirs
     return os.path.join(AppDirs(appname="fastinit", appauthor=False).user_cache_dir, "numba")
 
 
-def cache_roots() -> list:
+def cache_roots() -> list[str]:
     """The candidate cache roots, in order of preference (see the module docstring)."""
     roots = []
     if config.CACHE_DIR:
@@ -91,7 +97,7 @@ def cache_roots() -> list:
     return roots
 
 
-def cache_dir() -> "str | None":
+def cache_dir() -> str | None:
     """This process's kernel cache directory, or None when nothing is writable.
 
     Decided once per process (a forked child keeps its parent's decision),
@@ -139,23 +145,23 @@ def cpu_tag() -> str:
 class Locator(caching._CacheLocator):
     """Where the kernels are cached: :func:`cache_dir`, stamped by :func:`source_stamp`."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self._path = path
 
-    def ensure_cache_path(self):
+    def ensure_cache_path(self) -> None:
         os.makedirs(self._path, exist_ok=True)
 
-    def get_cache_path(self):
+    def get_cache_path(self) -> str:
         return self._path
 
-    def get_source_stamp(self):
+    def get_source_stamp(self) -> str:
         return source_stamp()
 
-    def get_disambiguator(self):
+    def get_disambiguator(self) -> str:
         return cpu_tag()
 
     @classmethod
-    def from_function(cls, py_func, py_file):
+    def from_function(cls, py_func: Callable[..., Any], py_file: str | None) -> Locator | None:
         path = cache_dir()
         return None if path is None else cls(path)
 
@@ -170,11 +176,11 @@ class DamagedCacheFile(OSError):
     """A cache file whose checksum does not match its contents (read as absent)."""
 
 
-def _sealed(payload):
+def _sealed(payload: bytes) -> bytes:
     return _MAGIC + hashlib.sha256(payload).digest() + payload
 
 
-def _unsealed(blob, path):
+def _unsealed(blob: bytes, path: str) -> bytes:
     start = len(_MAGIC) + _DIGEST
     payload = blob[start:]
     if blob[:len(_MAGIC)] != _MAGIC or blob[len(_MAGIC):start] != hashlib.sha256(payload).digest():
@@ -190,7 +196,7 @@ class CheckedFiles(caching.IndexDataCacheFile):
     replacing both files atomically.
     """
 
-    def _load_index(self):
+    def _load_index(self) -> dict[Any, Any]:
         try:
             with open(self._index_path, "rb") as f:
                 blob = f.read()
@@ -203,19 +209,19 @@ class CheckedFiles(caching.IndexDataCacheFile):
         fresh = version == self._version and stamp == self._source_stamp
         return overloads if fresh else {}
 
-    def _save_index(self, overloads):
+    def _save_index(self, overloads: dict[Any, Any]) -> None:
         self._write(self._index_path, self._dump((self._version, self._source_stamp, overloads)))
 
-    def _load_data(self, name):
+    def _load_data(self, name: str) -> Any:
         path = self._data_path(name)
         with open(path, "rb") as f:
             blob = f.read()
         return pickle.loads(_unsealed(blob, path))
 
-    def _save_data(self, name, data):
+    def _save_data(self, name: str, data: Any) -> None:
         self._write(self._data_path(name), self._dump(data))
 
-    def _write(self, path, payload):
+    def _write(self, path: str, payload: bytes) -> None:
         with self._open_for_write(path) as f:  # a temporary name, then os.replace
             f.write(_sealed(payload))
 
@@ -231,7 +237,7 @@ class _KernelCacheImpl(caching.CompileResultCacheImpl):
     they know nothing of ``stream.py``.
     """
 
-    def __init__(self, py_func):
+    def __init__(self, py_func: Callable[..., Any]) -> None:
         self._lineno = py_func.__code__.co_firstlineno
         self._locator = Locator.from_function(py_func, None)
         # One index file per kernel name and CPU (the disambiguator).
@@ -264,19 +270,19 @@ class KernelCache(caching.FunctionCache):
 
     _impl_class = _KernelCacheImpl
 
-    def __init__(self, py_func):
+    def __init__(self, py_func: Callable[..., Any]) -> None:
         super().__init__(py_func)
         self._cache_file = CheckedFiles(self._cache_path, self._impl.filename_base,
                                         self._impl.locator.get_source_stamp())
         self.load_only = False
 
-    def load_overload(self, sig, target_context):
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
         result = self._load(sig, target_context)
         if result is None and self.load_only:
             raise NotCached
         return result
 
-    def _load(self, sig, target_context):
+    def _load(self, sig: Any, target_context: Any) -> Any:
         from numba.core.runtime import nrt
         try:
             nrt.rtsys.initialize(target_context)
@@ -289,7 +295,7 @@ class KernelCache(caching.FunctionCache):
             return None
 
 
-def _reset_after_fork():  # a lock held by another thread at fork stays held in the child
+def _reset_after_fork() -> None:  # a lock held by another thread at fork stays held in the child
     global _lock
     _lock = threading.Lock()
 

@@ -21,13 +21,25 @@ seconds. Under ``NUMBA_DISABLE_JIT=1`` no kernel is made (:func:`kernel`
 returns None) and the backend computes with NumPy.
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import numba
 from numba.core import config
 from numba.extending import register_jitable
 
 from . import _cache, _lock
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    #: A compiled kernel (a Numba dispatcher), called from Python with arrays and scalars.
+    Kernel = Callable[..., None]
+
+#: A function made a jitable: registered with Numba, and returned unchanged.
+_F = TypeVar("_F", bound="Callable[..., Any]")
 
 OPTIONS = {"cache": True, "nogil": True, "error_model": "numpy"}
 # Jitables are inlined into their callers: the hot loops vectorise only when no
@@ -36,7 +48,15 @@ JITABLE_OPTIONS = {"nogil": True, "error_model": "numpy", "forceinline": True,
                    "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
 
 
-def jitable(fn=None, **options):
+@overload
+def jitable(fn: _F, **options: Any) -> _F: ...
+
+
+@overload
+def jitable(fn: None = None, **options: Any) -> Callable[[_F], _F]: ...
+
+
+def jitable(fn: _F | None = None, **options: Any) -> _F | Callable[[_F], _F]:
     """``numba.extending.register_jitable`` with :data:`OPTIONS` (no cache of its own:
     a jitable is compiled into the kernels that call it, and cached with them)."""
     opts = dict(JITABLE_OPTIONS, **options)
@@ -45,7 +65,8 @@ def jitable(fn=None, **options):
     return register_jitable(**opts)(fn)
 
 
-def kernel(py_func, name, signature, **options):
+def kernel(py_func: Callable[..., Any], name: str, signature: Any,
+           **options: Any) -> Kernel | None:
     """Compile ``py_func`` (a kernel called from Python) for ``signature`` alone.
 
     ``name`` is the kernel's identity in the disk cache: one index file per

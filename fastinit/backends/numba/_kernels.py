@@ -9,9 +9,12 @@ elements of one run: what it computes depends only on the flat indices it
 covers, never on the split.
 """
 
+from __future__ import annotations
+
 import functools
 import os
 import threading
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numba import types
@@ -22,13 +25,34 @@ from ._jit import jitable, kernel
 from ._spec import (COPY_TILE, OUT_BFLOAT16, OUT_FLOAT16, OUT_NAMES, OUT_NATIVE, TASK,
                     fill_job, kernel_name)
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy.typing as npt
+
+    from ...stream import F32, F64, U32
+    from ._jit import Kernel
+    from ._math import Keys
+    from ._spec import FillSpec
+
+    Float = np.floating[Any]   # the working precision: float32 or float64
+    #: The output stage ``(loc, scale, lo, hi, sign)`` and the truncated normal's
+    #: ``(proposal, alpha, beta, rate, m2)``, in the working precision.
+    Stage = tuple[Float, Float, Float, Float, Float]
+    Truncation = tuple[int, Float, Float, Float, Float]
+    #: The values of one block's lanes, and a candidate with its acceptance.
+    Values = Callable[[int, Keys, Truncation], tuple[Any, ...]]
+    Candidate = tuple[Any, Any]
+    Array1 = npt.NDArray[Any]
+
+_Fn = TypeVar("_Fn", bound="Callable[..., Any]")
 
 _U32_1 = np.uint32(1)
 _NAN32 = np.float32(np.nan)
 _NAN64 = np.float64(np.nan)
 
 
-def _named(fn, name):
+def _named(fn: _Fn, name: str) -> _Fn:
     """``fn`` (a closure) under a name of its own, before Numba compiles it.
 
     Numba names a compiled function after its qualified name, its argument
@@ -49,31 +73,31 @@ def _named(fn, name):
 
 
 @jitable
-def _uniform_f32(b, ks, tn):
+def _uniform_f32(b: int, ks: Keys, tn: Truncation) -> tuple[F32, F32, F32, F32]:
     w0, w1, w2, w3 = _math.philox_words(b, 0, ks)
     return stream.uniform_lanes_f32(w0, w1, w2, w3)
 
 
 @jitable
-def _normal_f32(b, ks, tn):
+def _normal_f32(b: int, ks: Keys, tn: Truncation) -> tuple[F32, F32, F32, F32]:
     w0, w1, w2, w3 = _math.philox_words(b, 0, ks)
     return stream.normal_lanes_f32(w0, w1, w2, w3)
 
 
 @jitable
-def _uniform_f64(b, ks, tn):
+def _uniform_f64(b: int, ks: Keys, tn: Truncation) -> tuple[F64, F64]:
     w0, w1, w2, w3 = _math.philox_words(b, 0, ks)
     return stream.uniform_lanes_f64(w0, w1, w2, w3)
 
 
 @jitable
-def _normal_f64(b, ks, tn):
+def _normal_f64(b: int, ks: Keys, tn: Truncation) -> tuple[F64, F64]:
     w0, w1, w2, w3 = _math.philox_words(b, 0, ks)
     return stream.normal_lanes_f64(w0, w1, w2, w3)
 
 
 @jitable
-def _trunc_normal_f32(b, ks, tn):
+def _trunc_normal_f32(b: int, ks: Keys, tn: Truncation) -> tuple[F32, F32, F32, F32]:
     """Normal proposal: the normal values, NaN outside ``[alpha, beta]``."""
     proposal, alpha, beta, rate, m2 = tn
     w0, w1, w2, w3 = _math.philox_words(b, 0, ks)
@@ -85,7 +109,7 @@ def _trunc_normal_f32(b, ks, tn):
 
 
 @jitable
-def _trunc_normal_f64(b, ks, tn):
+def _trunc_normal_f64(b: int, ks: Keys, tn: Truncation) -> tuple[F64, F64]:
     proposal, alpha, beta, rate, m2 = tn
     w0, w1, w2, w3 = _math.philox_words(b, 0, ks)
     z0, z1 = stream.normal_lanes_f64(w0, w1, w2, w3)
@@ -94,7 +118,7 @@ def _trunc_normal_f64(b, ks, tn):
 
 
 @jitable
-def _tail_lane_f32(w, v, tn):
+def _tail_lane_f32(w: U32, v: U32, tn: Truncation) -> F32:
     """Candidate of one lane (round-0 word ``w``, round-1 word ``v``); NaN if rejected."""
     proposal, alpha, beta, rate, m2 = tn
     zero = np.float32(0.0)
@@ -105,7 +129,7 @@ def _tail_lane_f32(w, v, tn):
 
 
 @jitable
-def _trunc_tail_f32(b, ks, tn):
+def _trunc_tail_f32(b: int, ks: Keys, tn: Truncation) -> tuple[F32, F32, F32, F32]:
     """Uniform or exponential proposal: candidates, NaN when rejected."""
     w0, w1, w2, w3 = _math.philox_words(b, 0, ks)
     v0, v1, v2, v3 = _math.philox_words(b, 1, ks)
@@ -114,7 +138,7 @@ def _trunc_tail_f32(b, ks, tn):
 
 
 @jitable
-def _tail_lane_f64(hi, lo, hi2, lo2, tn):
+def _tail_lane_f64(hi: U32, lo: U32, hi2: U32, lo2: U32, tn: Truncation) -> F64:
     proposal, alpha, beta, rate, m2 = tn
     zero = np.float64(0.0)
     z, ok = stream.truncated_normal_candidate(
@@ -124,7 +148,7 @@ def _tail_lane_f64(hi, lo, hi2, lo2, tn):
 
 
 @jitable
-def _trunc_tail_f64(b, ks, tn):
+def _trunc_tail_f64(b: int, ks: Keys, tn: Truncation) -> tuple[F64, F64]:
     w0, w1, w2, w3 = _math.philox_words(b, 0, ks)
     v0, v1, v2, v3 = _math.philox_words(b, 1, ks)
     return _tail_lane_f64(w0, w1, v0, v1, tn), _tail_lane_f64(w2, w3, v2, v3, tn)
@@ -134,12 +158,12 @@ def _trunc_tail_f64(b, ks, tn):
 
 
 @jitable
-def _lane4(w0, w1, w2, w3, lane):
+def _lane4(w0: U32, w1: U32, w2: U32, w3: U32, lane: int) -> U32:
     return w0 if lane == 0 else (w1 if lane == 1 else (w2 if lane == 2 else w3))
 
 
 @jitable
-def _attempt_normal_f32(g, attempt, ks, tn):
+def _attempt_normal_f32(g: int, attempt: int, ks: Keys, tn: Truncation) -> Candidate:
     """Attempt ``attempt`` of flat element ``g`` with the normal proposal (branch-free)."""
     proposal, alpha, beta, rate, m2 = tn
     w0, w1, w2, w3 = _math.philox_words(g >> 2, 2 * attempt, ks)
@@ -154,7 +178,7 @@ def _attempt_normal_f32(g, attempt, ks, tn):
 
 
 @jitable
-def _attempt_tail_f32(g, attempt, ks, tn):
+def _attempt_tail_f32(g: int, attempt: int, ks: Keys, tn: Truncation) -> Candidate:
     """Attempt ``attempt`` of flat element ``g`` with the uniform or exponential proposal."""
     proposal, alpha, beta, rate, m2 = tn
     w0, w1, w2, w3 = _math.philox_words(g >> 2, 2 * attempt, ks)
@@ -169,7 +193,7 @@ def _attempt_tail_f32(g, attempt, ks, tn):
 
 
 @jitable
-def _attempt_normal_f64(g, attempt, ks, tn):
+def _attempt_normal_f64(g: int, attempt: int, ks: Keys, tn: Truncation) -> Candidate:
     proposal, alpha, beta, rate, m2 = tn
     w0, w1, w2, w3 = _math.philox_words(g >> 1, 2 * attempt, ks)
     c, s = stream.box_muller_f64(w0, w1, w2, w3)
@@ -178,7 +202,7 @@ def _attempt_normal_f64(g, attempt, ks, tn):
 
 
 @jitable
-def _attempt_tail_f64(g, attempt, ks, tn):
+def _attempt_tail_f64(g: int, attempt: int, ks: Keys, tn: Truncation) -> Candidate:
     proposal, alpha, beta, rate, m2 = tn
     w0, w1, w2, w3 = _math.philox_words(g >> 1, 2 * attempt, ks)
     v0, v1, v2, v3 = _math.philox_words(g >> 1, 2 * attempt + 1, ks)
@@ -195,10 +219,10 @@ def _attempt_tail_f64(g, attempt, ks, tn):
 
 
 @functools.lru_cache(maxsize=None)  # one per output kind: compiled once per process
-def _make_emit(out_kind):
+def _make_emit(out_kind: int) -> Callable[[Any, Stage], Any]:
     to_f16, to_bf16 = out_kind == OUT_FLOAT16, out_kind == OUT_BFLOAT16
 
-    def emit(z, out):
+    def emit(z: Any, out: Stage) -> Any:
         """The output value of ``z``: ``min(max(x, lo), hi)`` as Python (and Numba)
         compute it, so NaN stays NaN; written out, it needs no compiled ``min``."""
         loc, scale, lo, hi, sign = out
@@ -217,7 +241,8 @@ def _make_emit(out_kind):
 # -- whole blocks ---------------------------------------------------------------------
 
 
-def _make_blocks(values, emit, lanes, name):
+def _make_blocks(values: Values, emit: Callable[[Any, Stage], Any], lanes: int,
+                 name: str) -> Callable[[Array1, int, Keys, Truncation, Stage], None]:
     """``blocks(dst, b0, ks, tn, out)``: every lane of blocks ``b0, b0 + 1, ...`` into
     ``dst`` (its size a multiple of ``lanes``), in one loop that vectorises across
     blocks (every call in it inlined, the lanes' stores interleaved).
@@ -227,7 +252,7 @@ def _make_blocks(values, emit, lanes, name):
     the math.
     """
     if lanes == 4:
-        def blocks(dst, b0, ks, tn, out):
+        def blocks(dst: Array1, b0: int, ks: Keys, tn: Truncation, out: Stage) -> None:
             for i in range(dst.size // 4):
                 z0, z1, z2, z3 = values(b0 + i, ks, tn)
                 dst[4 * i] = emit(z0, out)
@@ -235,7 +260,7 @@ def _make_blocks(values, emit, lanes, name):
                 dst[4 * i + 2] = emit(z2, out)
                 dst[4 * i + 3] = emit(z3, out)
     else:
-        def blocks(dst, b0, ks, tn, out):
+        def blocks(dst: Array1, b0: int, ks: Keys, tn: Truncation, out: Stage) -> None:
             for i in range(dst.size // 2):
                 z0, z1 = values(b0 + i, ks, tn)
                 dst[2 * i] = emit(z0, out)
@@ -244,12 +269,15 @@ def _make_blocks(values, emit, lanes, name):
     return jitable(_named(blocks, f"blocks_{name}"), forceinline=False)
 
 
-def _make_resample(attempt, emit, out_kind, name):
+def _make_resample(attempt: Callable[[int, int, Keys, Truncation], Candidate],
+                   emit: Callable[[Any, Stage], Any], out_kind: int,
+                   name: str) -> Callable[..., None]:
     """Attempts 1, 2, ... of the elements of ``dst`` whose first attempt was rejected
     (NaN in ``dst``); ``dst[j]`` is element ``first + j``."""
     f16, bf16 = out_kind == OUT_FLOAT16, out_kind == OUT_BFLOAT16
 
-    def resample(dst, first, ks, tn, out, pending, zs, flags):
+    def resample(dst: Array1, first: int, ks: Keys, tn: Truncation, out: Stage,
+                 pending: Array1, zs: Array1, flags: Array1) -> None:
         n = dst.size
         for j in range(n):  # the rejected: NaN (constants: Numba compiles one branch)
             if f16:
@@ -287,15 +315,17 @@ def _make_resample(attempt, emit, out_kind, name):
 # -- the kernels --------------------------------------------------------------------------
 
 # The precision dispatch, in one place: the functions of each family.
-_F32 = {"uniform": _uniform_f32, "normal": _normal_f32, "trunc_normal": _trunc_normal_f32,
-        "trunc_tail": _trunc_tail_f32, "attempt_normal": _attempt_normal_f32,
-        "attempt_tail": _attempt_tail_f32}
-_F64 = {"uniform": _uniform_f64, "normal": _normal_f64, "trunc_normal": _trunc_normal_f64,
-        "trunc_tail": _trunc_tail_f64, "attempt_normal": _attempt_normal_f64,
-        "attempt_tail": _attempt_tail_f64}
+_F32: dict[str, Callable[..., Any]] = {
+    "uniform": _uniform_f32, "normal": _normal_f32, "trunc_normal": _trunc_normal_f32,
+    "trunc_tail": _trunc_tail_f32, "attempt_normal": _attempt_normal_f32,
+    "attempt_tail": _attempt_tail_f32}
+_F64: dict[str, Callable[..., Any]] = {
+    "uniform": _uniform_f64, "normal": _normal_f64, "trunc_normal": _trunc_normal_f64,
+    "trunc_tail": _trunc_tail_f64, "attempt_normal": _attempt_normal_f64,
+    "attempt_tail": _attempt_tail_f64}
 
 
-def _make_fill(kind, wide, out_kind, proposal):
+def _make_fill(kind: int, wide: bool, out_kind: int, proposal: int) -> Callable[..., None]:
     """The kernel of one specialisation: tasks ``t0 .. t1-1`` of the backend contract.
 
     Task ``t`` is elements ``c .. c + n - 1`` (``c = (t % tasks_per_run) * TASK``)
@@ -321,7 +351,9 @@ def _make_fill(kind, wide, out_kind, proposal):
     blocks = _make_blocks(values, emit, lanes, name)
     resample = _make_resample(attempt, emit, out_kind, name) if truncated else None
 
-    def fill(out, run_starts, run_length, t0, t1, ks, o, tn, edge, pending, zs, flags):
+    def fill(out: Array1, run_starts: Array1, run_length: int, t0: int, t1: int, ks: Keys,
+             o: Stage, tn: Truncation, edge: Array1, pending: Array1, zs: Array1,
+             flags: Array1) -> None:
         tasks_per_run = (run_length + TASK - 1) // TASK
         for task in range(t0, t1):
             run = task // tasks_per_run
@@ -347,13 +379,15 @@ def _make_fill(kind, wide, out_kind, proposal):
                 blocks(edge, b + full // lanes, ks, tn, o)
                 for k in range(n - j):
                     dst[j + k] = edge[k]
-            if truncated:  # a constant: Numba compiles this only where it is True
-                resample(dst, first, ks, tn, o, pending, zs, flags)
+            if truncated:  # a constant: Numba compiles this only where it is True (and
+                # resample is None elsewhere)
+                resample(dst, first, ks, tn, o, pending, zs, flags)  # type: ignore[misc]
 
     return fill
 
 
-def _signature(wide, out_kind):
+def _signature(wide: bool, out_kind: int) -> Any:
+    """The kernel's Numba signature (see :func:`_make_fill`)."""
     f = types.float64 if wide else types.float32
     o = f if out_kind == OUT_NATIVE else types.uint16
     c1 = lambda t: types.Array(t, 1, "C")  # noqa: E731
@@ -363,11 +397,11 @@ def _signature(wide, out_kind):
                       c1(types.int64), c1(f), c1(types.uint8))
 
 
-_kernels = {}
+_kernels: dict[FillSpec, Kernel | None] = {}
 _lock = threading.Lock()
 
 
-def _reset_after_fork():  # a lock held by another thread at fork stays held in the child
+def _reset_after_fork() -> None:  # a lock held by another thread at fork stays held in the child
     global _lock
     _lock = threading.Lock()
 
@@ -376,7 +410,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def fill_kernel(kind, wide, out_kind, proposal=0):
+def fill_kernel(kind: int, wide: bool, out_kind: int, proposal: int = 0) -> Kernel | None:
     """The compiled kernel of one specialisation (made, or loaded from the cache, once);
     None under ``NUMBA_DISABLE_JIT``."""
     spec = fill_job(kind, wide, out_kind, proposal)[1]
@@ -391,8 +425,8 @@ def fill_kernel(kind, wide, out_kind, proposal=0):
         return _kernels[spec]
 
 
-def _make_copy():
-    def copy_2d(dst, src, t0, t1):
+def _make_copy() -> Callable[..., None]:
+    def copy_2d(dst: Array1, src: Array1, t0: int, t1: int) -> None:
         """Tiles ``t0 .. t1-1`` of ``dst[...] = src`` (2-D, any strides), in square tiles.
 
         Writing a C-ordered scratch buffer into a transposed view (a strided
@@ -413,10 +447,10 @@ def _make_copy():
     return copy_2d
 
 
-_copy_kernels = {}
+_copy_kernels: dict[int, Kernel | None] = {}
 
 
-def copy_kernel(itemsize):
+def copy_kernel(itemsize: int) -> Kernel | None:
     """The tiled 2-D copy for elements of ``itemsize`` bytes (copied as unsigned integers);
     None under ``NUMBA_DISABLE_JIT``."""
     try:

@@ -12,18 +12,21 @@ Only the change of the time is watched, never its value: the clocks of hosts
 that share the directory need not agree.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
 import threading
 import time
 from collections.abc import Iterator
+from types import ModuleType
 
 HEARTBEAT = 0.5    # seconds between the holder's touches of the lock file
 STALLED = 10.0     # seconds without a touch: the holder is stopped or hung
 MAX_WAIT = 120.0   # seconds of waiting in all, however alive the holder looks
 _POLL = 0.05
 
-_held = {}  # fd -> path of the locks this process holds (closed in a forked child)
+_held: dict[int, str] = {}  # fd -> path of the locks this process holds (closed in a forked child)
 _beat_lock = threading.Lock()
 _beating = [False]
 
@@ -49,7 +52,7 @@ def hold(path: str) -> Iterator[bool]:
         os.close(fd)  # releases the lock
 
 
-def _acquire(fcntl, fd):
+def _acquire(fcntl: ModuleType, fd: int) -> bool:
     start = seen_at = time.monotonic()
     seen = None
     while True:
@@ -72,7 +75,7 @@ def _acquire(fcntl, fd):
         time.sleep(_POLL)
 
 
-def _start_heartbeat():
+def _start_heartbeat() -> None:
     with _beat_lock:
         if _beating[0]:
             return
@@ -80,7 +83,7 @@ def _start_heartbeat():
     threading.Thread(target=_heartbeat, name="fastinit-lock-heartbeat", daemon=True).start()
 
 
-def _heartbeat():
+def _heartbeat() -> None:
     while True:
         with _beat_lock:
             if not _held:
@@ -95,7 +98,7 @@ def _heartbeat():
         time.sleep(HEARTBEAT)
 
 
-def _reset_after_fork():
+def _reset_after_fork() -> None:
     # A fork during a compile: the child's copy of the lock file would keep the lock held
     # for as long as the child lives (and block its own compiles); it has no heartbeat.
     global _beat_lock

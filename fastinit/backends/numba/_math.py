@@ -6,6 +6,10 @@ casts) scalar implementations, so that kernels compile the very same
 definitions.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from numba import types
 from numba.extending import lower_builtin, type_callable
@@ -13,22 +17,29 @@ from numba.extending import lower_builtin, type_callable
 from ... import stream
 from ._jit import jitable
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-def _bitcast(fn, src, dst):
+    #: The key schedule as the kernels take it: 2 * PHILOX_ROUNDS words as 64-bit integers.
+    Keys = tuple[np.uint64, ...]
+
+
+def _bitcast(fn: Callable[..., Any], src: Any, dst: Any) -> None:
     """Implement ``fn`` (a bit cast of :mod:`fastinit.stream`) for scalars: convert the
     argument to ``src`` as ``src(x)`` would, then reinterpret its bits as ``dst``.
 
     Lowered in place, like an operator: no function of its own to compile.
     """
     @type_callable(fn)
-    def typer(context):
-        def typer(x):
+    def typer(context: Any) -> Callable[[Any], Any]:
+        def typer(x: Any) -> Any:
             if isinstance(x, (types.Integer, types.Float)):
                 return dst
+            return None
         return typer
 
     @lower_builtin(fn, types.Number)
-    def lower(context, builder, sig, args):
+    def lower(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         value = context.cast(builder, args[0], sig.args[0], src)
         return builder.bitcast(value, context.get_value_type(dst))
 
@@ -55,7 +66,8 @@ _SHIFT32 = np.uint64(32)
 
 
 @jitable
-def philox_words(block, round_, keys):
+def philox_words(block: int | np.integer[Any], round_: int | np.integer[Any],
+                 keys: Keys) -> tuple[np.uint32, np.uint32, np.uint32, np.uint32]:
     """``stream.philox_block`` of counter ``(lo32(block), hi32(block), round_, 0)``.
 
     The same rounds as :func:`fastinit.stream.philox_block`, with every word
@@ -83,7 +95,7 @@ def philox_words(block, round_, keys):
 
 
 @jitable
-def float16_bits(x):
+def float16_bits(x: np.float32) -> np.uint16:
     """IEEE half bits of float32 ``x`` (F. Giesen's float_to_half_fast3_rtne)."""
     b = stream.f32_bits(x)
     sign = b & np.uint32(0x80000000)
@@ -100,7 +112,7 @@ def float16_bits(x):
 
 
 @jitable
-def bfloat16_bits(x):
+def bfloat16_bits(x: np.float32) -> np.uint16:
     b = stream.f32_bits(x)
     return np.uint16((b + np.uint32(0x7FFF) + ((b >> np.uint32(16)) & np.uint32(1)))
                      >> np.uint32(16))

@@ -15,23 +15,32 @@ pool (``os.register_at_fork``), and creates its own threads when it needs
 them.
 """
 
+from __future__ import annotations
+
 import os
 import queue
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    #: ``work(start, stop)``: one chunk of items.
+    Work = Callable[[int, int], object]
 
 
 class _Job:
     __slots__ = ("work", "n", "chunk", "next", "running", "lock", "done", "error")
 
-    def __init__(self, work, n, chunk):
+    def __init__(self, work: Work, n: int, chunk: int) -> None:
         self.work, self.n, self.chunk = work, n, chunk
         self.next = 0
         self.running = 0
         self.lock = threading.Lock()
         self.done = threading.Condition(self.lock)
-        self.error = None
+        self.error: BaseException | None = None
 
-    def _take(self):
+    def _take(self) -> tuple[int, int] | None:
         with self.lock:
             start = self.next
             if start >= self.n or self.error is not None:
@@ -40,7 +49,7 @@ class _Job:
             self.running += 1
             return start, self.next
 
-    def _finish(self, error):
+    def _finish(self, error: BaseException | None) -> None:
         with self.lock:
             self.running -= 1
             if error is not None and self.error is None:
@@ -48,7 +57,7 @@ class _Job:
             if self.running == 0 and (self.next >= self.n or self.error is not None):
                 self.done.notify_all()
 
-    def work_on(self):
+    def work_on(self) -> None:
         """Run chunks of this job until none is left."""
         while True:
             chunk = self._take()
@@ -61,7 +70,7 @@ class _Job:
                 error = exc
             self._finish(error)
 
-    def wait(self):
+    def wait(self) -> None:
         with self.lock:
             while self.running:
                 self.done.wait()
@@ -70,19 +79,19 @@ class _Job:
 
 
 class _Pool:
-    def __init__(self):
-        self.jobs = queue.SimpleQueue()
-        self.threads = []
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
 
-    def _worker(self):
+    def _worker(self) -> None:
         while True:
             job = self.jobs.get()
             if job is None:
                 return
             job.work_on()
 
-    def ensure(self, helpers):
+    def ensure(self, helpers: int) -> None:
         if len(self.threads) >= helpers:
             return
         with self.lock:
@@ -96,7 +105,7 @@ class _Pool:
 _pool = _Pool()
 
 
-def _reset_after_fork():
+def _reset_after_fork() -> None:
     global _pool
     _pool = _Pool()
 
@@ -105,7 +114,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-def run(work, n, threads, chunk):
+def run(work: Work, n: int, threads: int, chunk: int) -> None:
     """``work(start, stop)`` over ``0 .. n-1`` in chunks of ``chunk`` items, on ``threads``
     threads (the calling one included); returns when all are done.
 
@@ -127,6 +136,6 @@ def run(work, n, threads, chunk):
     job.wait()
 
 
-def pool_threads():
+def pool_threads() -> list[threading.Thread]:
     """The pool threads alive now (for tests)."""
     return [t for t in _pool.threads if t.is_alive()]

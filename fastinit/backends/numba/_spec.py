@@ -7,7 +7,17 @@ works in tasks of :data:`TASK` consecutive elements of one run, the tiled
 copy in square tiles of :data:`COPY_TILE`.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, TypeAlias, Union
+
 from ... import stream
+
+if TYPE_CHECKING:
+    #: A fill kernel's specialisation: ``(kind, wide, out_kind, proposal)``.
+    FillSpec: TypeAlias = tuple[int, bool, int, int]
+    #: A kernel to make: ``("fill", FillSpec)`` or ``("copy", itemsize)``.
+    Job: TypeAlias = Union[tuple[Literal["fill"], FillSpec], tuple[Literal["copy"], int]]
 
 TASK = 8192
 COPY_TILE = 64
@@ -19,7 +29,8 @@ PROPOSAL_NAMES = {stream.PROPOSAL_NORMAL: "normal", stream.PROPOSAL_UNIFORM: "un
                   stream.PROPOSAL_EXPONENTIAL: "exponential"}
 
 
-def fill_job(kind: int, wide: bool, out_kind: int, proposal: int = 0) -> tuple:
+def fill_job(kind: int, wide: bool, out_kind: int,
+             proposal: int = 0) -> tuple[Literal["fill"], FillSpec]:
     """The job of a fill kernel, normalised (the proposal counts for the truncated normal)."""
     return "fill", (kind, bool(wide), out_kind,
                     proposal if kind == stream.TRUNCATED_NORMAL else 0)
@@ -32,9 +43,10 @@ def kernel_name(kind: int, wide: bool, out_kind: int, proposal: int = 0) -> str:
     return name
 
 
-def job_name(job: tuple) -> str:
-    kind, arg = job
-    return kernel_name(*arg) if kind == "fill" else f"copy_2d_u{8 * arg}"
+def job_name(job: Job) -> str:
+    if job[0] == "fill":
+        return kernel_name(*job[1])
+    return f"copy_2d_u{8 * job[1]}"
 
 
 def copy_tiles(rows: int, cols: int) -> int:

@@ -16,11 +16,28 @@ process then loads. The command exits non-zero when nothing could be cached
 (no writable cache directory, or ``NUMBA_DISABLE_JIT``).
 """
 
+from __future__ import annotations
+
 import sys
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
 
 from ... import _checks, _dtypes, _system, stream
 from . import _background, _spec
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Collection, Sequence
+
+    import numpy.typing as npt
+
+    from ._spec import Job
+
+    #: ``report(kernel name, seconds, where)``: prints a line when verbose.
+    Report = Callable[[str, float, str], None]
 
 DISTRIBUTIONS = {"uniform": stream.UNIFORM, "normal": stream.NORMAL,
                  "truncated_normal": stream.TRUNCATED_NORMAL}
@@ -30,26 +47,34 @@ _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 KERNELS_PER_HELPER = 2  # a helper process is worth its start-up from this many kernels
 
 
-def _names(value, known, what):
-    if value is None or value == "all":
+def _names(value: object, known: Collection[str], what: str) -> list[str]:
+    """The names ``value`` gives: None or "all" (every one), a name (for dtypes: a dtype),
+    or an iterable of them; each checked."""
+    if value is None or isinstance(value, str) and value == "all":
         return list(known)
-    if isinstance(value, str):
-        value = [value]
+    if isinstance(value, (str, np.dtype, type)):
+        items: list[object] = [value]
+    elif isinstance(value, Iterable):
+        items = list(value)
+    else:
+        raise TypeError(f"{what} must be 'all', a {'dtype' if what == 'dtypes' else 'name'} "
+                        f"or a sequence of them. Received: {what}={value!r}")
     names = []
-    for v in value:
-        name = _dtypes.resolve(v).name if what == "dtypes" else v
-        if name not in known:
+    for v in items:
+        name = _dtypes.resolve(cast("npt.DTypeLike", v)).name if what == "dtypes" else v
+        if not isinstance(name, str) or name not in known:
             raise ValueError(f"Unknown {what[:-1]}: expected 'all' or some of "
                              f"{', '.join(known)}. Received: {what}={value!r}")
         names.append(name)
     return list(dict.fromkeys(names))
 
 
-def plan(distributions=None, dtypes=None) -> list:
+def plan(distributions: str | Sequence[str] | None = None,
+         dtypes: npt.DTypeLike | Sequence[npt.DTypeLike] | None = None) -> list[Job]:
     """The kernels that :func:`warmup` compiles: ``("fill", spec)`` and ``("copy", itemsize)``."""
     dists = _names(distributions, DISTRIBUTIONS, "distributions")
     dts = _names(dtypes, _dtypes.SUPPORTED, "dtypes")
-    jobs = []
+    jobs: list[Job] = []
     for dt in dts:
         wide = dt == "float64"
         for name in dists:
@@ -62,7 +87,7 @@ def plan(distributions=None, dtypes=None) -> list:
     return jobs
 
 
-def compile_jobs(jobs: list, cache_dir: "str | None" = None) -> dict:
+def compile_jobs(jobs: list[Job], cache_dir: str | None = None) -> dict[str, float]:
     """Compile (or load) ``jobs`` in this process; seconds per kernel name.
 
     ``cache_dir``: the cache directory to use (a helper uses its parent's).
@@ -84,7 +109,9 @@ def helper_count(processes: int, uncached: int) -> int:
                       uncached // KERNELS_PER_HELPER) - 1)
 
 
-def warmup(distributions=None, dtypes=None, *, processes=1, verbose=False):
+def warmup(distributions: str | Sequence[str] | None = None,
+           dtypes: npt.DTypeLike | Sequence[npt.DTypeLike] | None = None, *, processes: int = 1,
+           verbose: bool = False) -> dict[str, float]:
     """:func:`fastinit.warmup`: seconds per kernel name."""
     processes = _checks.check_integer(processes, "processes")
     if processes < 1:
@@ -110,7 +137,8 @@ def warmup(distributions=None, dtypes=None, *, processes=1, verbose=False):
     return seconds
 
 
-def _with_helpers(jobs, helpers, where, report):
+def _with_helpers(jobs: list[Job], helpers: int, where: str | None,
+                  report: Report) -> dict[str, float]:
     """Compile ``jobs`` here (from the back) and in ``helpers`` processes (from the front);
     seconds per kernel this process compiled."""
     import concurrent.futures
@@ -132,14 +160,14 @@ def _with_helpers(jobs, helpers, where, report):
     return seconds
 
 
-def _reporter(verbose):
-    def report(name, s, where):
+def _reporter(verbose: bool) -> Report:
+    def report(name: str, s: float, where: str) -> None:
         if verbose:
             print(f"{name:45s} {s:7.3f} s{where}", flush=True)
     return report
 
 
-def main(args):
+def main(args: argparse.Namespace) -> int:
     """``fastinit warmup``: the command line of :func:`fastinit.warmup`.
 
     Exit status: 0 when the kernels are in the disk cache, 1 when nothing could be
