@@ -14,6 +14,7 @@ from typing_extensions import assert_type
 import fastinit
 import fastinit.dask
 import fastinit.initializers as fi
+import fastinit.random as fr
 import fastinit.torch as ft
 from fastinit import gpu, sharding
 from fastinit.materialize import materialize, materialize_module, materialize_npy
@@ -31,7 +32,24 @@ assert_type(fi.resolve_seed(np.uint64(3)), int)
 assert_type(sharding.name_stream("w"), int)
 assert_type(sharding.shard_bounds(10, 4, 1), tuple[int, int])
 assert_type(fastinit.warmup(["normal"], ["float32"]), dict[str, float])
+assert_type(fastinit.warmup("all", np.float32, processes=2, verbose=True), dict[str, float])
+assert_type(fastinit.set_num_threads(2), None)
+assert_type(fastinit.set_num_threads(None), None)
+assert_type(fastinit.get_num_threads(), int)
 assert_type(gpu.is_available(), bool)
+
+# fastinit.random: a new NumPy array, or out= itself, typed as given.
+f32: npt.NDArray[np.float32] = np.empty((3, 4), dtype=np.float32)
+assert_type(fr.uniform((3, 4), seed=0), npt.NDArray[Any])
+assert_type(fr.normal(1024, 0.0, 0.02, dtype="bfloat16", seed=np.uint64(1), stream=7),
+            npt.NDArray[Any])
+assert_type(fr.truncated_normal((4, 4), std=0.02, a=-0.04, b=0.04, seed=0,
+                                index=(slice(None), slice(2, 4)), offset=8), npt.NDArray[Any])
+assert_type(fr.uniform(low=-0.1, high=0.1, seed=3, out=f32), npt.NDArray[np.float32])
+assert_type(fr.normal(seed=0, out=f32, backend="numba"), npt.NDArray[np.float32])
+# A torch tensor is typed as a CUDA buffer (at run time out= takes one on a GPU):
+assert_type(fr.truncated_normal(seed=0, out=torch.empty(3, 4)), torch.Tensor)
+assert_type(fr.philox4x32_10([0, 0, 0, 0], [0, 0]), npt.NDArray[np.uint32])
 
 fi.VarianceScaling(mode="fan_sideways")         # type: ignore[arg-type]
 fi.VarianceScaling(distribution="gaussian")     # type: ignore[arg-type]
@@ -41,6 +59,13 @@ fi.TruncatedNormal(seed=1.5)                    # type: ignore[arg-type]
 init((3, 4), out=[0.0, 1.0])                    # type: ignore[arg-type]
 gpu.set_allocator("tensorflow")                 # type: ignore[arg-type]
 sharding.name_stream(7)                         # type: ignore[arg-type]
+fastinit.set_num_threads("2")                   # type: ignore[arg-type]
+fastinit.warmup(processes="2")                  # type: ignore[arg-type]
+fr.uniform((3, 4))                              # type: ignore[call-overload]
+fr.normal((3, 4), seed=None)                    # type: ignore[call-overload]
+fr.normal((3, 4), std="0.1", seed=0)            # type: ignore[call-overload]
+fr.uniform((3, 4), seed=0, out=[0.0, 1.0])      # type: ignore[call-overload]
+fr.truncated_normal((3, 4), seed=0, backend=3)  # type: ignore[call-overload]
 
 # fastinit.torch: a function returns the tensor it fills (a Parameter as a Parameter).
 w = torch.empty(3, 4)
