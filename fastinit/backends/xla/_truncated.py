@@ -11,10 +11,10 @@ tensor (the whole tensor when it is not partitioned):
 2. the NaN positions compacted, chunk by chunk (temporaries of a chunk), into
    a list of at most ``capacity`` slots, sized from the proposal's rejection
    rate (:func:`_capacity`);
-3. attempts 1, 2, ... on the list's slots, accepted values scattered into the
-   output; when the pending slots fit in an eighth of the list, they move to a
-   list an eighth as long (so the late rounds cost little); repeated from 2
-   while more than ``capacity`` elements were rejected.
+3. attempts 1, 2, ... on the list's pending slots, a chunk at a time (the
+   work of a round is that of its pending slots), accepted values scattered
+   into the output, the pending slots moved to the front after each round;
+   repeated from 2 while more than ``capacity`` elements were rejected.
 
 A ``custom_partitioning`` rule runs this on each device's shard, under
 ``jit(..., out_shardings=...)`` as under the front end's ``out_sharding=``: the
@@ -36,8 +36,9 @@ from ._philox import grid, positions
 
 __all__ = ["sample"]
 
-MIN_CAPACITY = 256      # the shortest slot list
-SHRINK = 8              # each list is an eighth of the one before
+FULL_PASS_WORK = 1 << 21  # element-attempts below which rounds run over the whole block
+MIN_CAPACITY = 256      # slots in the list at least (at most the block's size)
+ROUND_CHUNK = 1 << 16   # slots of one step of a round
 CHUNK_FRACTION = 64     # compaction reads the output in chunks of 1/64 (at least ...)
 MIN_CHUNK = 1 << 14     # ... this many elements
 
@@ -145,12 +146,15 @@ class _Place:
         self.k0, self.k1 = k0.reshape(-1), k1.reshape(-1)
         self.size = math.prod(shape)
 
-    def attempt(self, j, attempt):
-        """``(value in the output dtype, accepted)`` of attempt ``attempt`` at indices ``j``."""
+    def attempt_or_nan(self, j, attempt):
+        """Attempt ``attempt`` (a uint32 scalar) at the flat local indices ``j``: the value in
+        the output dtype, NaN where rejected (attempt 255 is always taken)."""
         import jax.numpy as jnp
+        from jax import lax
 
         j = j.astype(jnp.uint32)
-        batch, rest = j // np.uint32(max(self.size, 1)), j % np.uint32(max(self.size, 1))
+        size = np.uint32(max(self.size, 1))
+        batch, rest = j // size, j % size
         key = (self.k0[batch], self.k1[batch]) if self.k0.size > 1 else (self.k0[0],
                                                                          self.k1[0])
         indices = []
@@ -160,93 +164,188 @@ class _Place:
             indices.append(local + jnp.asarray(self.starts[d], jnp.uint32))
         position = positions(indices, self.global_shape, self.offset)
         z, ok, ops = _elements.candidate(self.dist, key, position, attempt)
-        return _elements.output_stage(self.dist, z, ops, self.dtype), ok
+        values = _elements.output_stage(self.dist, z, ops, self.dtype)
+        last = attempt == np.uint32(stream.MAX_ATTEMPTS - 1)
+        nan = jnp.asarray(np.nan, self.dtype)
+        # One buffer, computed once: without the barrier XLA fuses the attempt's code into
+        # each of its users.
+        return lax.optimization_barrier(jnp.where(ok | last, values, nan))
 
 
 def _resample(place, flat):
     """``flat`` with every NaN (rejected at attempt 0) replaced by its element's value."""
-    import jax.numpy as jnp
-    from jax import lax
-
     n = flat.size
     if n == 0:
         return flat
-    capacity = _capacity(place.dist, n)
-
-    def more(state):
-        return state[1] > 0
-
-    def batch(state):
-        flat, _ = state
-        slots, count = _compact(flat, capacity)
-        flat = _resolve(place, flat, slots, capacity)
-        return flat, count - capacity
-
-    flat, _ = lax.while_loop(more, batch, (flat, jnp.int32(1)))
-    return flat
+    rounds = math.log(max(n, 2)) / -math.log(max(_rejection_rate(place.dist), 1e-3)) + 1
+    if n * rounds <= FULL_PASS_WORK:
+        return _full_passes(place, flat)
+    return _compacted(place, flat)
 
 
-def _compact(flat, capacity):
-    """The local indices of the first ``capacity`` NaNs of ``flat`` (``flat.size`` in unused
-    slots) and the number of NaNs, reading ``flat`` chunk by chunk."""
+def _full_passes(place, flat):
+    """Rounds over the whole block (every rejected element is at the same attempt): the
+    least code to compile, for blocks small enough that the work does not matter."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    every = jnp.arange(flat.size, dtype=jnp.int32)
+
+    def attempt_round(state):
+        flat, k = state
+        values = place.attempt_or_nan(every, k)
+        return jnp.where(jnp.isnan(flat), values, flat), k + np.uint32(1)
+
+    state = (flat, jnp.uint32(1))
+    return lax.while_loop(lambda state: jnp.any(jnp.isnan(state[0])), attempt_round, state)[0]
+
+
+def _compacted(place, flat):
+    """Rounds over the rejected elements only, gathered into lists, batch by batch."""
     import jax.numpy as jnp
     from jax import lax
 
     n = flat.size
+    capacity = _capacity(place.dist, n, flat.dtype.itemsize)
     chunk = min(n, max(MIN_CHUNK, n // CHUNK_FRACTION))
-    chunks = -(-n // chunk)
+    length = capacity + chunk + ROUND_CHUNK      # room for a whole chunk past the capacity
+
+    def batch(state):
+        flat, first = state
+        slots, count, first = _compact(flat, capacity, chunk, first, length)
+        done, values, count = _resolve(place, slots, count, flat.dtype)
+        index = jnp.where(jnp.arange(length) < count, done, n)
+        return flat.at[index].set(values, mode="drop"), first   # once a batch: O(n)
+
+    return lax.while_loop(lambda state: state[1] * chunk < n, batch, (flat, jnp.int32(0)))[0]
+
+
+def _compact(flat, capacity, chunk, first, length):
+    """``(slots, count, next)``: the local indices of the NaNs of ``flat`` in chunks
+    ``first``, ``first + 1``, ... up to the one that brings their number to
+    ``capacity`` or more; their number; and the next chunk."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    n = flat.size
     iota = jnp.arange(chunk, dtype=jnp.int32)
 
-    def body(c, state):
-        slots, count = state
+    def body(state):
+        slots, count, c = state
         start = jnp.minimum(c * chunk, n - chunk)       # the last chunk overlaps the one before
         index = start + iota
         pending = jnp.isnan(lax.dynamic_slice(flat, (start,), (chunk,))) & (index >= c * chunk)
-        rank = count + jnp.cumsum(pending, dtype=jnp.int32) - 1
-        target = jnp.where(pending & (rank < capacity), rank, capacity)
-        slots = slots.at[target].set(index, mode="drop")
-        return slots, count + jnp.sum(pending, dtype=jnp.int32)
+        (slots,), count = _append((slots,), count, pending, (index,))
+        return slots, count, c + 1
 
-    slots = jnp.full((capacity,), n, jnp.int32)
-    return lax.fori_loop(0, chunks, body, (slots, jnp.int32(0)))
+    def more(state):
+        _, count, c = state
+        return (count < capacity) & (c * chunk < n)
+
+    slots = jnp.zeros((length,), jnp.int32)
+    return lax.while_loop(more, body, (slots, jnp.int32(0), first))
 
 
-def _resolve(place, flat, slots, capacity, attempt=1):
-    """Run the attempts of the elements at ``slots`` (``flat.size``: empty) from ``attempt``
-    on, until all are accepted; returns ``flat`` with their values."""
+def _resolve(place, slots, count, dtype):
+    """Attempts 1, 2, ... of the elements at ``slots[:count]`` until each is accepted:
+    ``(indices, values, count)`` of the accepted ones, in lists.
+
+    A round runs over the pending slots only, ``ROUND_CHUNK`` at a time (one copy of the
+    attempt's code in the program), and moves the still-pending ones to the front of
+    the list as it goes (to places already read). Lists grow by ``_append``: XLA:CPU's
+    scatter costs the size of its operand, a dynamic update slice that of the update.
+    """
     import jax.numpy as jnp
     from jax import lax
 
-    n = flat.size
-    last = stream.MAX_ATTEMPTS - 1
-    smaller = capacity // SHRINK if capacity >= SHRINK * MIN_CAPACITY else 0
-
-    def more(state):
-        _, pending, _ = state
-        return jnp.sum(pending, dtype=jnp.int32) > smaller
+    length = slots.size
+    chunk = min(length, ROUND_CHUNK)
+    iota = jnp.arange(chunk, dtype=jnp.int32)
 
     def attempt_round(state):
-        flat, pending, k = state
-        values, ok = place.attempt(jnp.minimum(slots, n - 1), k)
-        take = pending & (ok | (k == last))
-        flat = flat.at[jnp.where(take, slots, n)].set(values, mode="drop")
-        return flat, pending & ~take, k + np.uint32(1)
+        slots, count, done, values, accepted, k = state
 
-    state = (flat, slots < n, jnp.uint32(attempt))
-    flat, pending, k = lax.while_loop(more, attempt_round, state)
-    if not smaller:
-        return flat
-    (kept,) = jnp.nonzero(pending, size=smaller, fill_value=capacity)
-    slots = jnp.where(kept < capacity, slots[jnp.minimum(kept, capacity - 1)], n)
-    return _resolve(place, flat, slots, smaller, k)
+        def step(c, inner):
+            slots, kept, done, values, accepted = inner
+            start = jnp.minimum(c * chunk, length - chunk)
+            index = start + iota
+            live = (index >= c * chunk) & (index < count)
+            j = lax.dynamic_slice(slots, (start,), (chunk,))
+            value = place.attempt_or_nan(j, k)
+            rejected = jnp.isnan(value)
+            (done, values), accepted = _append((done, values), accepted, live & ~rejected,
+                                               (j, value))
+            (slots,), kept = _append((slots,), kept, live & rejected, (j,))
+            return slots, kept, done, values, accepted
+
+        inner = (slots, jnp.int32(0), done, values, accepted)
+        slots, kept, done, values, accepted = lax.fori_loop(
+            0, (count + chunk - 1) // chunk, step, inner)
+        return slots, kept, done, values, accepted, k + np.uint32(1)
+
+    state = (slots, count, jnp.zeros((length,), jnp.int32), jnp.zeros((length,), dtype),
+             jnp.int32(0), jnp.uint32(1))
+    state = lax.while_loop(lambda state: state[1] > 0, attempt_round, state)
+    return state[2], state[3], state[4]
 
 
-def _capacity(dist, n):
-    """Slots of the first list: the expected rejections of attempt 0 and a margin, at most
-    a sixteenth of the block (more rejections take more passes, not more memory)."""
+def _append(buffers, offset, mask, items):
+    """Write ``items[k][mask]`` to ``buffers[k]`` from ``offset`` on (in place: a chunk-sized
+    scatter, then a dynamic update slice); returns the buffers and the new offset."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    rank, total = _ranks(mask)
+    target = jnp.where(mask, rank, mask.size)
+    out = []
+    for buffer, item in zip(buffers, items):
+        packed = jnp.zeros(mask.shape, buffer.dtype).at[target].set(item, mode="drop")
+        out.append(lax.dynamic_update_slice(buffer, packed, (offset,)))
+    return tuple(out), offset + total
+
+
+def _ranks(mask):
+    """``(rank, total)``: for each element of the 1-D boolean ``mask``, how many true elements
+    come before it; and how many there are. From 32-bit words and popcounts (a cumulative
+    sum compiles slowly and runs slowly on XLA:CPU)."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    m = mask.size
+    words = -(-m // 32)
+    lanes = jnp.arange(32, dtype=jnp.uint32)
+    bits = jnp.pad(mask, (0, words * 32 - m)).reshape(words, 32).astype(jnp.uint32) << lanes
+    word = jnp.sum(bits, axis=1, dtype=jnp.uint32)
+    counts = lax.population_count(word).astype(jnp.int32)
+    below = lax.population_count(word[:, None] & ((np.uint32(1) << lanes) - np.uint32(1)))
+    offsets = _exclusive_sums(counts)
+    rank = (offsets[:, None] + below.astype(jnp.int32)).reshape(-1)[:m]
+    return rank, offsets[-1] + counts[-1]
+
+
+def _exclusive_sums(counts):
+    """Exclusive prefix sums of a short int32 vector, 32 at a time."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    length = counts.size
+    if length == 1:
+        return jnp.zeros_like(counts)
+    blocks = -(-length // 32)
+    c = jnp.pad(counts, (0, blocks * 32 - length)).reshape(blocks, 32)
+    before = lax.broadcasted_iota(jnp.int32, (32, 32), 1) < lax.broadcasted_iota(
+        jnp.int32, (32, 32), 0)                                   # [i, j]: j comes before i
+    within = jnp.sum(jnp.where(before[None], c[:, None, :], 0), axis=2)
+    return (_exclusive_sums(jnp.sum(c, axis=1))[:, None] + within).reshape(-1)[:length]
+
+
+def _capacity(dist, n, itemsize):
+    """Elements of a batch: the expected rejections of attempt 0 and a margin, within
+    ``n * itemsize / 64`` (the three lists, 8 + itemsize bytes an entry, stay under a
+    quarter of the block; more rejections take more batches, not more memory)."""
     expected = _rejection_rate(dist) * n
     capacity = int(1.25 * expected) + MIN_CAPACITY
-    return max(1, min(n, capacity, max(MIN_CAPACITY, n // 16)))
+    return max(1, min(n, capacity, max(MIN_CAPACITY, n * itemsize // 64)))
 
 
 def _rejection_rate(dist):
