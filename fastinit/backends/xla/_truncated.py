@@ -128,13 +128,20 @@ def _local(dist, k0, k1, local_shape, starts, full_shape, offset, dtype, guards)
     with _guards.using(**vars(guards)):
         nb = k0.ndim
         shape, global_shape = local_shape[nb:], full_shape[nb:]
+        place = _Place(dist, k0, k1, shape, starts[nb:], global_shape, offset, dtype)
+        n = math.prod(local_shape)
+        if n == 0:
+            return jnp.zeros(local_shape, dtype)
+        rounds = math.log(max(n, 2)) / -math.log(max(_rejection_rate(dist), 1e-3)) + 1
+        if n * rounds <= FULL_PASS_WORK:
+            return _full_passes(place, n).reshape(local_shape)
+        # Attempt 0 of every element in one fused loop, then the rejected ones in lists.
         key = tuple(k.reshape(k.shape + (1,) * len(shape)) for k in (k0, k1))
         position = positions(grid(shape, starts[nb:]), global_shape, offset)
         z, ok, ops = _elements.candidate(dist, key, position, 0)
         values = _elements.output_stage(dist, z, ops, dtype)
         out = jnp.where(ok, values, jnp.asarray(np.nan, dtype))
-        place = _Place(dist, k0, k1, shape, starts[nb:], global_shape, offset, dtype)
-        return _resample(place, out.reshape(-1)).reshape(out.shape)
+        return _compacted(place, out.reshape(-1)).reshape(local_shape)
 
 
 class _Place:
@@ -172,31 +179,21 @@ class _Place:
         return lax.optimization_barrier(jnp.where(ok | last, values, nan))
 
 
-def _resample(place, flat):
-    """``flat`` with every NaN (rejected at attempt 0) replaced by its element's value."""
-    n = flat.size
-    if n == 0:
-        return flat
-    rounds = math.log(max(n, 2)) / -math.log(max(_rejection_rate(place.dist), 1e-3)) + 1
-    if n * rounds <= FULL_PASS_WORK:
-        return _full_passes(place, flat)
-    return _compacted(place, flat)
-
-
-def _full_passes(place, flat):
-    """Rounds over the whole block (every rejected element is at the same attempt): the
-    least code to compile, for blocks small enough that the work does not matter."""
+def _full_passes(place, n):
+    """Rounds over the whole block from attempt 0 on (all rejected elements are at the same
+    attempt): one copy of the attempt's code, for blocks small enough that the work of
+    the late rounds does not matter."""
     import jax.numpy as jnp
     from jax import lax
 
-    every = jnp.arange(flat.size, dtype=jnp.int32)
+    every = jnp.arange(n, dtype=jnp.int32)
 
     def attempt_round(state):
         flat, k = state
         values = place.attempt_or_nan(every, k)
         return jnp.where(jnp.isnan(flat), values, flat), k + np.uint32(1)
 
-    state = (flat, jnp.uint32(1))
+    state = (jnp.full((n,), np.nan, place.dtype), jnp.uint32(0))
     return lax.while_loop(lambda state: jnp.any(jnp.isnan(state[0])), attempt_round, state)[0]
 
 

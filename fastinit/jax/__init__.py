@@ -1,19 +1,22 @@
-"""JAX front end: ``jax.nn.initializers``' protocol, values from fastinit.
+"""JAX front end: ``jax.nn.initializers``' protocol, values from the fastinit stream.
 
 Each builder returns an ``init(key, shape, dtype=None, out_sharding=None)``
 that returns a ``jax.Array``, as ``jax.nn.initializers`` does. ``key`` is a
-JAX PRNG key (typed ``jax.random.key`` or raw ``jax.random.PRNGKey``) or an
-int seed. A key becomes a fastinit seed through its key data (the two
-32-bit words of a threefry key, high word first; longer keys are mixed down
-with Philox), so one key gives the same values on every backend, device
-count and sharding: they do not depend on JAX's PRNG implementation. The
-seed rule is :func:`fastinit.initializers.base.resolve_seed`.
+JAX PRNG key (typed ``jax.random.key`` or raw ``jax.random.PRNGKey``,
+concrete or traced) or an int seed; it becomes a fastinit seed through its key
+data (:func:`key_to_seed`), in the graph, so one key gives the same values on
+every backend, device count and sharding, whatever JAX's PRNG implementation.
 
-The values are produced on the host by NumPy/Numba and transferred. Inside
-``jax.jit`` (a traced key) they come through ``jax.pure_callback``, so
-initializers work under ``jit`` too. With ``out_sharding`` set to a
-``jax.sharding.Sharding`` each addressable shard is generated on its own
-(``index=``), and equals that part of the unsharded array.
+The values are computed by XLA where the array lives (:mod:`fastinit.backends.xla`),
+eagerly or under ``jit``/``vmap``, bit for bit those of the NumPy, Numba and
+CUDA backends (XLA:CPU flushes subnormal outputs, below 1.18e-38: the one
+exception). With ``out_sharding`` (a ``jax.sharding.Sharding``), or under
+``jax.jit(..., out_shardings=...)``, each device computes only its shard, with
+no communication. Orthogonal and delta-orthogonal matrices are a QR of the
+stream's Gaussian matrix in the graph: their Gaussian input is bit-exact, the
+matrix agrees with ``fastinit.initializers.Orthogonal(method="qr")`` to rounding.
+Complex dtypes and the other initializers of :func:`wrap` run on the host
+(NumPy/Numba, a host callback under ``jit``). See ``docs/jax.md``.
 
 Names follow ``jax.nn.initializers``: ``zeros``, ``ones``, ``constant``,
 ``uniform``, ``normal``, ``truncated_normal`` (with ``lower``/``upper``),
@@ -21,10 +24,8 @@ Names follow ``jax.nn.initializers``: ``zeros``, ``ones``, ``constant``,
 ``lecun_*``, ``orthogonal``, ``delta_orthogonal``. As in JAX,
 ``variance_scaling``'s ``"normal"`` is the *untruncated* normal (Keras'
 ``"normal"`` means truncated), and fans use ``in_axis``/``out_axis``/
-``batch_axis`` (:func:`fastinit._fans.jax_fans`). Complex dtypes work for
-the variance-scaling family and ``normal``.
-
-JAX is imported on first use, not with this module.
+``batch_axis`` (:func:`fastinit._fans.jax_fans`). JAX is imported on first
+use, not with this module.
 
 Examples
 --------
@@ -42,14 +43,14 @@ True
 
 import numpy as np
 
-from . import random as fr
-from ._checks import check_shape
-from .initializers.base import Initializer, resolve_seed
-from .initializers.constant import Constant, Ones, Zeros
-from .initializers.random_initializers import (
+from ..initializers.base import Initializer
+from ..initializers.constant import Constant, Ones, Zeros
+from ..initializers.random_initializers import (
     RandomNormal, RandomUniform, TruncatedNormal, VarianceScaling,
 )
-from .initializers.structured import DeltaOrthogonal, Orthogonal
+from ..initializers.structured import DeltaOrthogonal, Orthogonal
+from ._keys import key_to_seed
+from ._wrap import canonical_dtype, wrap
 
 __all__ = [
     "Initializer", "key_to_seed", "wrap", "zeros", "ones", "constant", "uniform", "normal",
@@ -57,137 +58,6 @@ __all__ = [
     "xavier_uniform", "xavier_normal", "lecun_uniform", "lecun_normal", "he_uniform",
     "he_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "delta_orthogonal",
 ]
-
-
-def _jax():
-    import jax
-    return jax
-
-
-def _default_dtype(dtype):
-    jax = _jax()
-    if dtype is None:
-        return jax.dtypes.canonicalize_dtype(float)
-    return jax.dtypes.canonicalize_dtype(dtype)
-
-
-def key_to_seed(key):
-    """The fastinit seed of a JAX key (or an int seed, returned as it is).
-
-    Examples
-    --------
-    >>> import jax
-    >>> key_to_seed(jax.random.PRNGKey(5)) == key_to_seed(jax.random.key(5))
-    True
-    >>> key_to_seed(7)
-    7
-    """
-    if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
-        return resolve_seed(int(key))
-    jax = _jax()
-    if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError("fastinit.jax takes one key (map over a batch of keys with "
-                             f"jax.vmap). Received: a key array of shape {key.shape}")
-        key = jax.random.key_data(key)
-    words = np.asarray(key)
-    if words.ndim != 1:
-        raise ValueError("fastinit.jax takes one key (map over a batch of keys with "
-                         f"jax.vmap). Received: key data of shape {words.shape}")
-    return _words_to_seed(words)
-
-
-def _words_to_seed(words):
-    words = np.asarray(words)
-    if words.dtype.kind not in "ui" or words.size < 2:
-        raise TypeError("key must be a JAX PRNG key or an int seed. "
-                        f"Received: key with dtype {words.dtype} and shape {words.shape}")
-    words = words.astype(np.uint32).ravel()
-    if words.size != 2:
-        # Mix longer key data down to two words, four words at a time.
-        acc = np.zeros(2, dtype=np.uint32)
-        padded = np.concatenate([words, np.zeros(-words.size % 4, dtype=np.uint32)])
-        for block in padded.reshape(-1, 4):
-            acc = fr.philox4x32_10(block, acc)[:2]
-        words = acc
-    return (int(words[0]) << 32) | int(words[1])
-
-
-def wrap(initializer, dtype=None):
-    """A JAX-protocol ``init(key, shape, dtype=None, out_sharding=None)`` from a fastinit initializer.
-
-    Parameters
-    ----------
-    initializer : Initializer or callable
-        A fastinit initializer whose seed is replaced by the key's at each call
-        (seeded classes are rebuilt from their config), or any
-        :func:`fastinit.initializers.get` identifier.
-    dtype : optional
-        The default dtype of the calls.
-
-    Examples
-    --------
-    >>> import jax
-    >>> import fastinit.initializers as fi
-    >>> init = wrap(fi.HeNormal())
-    >>> init(jax.random.key(1), (2, 2)).dtype
-    dtype('float32')
-    """
-    from .initializers.registry import get
-
-    initializer = get(initializer)
-    default_dtype = dtype
-
-    def make(seed):
-        if isinstance(initializer, Initializer):
-            return initializer.with_seed(seed)
-        return initializer
-
-    def host(seed, shape, dtype, index=None):
-        init = make(seed)
-        if isinstance(init, Initializer):
-            return init(shape, dtype, index=index)
-        values = np.asarray(init(shape, dtype))
-        return values if index is None else values[index]
-
-    def init(key, shape, dtype=default_dtype, out_sharding=None):
-        jax = _jax()
-        shape = check_shape(shape)
-        dtype = np.dtype(_default_dtype(dtype))
-        if isinstance(key, jax.core.Tracer) or (
-                isinstance(key, jax.Array) and not key.is_fully_addressable):
-            return _traced(jax, host, key, shape, dtype, out_sharding)
-        seed = key_to_seed(key)
-        if out_sharding is not None:
-            sharding = _sharding(jax, out_sharding)
-            return jax.make_array_from_callback(
-                shape, sharding, lambda index: host(seed, shape, dtype, index))
-        return jax.numpy.asarray(host(seed, shape, dtype))
-
-    init.initializer = initializer
-    return init
-
-
-def _sharding(jax, out_sharding):
-    if isinstance(out_sharding, jax.sharding.Sharding):
-        return out_sharding
-    raise NotImplementedError("fastinit.jax takes a jax.sharding.Sharding as out_sharding "
-                              f"(not a bare PartitionSpec). Received: out_sharding={out_sharding!r}")
-
-
-def _traced(jax, host, key, shape, dtype, out_sharding):
-    """Values for a traced key: a host callback (works under ``jit`` and ``vmap``)."""
-    if out_sharding is not None:
-        raise NotImplementedError("out_sharding is not supported under jax.jit. "
-                                  f"Received: out_sharding={out_sharding!r}")
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-
-    def callback(words):
-        return np.asarray(host(_words_to_seed(words), shape, dtype))
-
-    result = jax.ShapeDtypeStruct(shape, dtype)
-    return jax.pure_callback(callback, result, key, vmap_method="sequential")
 
 
 # -- the builders (jax.nn.initializers names) ---------------------------------------------
@@ -225,8 +95,8 @@ def constant(value, dtype=None):
             0, shape, dtype, out_sharding)
 
     def init(key, shape, dtype=dtype, out_sharding=None):
-        jnp = _jax().numpy
-        return jnp.full(shape, value, dtype=_default_dtype(dtype))
+        import jax.numpy as jnp
+        return jnp.full(shape, value, dtype=canonical_dtype(dtype))
     return init
 
 
