@@ -12,9 +12,12 @@ arrays, written so that XLA fuses it into one loop:
   slower), from its flat position, so any shard computes its elements only.
 - :func:`philox` also returns the element's *opaque zero*
   ``min(h, c) - h`` with ``h = hi(M1 * c)``, ``c`` the element's word ``c2``
-  entering round 1: zero for every ``c`` (``h <= c`` as ``M1 < 2**32``), but
-  known to no compiler, and different per element, so that XLA cannot hoist it
-  as a scalar either. The guards of :mod:`._guards` XOR it into bits.
+  entering the last round: zero for every ``c`` (``h <= c`` as ``M1 < 2**32``),
+  but known to no compiler. It must be a word of the last rounds: in the first
+  ones, a constant key and a small tensor (known positions) leave ``c`` a range
+  that LLVM's range analysis separates from ``h``'s, and it folds the zero; and
+  a word of the key alone would be hoisted as a scalar (XLA then multiplies by
+  the reciprocal of a divisor). The guards of :mod:`._guards` XOR it into bits.
 
 Positions are 64-bit integers held as ``(hi, lo)`` uint32 pairs; a tensor whose
 positions all lie below ``2**32`` needs ``lo`` only.
@@ -30,6 +33,7 @@ __all__ = ["mulhilo", "philox", "derive_key", "grid", "positions", "block_and_la
 
 _U32 = np.uint32
 _MASK16 = _U32(0xFFFF)
+ZERO_ROUND = stream.PHILOX_ROUNDS - 1   # the round whose word c2 makes the opaque zero
 
 
 def _jnp():
@@ -69,7 +73,7 @@ def philox(counter, key):
     for r in range(stream.PHILOX_ROUNDS):
         hi0, lo0 = mulhilo(stream.PHILOX_M0, c0)
         hi1, lo1 = mulhilo(stream.PHILOX_M1, c2)
-        if r == 1:   # c2 depends on the block (c0 here may be a function of the key alone)
+        if r == ZERO_ROUND:
             zero = jnp.minimum(hi1, c2) - hi1
         round_k0 = k0 + _U32((r * stream.PHILOX_W0) & 0xFFFFFFFF)
         round_k1 = k1 + _U32((r * stream.PHILOX_W1) & 0xFFFFFFFF)
