@@ -194,6 +194,10 @@ kaiming_normal = he_normal
 def orthogonal(scale=1.0, column_axis=-1, dtype=None):
     """A (semi-)orthogonal matrix times ``scale``, columns along ``column_axis`` (``jax.nn.initializers.orthogonal``).
 
+    Householder QR of the stream's Gaussian matrix with the sign fix, in the graph
+    (:mod:`fastinit.jax._orthogonal`); equal to ``fastinit.initializers.Orthogonal(
+    scale, column_axis=column_axis, method="qr")`` to rounding.
+
     Examples
     --------
     >>> import jax.numpy as jnp
@@ -201,9 +205,10 @@ def orthogonal(scale=1.0, column_axis=-1, dtype=None):
     >>> bool(jnp.allclose(w @ w.T, jnp.eye(3), atol=1e-6))
     True
     """
-    return wrap(Orthogonal(float(scale), column_axis=column_axis), dtype)
+    return wrap(Orthogonal(float(scale), column_axis=column_axis, method="qr"), dtype)
 
 
 def delta_orthogonal(scale=1.0, column_axis=-1, dtype=None):
-    """A delta-orthogonal convolution kernel (``jax.nn.initializers.delta_orthogonal``)."""
-    return wrap(DeltaOrthogonal(float(scale), column_axis=column_axis), dtype)
+    """A delta-orthogonal convolution kernel (``jax.nn.initializers.delta_orthogonal``): its
+    centre tap an :func:`orthogonal` ``(in, out)`` matrix, in the graph."""
+    return wrap(DeltaOrthogonal(float(scale), column_axis=column_axis, method="qr"), dtype)
