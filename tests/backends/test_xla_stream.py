@@ -266,10 +266,8 @@ def compacted(monkeypatch):
     """The list-based truncated normal (large blocks) on small ones, with tiny lists,
     chunks and steps (several batches, chunks and steps per round)."""
     monkeypatch.setattr(_truncated, "FULL_PASS_WORK", 0)
-    monkeypatch.setattr(_truncated, "MIN_CAPACITY", 8)
-    monkeypatch.setattr(_truncated, "ROUND_CHUNK", 32)
-    monkeypatch.setattr(_truncated, "MIN_CHUNK", 64)
-    monkeypatch.setattr(_truncated, "_capacity", lambda dist, n, itemsize: 100)
+    monkeypatch.setattr(_truncated, "_chunks", lambda n: (32, 64))
+    monkeypatch.setattr(_truncated, "_capacity", lambda dist, n: 100)
     _truncated._mapped.cache_clear()
     _truncated._partitioned.cache_clear()
     yield

@@ -38,9 +38,7 @@ __all__ = ["sample"]
 
 FULL_PASS_WORK = 1 << 21  # element-attempts below which rounds run over the whole block
 MIN_CAPACITY = 256      # slots in the list at least (at most the block's size)
-ROUND_CHUNK = 1 << 16   # slots of one step of a round
-CHUNK_FRACTION = 64     # compaction reads the output in chunks of 1/64 (at least ...)
-MIN_CHUNK = 1 << 14     # ... this many elements
+ROUND_CHUNK = 1 << 14   # slots of one step of a round, at most
 
 
 def sample(dist, key, shape, dtype, offset):
@@ -153,9 +151,10 @@ class _Place:
         self.k0, self.k1 = k0.reshape(-1), k1.reshape(-1)
         self.size = math.prod(shape)
 
-    def attempt_or_nan(self, j, attempt):
+    def attempt_or_nan(self, j, attempt, once=True):
         """Attempt ``attempt`` (a uint32 scalar) at the flat local indices ``j``: the value in
-        the output dtype, NaN where rejected (attempt 255 is always taken)."""
+        the output dtype, NaN where rejected (attempt 255 is always taken). ``once``: in
+        a buffer of its own, for a result that has several users."""
         import jax.numpy as jnp
         from jax import lax
 
@@ -174,9 +173,9 @@ class _Place:
         values = _elements.output_stage(self.dist, z, ops, self.dtype)
         last = attempt == np.uint32(stream.MAX_ATTEMPTS - 1)
         nan = jnp.asarray(np.nan, self.dtype)
-        # One buffer, computed once: without the barrier XLA fuses the attempt's code into
-        # each of its users.
-        return lax.optimization_barrier(jnp.where(ok | last, values, nan))
+        values = jnp.where(ok | last, values, nan)
+        # Without the barrier XLA fuses the attempt's code into each of the result's users.
+        return lax.optimization_barrier(values) if once else values
 
 
 def _full_passes(place, n):
@@ -186,15 +185,19 @@ def _full_passes(place, n):
     import jax.numpy as jnp
     from jax import lax
 
-    every = jnp.arange(n, dtype=jnp.int32)
-
     def attempt_round(state):
         flat, k = state
-        values = place.attempt_or_nan(every, k)
+        every = lax.iota(jnp.int32, n)     # made in the loop, fused: not an n-sized buffer
+        values = place.attempt_or_nan(every, k, once=False)
         return jnp.where(jnp.isnan(flat), values, flat), k + np.uint32(1)
 
+    def pending(state):
+        # max() propagates NaN: a reduction of the values themselves (any(isnan(...))
+        # would be an n-byte buffer first).
+        return jnp.isnan(jnp.max(state[0]))
+
     state = (jnp.full((n,), np.nan, place.dtype), jnp.uint32(0))
-    return lax.while_loop(lambda state: jnp.any(jnp.isnan(state[0])), attempt_round, state)[0]
+    return lax.while_loop(pending, attempt_round, state)[0]
 
 
 def _compacted(place, flat):
@@ -203,18 +206,19 @@ def _compacted(place, flat):
     from jax import lax
 
     n = flat.size
-    capacity = _capacity(place.dist, n, flat.dtype.itemsize)
-    chunk = min(n, max(MIN_CHUNK, n // CHUNK_FRACTION))
-    length = capacity + chunk + ROUND_CHUNK      # room for a whole chunk past the capacity
+    step, scan = _chunks(n)
+    room = _list_room(n, flat.dtype.itemsize, step) - scan - step
+    capacity = max(1, min(_capacity(place.dist, n), room))
+    length = capacity + scan + step      # room for a whole chunk past the capacity
 
     def batch(state):
         flat, first = state
-        slots, count, first = _compact(flat, capacity, chunk, first, length)
-        done, values, count = _resolve(place, slots, count, flat.dtype)
+        slots, count, first = _compact(flat, capacity, scan, first, length)
+        done, values, count = _resolve(place, slots, count, flat.dtype, step)
         index = jnp.where(jnp.arange(length) < count, done, n)
         return flat.at[index].set(values, mode="drop"), first   # once a batch: O(n)
 
-    return lax.while_loop(lambda state: state[1] * chunk < n, batch, (flat, jnp.int32(0)))[0]
+    return lax.while_loop(lambda state: state[1] * scan < n, batch, (flat, jnp.int32(0)))[0]
 
 
 def _compact(flat, capacity, chunk, first, length):
@@ -243,11 +247,11 @@ def _compact(flat, capacity, chunk, first, length):
     return lax.while_loop(more, body, (slots, jnp.int32(0), first))
 
 
-def _resolve(place, slots, count, dtype):
+def _resolve(place, slots, count, dtype, chunk):
     """Attempts 1, 2, ... of the elements at ``slots[:count]`` until each is accepted:
     ``(indices, values, count)`` of the accepted ones, in lists.
 
-    A round runs over the pending slots only, ``ROUND_CHUNK`` at a time (one copy of the
+    A round runs over the pending slots only, ``chunk`` at a time (one copy of the
     attempt's code in the program), and moves the still-pending ones to the front of
     the list as it goes (to places already read). Lists grow by ``_append``: XLA:CPU's
     scatter costs the size of its operand, a dynamic update slice that of the update.
@@ -256,7 +260,6 @@ def _resolve(place, slots, count, dtype):
     from jax import lax
 
     length = slots.size
-    chunk = min(length, ROUND_CHUNK)
     iota = jnp.arange(chunk, dtype=jnp.int32)
 
     def attempt_round(state):
@@ -336,13 +339,22 @@ def _exclusive_sums(counts):
     return (_exclusive_sums(jnp.sum(c, axis=1))[:, None] + within).reshape(-1)[:length]
 
 
-def _capacity(dist, n, itemsize):
-    """Elements of a batch: the expected rejections of attempt 0 and a margin, within
-    ``n * itemsize / 64`` (the three lists, 8 + itemsize bytes an entry, stay under a
-    quarter of the block; more rejections take more batches, not more memory)."""
-    expected = _rejection_rate(dist) * n
-    capacity = int(1.25 * expected) + MIN_CAPACITY
-    return max(1, min(n, capacity, max(MIN_CAPACITY, n * itemsize // 64)))
+def _chunks(n):
+    """``(step, scan)``: slots of one step of a round, elements of one compaction chunk."""
+    return int(min(ROUND_CHUNK, max(256, n // 256))), int(min(n, max(1024, n // 64)))
+
+
+def _capacity(dist, n):
+    """Elements of a batch: the expected rejections of attempt 0 and a margin (more
+    rejections take more batches)."""
+    return max(1, min(n, int(1.25 * _rejection_rate(dist) * n) + MIN_CAPACITY))
+
+
+def _list_room(n, itemsize, step):
+    """Entries the lists may hold: their buffers (the slots, twice, and the accepted
+    indices and values: 12 + itemsize bytes an entry) within a quarter of the block's
+    bytes, less the other temporaries of a step (under 64 bytes a slot)."""
+    return (n * itemsize // 4 - 64 * step) // (12 + itemsize)
 
 
 def _rejection_rate(dist):
