@@ -187,7 +187,9 @@ def _full_passes(place, n):
 
     def attempt_round(state):
         flat, k = state
-        every = lax.iota(jnp.int32, n)     # made in the loop, fused: not an n-sized buffer
+        # The indices made in the loop, and made to depend on the round (k >> 31 is 0):
+        # what does not depend on it XLA hoists out of the loop, into n-sized buffers.
+        every = lax.iota(jnp.int32, n) + (k >> np.uint32(31)).astype(jnp.int32)
         values = place.attempt_or_nan(every, k, once=False)
         return jnp.where(jnp.isnan(flat), values, flat), k + np.uint32(1)
 
@@ -272,10 +274,16 @@ def _resolve(place, slots, count, dtype, chunk):
             live = (index >= c * chunk) & (index < count)
             j = lax.dynamic_slice(slots, (start,), (chunk,))
             value = place.attempt_or_nan(j, k)
-            rejected = jnp.isnan(value)
-            (done, values), accepted = _append((done, values), accepted, live & ~rejected,
-                                               (j, value))
-            (slots,), kept = _append((slots,), kept, live & rejected, (j,))
+            rejected = live & jnp.isnan(value)
+            rank, total = _ranks(rejected)
+            # The live slots are a run from c * chunk: the accepted ones before slot i are
+            # the live ones before it less the rejected ones (one rank computation).
+            taken = jnp.maximum(index - c * chunk, 0) - rank
+            (slots,), kept = _append((slots,), kept, rejected, (j,), (rank, total))
+            live_count = jnp.clip(count - c * chunk, 0, chunk)
+            (done, values), accepted = _append(
+                (done, values), accepted, live & ~rejected, (j, value),
+                (taken, live_count - total))
             return slots, kept, done, values, accepted
 
         inner = (slots, jnp.int32(0), done, values, accepted)
@@ -289,13 +297,14 @@ def _resolve(place, slots, count, dtype, chunk):
     return state[2], state[3], state[4]
 
 
-def _append(buffers, offset, mask, items):
+def _append(buffers, offset, mask, items, ranks=None):
     """Write ``items[k][mask]`` to ``buffers[k]`` from ``offset`` on (in place: a chunk-sized
-    scatter, then a dynamic update slice); returns the buffers and the new offset."""
+    scatter, then a dynamic update slice); returns the buffers and the new offset.
+    ``ranks``: ``_ranks(mask)`` when the caller has it."""
     import jax.numpy as jnp
     from jax import lax
 
-    rank, total = _ranks(mask)
+    rank, total = _ranks(mask) if ranks is None else ranks
     target = jnp.where(mask, rank, mask.size)
     out = []
     for buffer, item in zip(buffers, items):
