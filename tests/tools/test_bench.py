@@ -320,3 +320,19 @@ def test_model_case(capsys, tmp_path):
     assert all(r["error"] is None and r["skipped"] is None for r in rows.values())
     n = rows["transformers"]["n"]
     assert n == bench.case_shape("model", cases.QUICK_SIZE)[0] > 0
+
+
+def test_jax_cases(capsys, tmp_path):
+    """``--cases jax``: fastinit.jax on XLA against jax.random under jit (not in the
+    default cases, nor the demo's)."""
+    pytest.importorskip("jax")
+    assert not set(cases.JAX_CASES) & set(cases.CASES)
+    path = tmp_path / "bench.json"
+    status = cli.main(["bench", "--size", "1e4", "--repeat", "1", "--cases", "jax",
+                       "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0 and "jax: normal" in out and "jax: trunc normal" in out
+    rows = json.loads(path.read_text())["results"]
+    assert {(r["case"], r["implementation"]) for r in rows} == {
+        (c, i) for c in cases.JAX_CASES for i in ("fastinit.jax", "jax.random")}
+    assert all(r["error"] is None and r["skipped"] is None for r in rows)
