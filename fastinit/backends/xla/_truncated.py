@@ -37,6 +37,7 @@ from ._philox import grid, positions
 __all__ = ["sample"]
 
 FULL_PASS_WORK = 1 << 21  # element-attempts below which rounds run over the whole block
+FULL_PASS_CHUNKS = 16     # ... a sixteenth of it at a time
 MIN_CAPACITY = 256      # slots in the list at least (at most the block's size)
 ROUND_CHUNK = 1 << 14   # slots of one step of a round, at most
 
@@ -181,25 +182,31 @@ class _Place:
 def _full_passes(place, n):
     """Rounds over the whole block from attempt 0 on (all rejected elements are at the same
     attempt): one copy of the attempt's code, for blocks small enough that the work of
-    the late rounds does not matter."""
+    the late rounds does not matter. Done a sixteenth of the block at a time, so that the
+    rounds' test (an ``any`` of ``isnan``, which XLA:CPU writes out first) stays small."""
     import jax.numpy as jnp
     from jax import lax
 
-    def attempt_round(state):
-        flat, k = state
-        # The indices made in the loop, and made to depend on the round (k >> 31 is 0):
-        # what does not depend on it XLA hoists out of the loop, into n-sized buffers.
-        every = lax.iota(jnp.int32, n) + (k >> np.uint32(31)).astype(jnp.int32)
-        values = place.attempt_or_nan(every, k, once=False)
-        return jnp.where(jnp.isnan(flat), values, flat), k + np.uint32(1)
+    chunk = -(-n // FULL_PASS_CHUNKS)
 
-    def pending(state):
-        # max() propagates NaN: a reduction of the values themselves (any(isnan(...))
-        # would be an n-byte buffer first).
-        return jnp.isnan(jnp.max(state[0]))
+    def one_chunk(c, flat):
+        start = jnp.minimum(c * chunk, n - chunk)      # the last chunk overlaps the one before
 
-    state = (jnp.full((n,), np.nan, place.dtype), jnp.uint32(0))
-    return lax.while_loop(pending, attempt_round, state)[0]
+        def attempt_round(state):
+            block, k = state
+            # Indices made in the loop and made to depend on the round (k >> 31 is 0):
+            # what does not depend on it XLA hoists out of the loop, into buffers.
+            index = start + lax.iota(jnp.int32, chunk) + (k >> np.uint32(31)).astype(jnp.int32)
+            values = place.attempt_or_nan(index, k, once=False)
+            return jnp.where(jnp.isnan(block), values, block), k + np.uint32(1)
+
+        block = lax.dynamic_slice(flat, (start,), (chunk,))
+        block, _ = lax.while_loop(lambda state: jnp.any(jnp.isnan(state[0])), attempt_round,
+                                  (block, jnp.uint32(0)))
+        return lax.dynamic_update_slice(flat, block, (start,))
+
+    flat = jnp.full((n,), np.nan, place.dtype)
+    return lax.fori_loop(0, -(-n // chunk), one_chunk, flat)
 
 
 def _compacted(place, flat):
