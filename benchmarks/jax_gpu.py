@@ -13,6 +13,7 @@ threefry) under ``jit``, interleaved rounds, best round; temporaries of each pro
 
     python benchmarks/jax_gpu.py --json out.json --markdown out.md
     python benchmarks/jax_gpu.py --bits-size 1e4 --size 1e5   # a quick run (CPU too)
+    python benchmarks/jax_gpu.py --from-json out.json          # the Markdown again
 
 Exit status 1 when any default-guard case differs from the NumPy backend.
 """
@@ -163,17 +164,25 @@ def speed(n, rounds):
     return rows
 
 
+GUARD_OF = {"contraction off": "contraction",
+            "division: hardware, divisor hidden": "division: the software correction",
+            "division: plain": "division: the hidden divisor",
+            "signed zero off": "signed_zero"}
+
+
 def needed(guard_report):
     """The guards whose removal changed bits on this device."""
-    return sorted({label for label, cases in guard_report.items()
-                   if label != "signed zero on" and any(
+    return sorted({GUARD_OF[label] for label, cases in guard_report.items()
+                   if label in GUARD_OF and any(
                        isinstance(v, int) and v > 0 for v in cases.values())})
 
 
 def markdown(report):
     lines = [f"## JAX: fastinit.jax on {report['device']}", "",
-             f"jax {report['jax']}, platform `{report['platform']}`; "
-             f"{report['bits_size']:,} elements a case, against the NumPy backend.", ""]
+             f"jax {report['jax']}, platform `{report['platform']}`"
+             + (" (no GPU for JAX here: jax[cuda] missing?)" if report["platform"] == "cpu"
+                else "") + f"; {report['bits_size']:,} elements a case, against the NumPy "
+             "backend.", ""]
     bad = {f"{d}/{c}": v for d, cases in report["bits"].items() for c, v in cases.items()
            if v != 0}
     total = sum(len(cases) for cases in report["bits"].values())
@@ -201,7 +210,12 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--json")
     parser.add_argument("--markdown")
+    parser.add_argument("--from-json", help="only print the Markdown of a report written before")
     args = parser.parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            print(markdown(json.load(f)), end="")
+        return 0
     import jax
     n = int(args.bits_size)
     report = {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
@@ -214,7 +228,7 @@ def main(argv=None):
         print(f"{name}: {time.perf_counter() - t:.1f}s", flush=True)
     report["needed"] = needed(report["guards"])
     text = markdown(report)
-    print(text)
+    print(text if not args.json else f"guards needed: {', '.join(report['needed'])}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

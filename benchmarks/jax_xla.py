@@ -76,6 +76,65 @@ print(json.dumps(rows))
 '''
 
 
+IMPLS = r'''
+import json
+import numpy as np
+import jax, jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+import fastinit.jax as fj
+
+shape = (4096, 1024)
+sharding = NamedSharding(jax.make_mesh((4,), ("x",)), P("x", None))
+COLLECTIVES = ("all-reduce", "all-gather", "collective-permute", "all-to-all", "reduce-scatter")
+rows = []
+for label, impl, partitionable in (("threefry2x32", "threefry2x32", False),
+                                   ("threefry2x32, partitionable", "threefry2x32", True),
+                                   ("rbg", "rbg", False), ("unsafe_rbg", "unsafe_rbg", False),
+                                   ("philox4x32", "philox4x32", False),
+                                   ("fastinit.jax", "threefry2x32", False)):
+    jax.config.update("jax_threefry_partitionable", partitionable)
+    key = jax.random.key(0, impl=impl)
+    draw = fj.normal(1.0) if label == "fastinit.jax" else jax.random.normal
+    row = {"implementation": label}
+    try:
+        compiled = jax.jit(lambda k: draw(k, shape), out_shardings=sharding).lower(key).compile()
+        text = compiled.as_text()
+        row["collectives"] = [c for c in COLLECTIVES if c in text]
+        row["temp/shard"] = compiled.memory_analysis().temp_size_in_bytes / (4 * shape[0] * shape[1] / 4)
+        whole = np.asarray(jax.jit(lambda k: draw(k, shape))(key))
+        row["shard-independent"] = bool(np.array_equal(np.asarray(compiled(key)), whole))
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        row["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+    rows.append(row)
+print(json.dumps(rows))
+'''
+
+
+def impls():
+    """jax.random's implementations and fastinit.jax, sharded by rows on 4 forced CPU
+    devices: collectives, temporaries per device, and whether the values equal the
+    unsharded array's."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = subprocess.run([sys.executable, "-c", IMPLS], env=env, capture_output=True,
+                         text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def impls_table(rows):
+    lines = ["| implementation | collectives | temporaries / shard | sharded = unsharded |",
+             "|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['implementation']} | does not compile: {r['error']} | | |")
+        else:
+            lines.append(f"| {r['implementation']} | {', '.join(r['collectives']) or 'none'} | "
+                         f"{r['temp/shard']:.3f} | {'yes' if r['shard-independent'] else 'no'} |")
+    return "\n".join(lines)
+
+
 def machine():
     """The CPU model and its vector extensions (from /proc/cpuinfo where there is one)."""
     model, flags = platform.processor() or "unknown", []
@@ -126,7 +185,13 @@ def main(argv=None):
                         help="forced CPU devices of the sharded rows (0: none; default 4)")
     parser.add_argument("--json", help="also write the rows and the machine here")
     parser.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    parser.add_argument("--impls", action="store_true",
+                        help="only the table of jax.random's implementations, sharded")
     args = parser.parse_args(argv)
+    if args.impls:
+        rows = impls()
+        print(impls_table(rows))
+        return rows
     rows = run_child(int(args.size), args.rounds, 1)
     if args.devices > 1:
         rows += [r for r in run_child(int(args.size), args.rounds, args.devices)
