@@ -39,7 +39,7 @@ def orthogonal(init, key, shape, dtype, stream, offset):
                            working, offset)
     q, r = jnp.linalg.qr(gaussian_t.T)
     sign = jnp.where(jnp.diagonal(r) >= 0, 1.0, -1.0).astype(working)
-    q = q * (sign * working.type(init.gain))
+    q = q * (sign * working.type(init.gain))[None, :]
     matrix = q if rows > cols or rows == cols and _square_is_q(shape, axis) else q.T
     moved = tuple(n for d, n in enumerate(shape) if d != axis) + (cols,)
     return jnp.moveaxis(matrix.reshape(moved), -1, axis).astype(dtype)

@@ -241,3 +241,13 @@ def test_hostile_inputs_are_refused_before_any_work():
     for shape in ((2**62,), (2**31, 2**31)):
         with pytest.raises(ValueError, match="Received"):
             fj.normal()(0, shape)
+
+
+def test_strict_rank_promotion():
+    """JAX's own test settings (``jax_numpy_rank_promotion="raise"``), as JAX's nn_test
+    runs its initializers: no implicit broadcast between ranks, batched keys included."""
+    with jax.numpy_rank_promotion("raise"):
+        for init in (fj.orthogonal(), fj.truncated_normal(), fj.he_uniform()):
+            assert init(jax.random.key(0), (3, 2)).shape == (3, 2)
+        keys = jax.random.split(jax.random.key(0), 2)
+        assert jax.vmap(lambda k: fj.truncated_normal()(k, (3, 2)))(keys).shape == (2, 3, 2)

@@ -63,6 +63,17 @@ for name in ("normal", "truncated_normal", "truncated_exponential"):
         shard_bytes = 4 * shape[0] * shape[1] // 4
         report[f"memory/{name}/{size}"] = (compiled.memory_analysis().temp_size_in_bytes
                                            / shard_bytes)
+# A sharding constraint under jax.set_mesh (what Flax's partitioning annotations make):
+# the partitioner hands the truncated normal's rule a sharding without a mesh.
+auto = jax.make_mesh((4,), ("x",), axis_types=(jax.sharding.AxisType.Auto,))
+with jax.set_mesh(auto):
+    f = jax.jit(lambda k: jax.lax.with_sharding_constraint(
+        INITS["truncated_normal"](k, (12, 14)), P("x", None)))
+    text = f.lower(key).compile().as_text()
+    got = np.asarray(f(key))
+report["set_mesh"] = {"collectives": [c for c in COLLECTIVES if c in text],
+                      "equal": bool(np.array_equal(got, np.asarray(
+                          INITS["truncated_normal"](key, (12, 14)))))}
 # Keys batched by vmap, sharded along the batch.
 keys = jax.random.split(key, 4)
 sharding = NamedSharding(rows, P("x", None, None))
@@ -101,6 +112,10 @@ def test_each_device_computes_its_shard_alone(report, case):
 @pytest.mark.parametrize("name", ["normal", "truncated_normal", "truncated_exponential"])
 def test_temporaries_stay_under_a_quarter_of_the_shard(report, name, size):
     assert report[f"memory/{name}/{size}"] < 0.25
+
+
+def test_sharding_constraint_under_set_mesh(report):
+    assert report["set_mesh"] == {"collectives": [], "equal": True}
 
 
 def test_keys_mapped_and_sharded(report):

@@ -25,7 +25,7 @@ import numpy as np
 
 from ... import stream
 from . import _elements, _guards
-from ._philox import derive_key, grid, positions
+from ._philox import derive_key, grid, positions, with_batch_axes
 
 __all__ = ["sample", "derive_key", "guards"]
 
@@ -58,7 +58,8 @@ def sample(dist, key, shape, dtype, offset=0):
     if dist.kind == stream.TRUNCATED_NORMAL:
         from . import _truncated
         return _truncated.sample(dist, key, shape, np.dtype(dtype), offset)
-    position = positions(grid(shape, (0,) * len(shape)), shape, offset)
+    position = with_batch_axes(positions(grid(shape, (0,) * len(shape)), shape, offset),
+                               key[0].ndim - len(shape))
     z, ops = _elements.uniform_or_normal(dist, key, position)
     out = _elements.output_stage(dist, z, ops, np.dtype(dtype))
     return jnp.broadcast_to(out, jnp.shape(key[0])[:jnp.ndim(key[0]) - len(shape)] + shape)

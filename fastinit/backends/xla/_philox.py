@@ -29,7 +29,8 @@ import numpy as np
 
 from ... import stream
 
-__all__ = ["mulhilo", "philox", "derive_key", "grid", "positions", "block_and_lane"]
+__all__ = ["mulhilo", "philox", "derive_key", "grid", "positions", "with_batch_axes",
+           "block_and_lane"]
 
 _U32 = np.uint32
 _MASK16 = _U32(0xFFFF)
@@ -129,6 +130,13 @@ def positions(indices, global_shape, offset):
             term_hi = term_hi + index * _U32(stride >> 32)
             hi, lo = _add64((hi, lo), (term_hi, term_lo))
     return hi, lo
+
+
+def with_batch_axes(position, batch_ndim):
+    """Positions with the key's batch axes in front (of size 1): equal ranks, for programs
+    traced under ``jax_numpy_rank_promotion="raise"``."""
+    return tuple(None if p is None else p.reshape((1,) * batch_ndim + p.shape)
+                 for p in position)
 
 
 def block_and_lane(hi, lo, lanes):

@@ -32,7 +32,7 @@ import numpy as np
 
 from ... import stream
 from . import _elements, _guards
-from ._philox import grid, positions
+from ._philox import grid, positions, with_batch_axes
 
 __all__ = ["sample"]
 
@@ -80,8 +80,9 @@ def _partitioned(dist, shape, dtype, offset, guards, batch_ndim):
     op = custom_partitioning(whole)
 
     def partition(mesh, arg_shapes, result_shape):
-        sharding = result_shape.sharding
         full = result_shape.shape
+        sharding = _named(result_shape.sharding, len(full))
+        mesh = sharding.mesh
         spec = tuple(sharding.spec) + (None,) * (len(full) - len(sharding.spec))
         key_sharding = NamedSharding(mesh, PartitionSpec(*spec[:batch_ndim]))
 
@@ -106,6 +107,29 @@ def _partitioned(dist, shape, dtype, offset, guards, batch_ndim):
     op.def_partition(partition=partition, infer_sharding_from_operands=infer,
                      sharding_rule=f"{batch}, {batch} -> {batch} {axes}")
     return op
+
+
+def _named(sharding, ndim):
+    """``sharding`` as a ``NamedSharding``: the partitioner hands a ``GSPMDSharding`` when
+    the program's mesh is not known to it (``jax.set_mesh``); then a mesh of its tiles is
+    made, one axis per sharded dimension (``_s0``, ``_s1``, ...), the copies last."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    if isinstance(sharding, NamedSharding):
+        return sharding
+    hlo = sharding._to_xla_hlo_sharding(ndim)
+    devices = {d.id: d for d in sharding._device_assignment}
+    if hlo.is_replicated():
+        mesh = Mesh(np.array(list(devices.values())).reshape(-1), ("_copies",))
+        return NamedSharding(mesh, PartitionSpec())
+    tiles = list(hlo.tile_assignment_dimensions())
+    order = [devices[i] for i in hlo.tile_assignment_devices()]
+    names = [f"_s{d}" for d in range(len(tiles))]
+    if hlo.replicate_on_last_tile_dim() or len(tiles) > ndim:
+        names[-1] = "_copies"
+    mesh = Mesh(np.array(order, dtype=object).reshape(tiles), tuple(names))
+    return NamedSharding(mesh, PartitionSpec(*[n if n != "_copies" and t > 1 else None
+                                               for n, t in zip(names[:ndim], tiles[:ndim])]))
 
 
 def _mesh_index(mesh, names):
@@ -136,7 +160,8 @@ def _local(dist, k0, k1, local_shape, starts, full_shape, offset, dtype, guards)
             return _full_passes(place, n).reshape(local_shape)
         # Attempt 0 of every element in one fused loop, then the rejected ones in lists.
         key = tuple(k.reshape(k.shape + (1,) * len(shape)) for k in (k0, k1))
-        position = positions(grid(shape, starts[nb:]), global_shape, offset)
+        position = with_batch_axes(positions(grid(shape, starts[nb:]), global_shape, offset),
+                                   nb)
         z, ok, ops = _elements.candidate(dist, key, position, 0)
         values = _elements.output_stage(dist, z, ops, dtype)
         out = jnp.where(ok, values, jnp.asarray(np.nan, dtype))
