@@ -1,31 +1,26 @@
 """JAX front end: ``jax.nn.initializers``' protocol, values from the fastinit stream.
 
 Each builder returns an ``init(key, shape, dtype=None, out_sharding=None)``
-that returns a ``jax.Array``, as ``jax.nn.initializers`` does. ``key`` is a
-JAX PRNG key (typed ``jax.random.key`` or raw ``jax.random.PRNGKey``,
+that returns a ``jax.Array``. ``key`` is a JAX PRNG key (typed or raw,
 concrete or traced) or an int seed; it becomes a fastinit seed through its key
-data (:func:`key_to_seed`), in the graph, so one key gives the same values on
-every backend, device count and sharding, whatever JAX's PRNG implementation.
+data, in the graph (:func:`key_to_seed`), whatever JAX's PRNG implementation.
 
 The values are computed by XLA where the array lives (:mod:`fastinit.backends.xla`),
 eagerly or under ``jit``/``vmap``, bit for bit those of the NumPy, Numba and
 CUDA backends (XLA:CPU flushes subnormal outputs, below 1.18e-38: the one
 exception). With ``out_sharding`` (a ``jax.sharding.Sharding``), or under
-``jax.jit(..., out_shardings=...)``, each device computes only its shard, with
-no communication. Orthogonal and delta-orthogonal matrices are a QR of the
-stream's Gaussian matrix in the graph: their Gaussian input is bit-exact, the
-matrix agrees with ``fastinit.initializers.Orthogonal(method="qr")`` to rounding.
-Complex dtypes and the other initializers of :func:`wrap` run on the host
-(NumPy/Numba, a host callback under ``jit``). See ``docs/jax.md``.
+``jax.jit(..., out_shardings=...)``, each device computes only its shard.
+Orthogonal and delta-orthogonal matrices are a QR of the stream's Gaussian
+matrix in the graph, equal to ``Orthogonal(method="qr")``'s to rounding.
+Complex dtypes and other initializers given to :func:`wrap` run on the host.
+See ``docs/jax.md``.
 
-Names follow ``jax.nn.initializers``: ``zeros``, ``ones``, ``constant``,
-``uniform``, ``normal``, ``truncated_normal`` (with ``lower``/``upper``),
-``variance_scaling``, ``glorot_*`` / ``xavier_*``, ``he_*`` / ``kaiming_*``,
-``lecun_*``, ``orthogonal``, ``delta_orthogonal``. As in JAX,
-``variance_scaling``'s ``"normal"`` is the *untruncated* normal (Keras'
-``"normal"`` means truncated), and fans use ``in_axis``/``out_axis``/
-``batch_axis`` (:func:`fastinit._fans.jax_fans`). JAX is imported on first
-use, not with this module.
+Names follow ``jax.nn.initializers`` (``zeros``, ``ones``, ``constant``,
+``uniform``, ``normal``, ``truncated_normal``, ``variance_scaling``,
+``glorot_*``/``xavier_*``, ``he_*``/``kaiming_*``, ``lecun_*``,
+``orthogonal``, ``delta_orthogonal``); as in JAX, ``variance_scaling``'s
+``"normal"`` is the untruncated normal, and fans use ``in_axis``/``out_axis``/
+``batch_axis``. JAX is imported on first use, not with this module.
 
 Examples
 --------
@@ -195,7 +190,7 @@ def orthogonal(scale=1.0, column_axis=-1, dtype=None):
     """A (semi-)orthogonal matrix times ``scale``, columns along ``column_axis`` (``jax.nn.initializers.orthogonal``).
 
     Householder QR of the stream's Gaussian matrix with the sign fix, in the graph
-    (:mod:`fastinit.jax._orthogonal`); equal to ``fastinit.initializers.Orthogonal(
+    (``fastinit/jax/_orthogonal.py``); equal to ``fastinit.initializers.Orthogonal(
     scale, column_axis=column_axis, method="qr")`` to rounding.
 
     Examples
