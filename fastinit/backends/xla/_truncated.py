@@ -241,7 +241,7 @@ def _compacted(place, flat):
 
     n = flat.size
     step, scan = _chunks(n)
-    room = _list_room(n, flat.dtype.itemsize, step) - scan - step
+    room = _list_room(n, flat.dtype.itemsize, step, scan) - scan - step
     capacity = max(1, min(_capacity(place.dist, n), room))
     length = capacity + scan + step      # room for a whole chunk past the capacity
 
@@ -391,11 +391,12 @@ def _capacity(dist, n):
     return max(1, min(n, int(1.25 * _rejection_rate(dist) * n) + MIN_CAPACITY))
 
 
-def _list_room(n, itemsize, step):
+def _list_room(n, itemsize, step, scan):
     """Entries the lists may hold: their buffers (the slots, twice, and the accepted
     indices and values: 12 + itemsize bytes an entry) within a quarter of the block's
-    bytes, less the other temporaries of a step (under 64 bytes a slot)."""
-    return (n * itemsize // 4 - 64 * step) // (12 + itemsize)
+    bytes, less the other temporaries of a round's step (under 64 bytes a slot) and of a
+    compaction chunk (under 16 bytes an element)."""
+    return (n * itemsize // 4 - 64 * step - 16 * scan) // (12 + itemsize)
 
 
 def _rejection_rate(dist):
