@@ -5,10 +5,12 @@
 #   bash benchmarks/gpu_check.sh --rehearse   # here, against the stand-in CuPy (no GPU)
 #
 # Runs tests/gpu/test_gpu.py with the real-CuPy API and compile tests, the contract
-# suite's cuda-gpu backend, benchmarks/gpu.py --size 1e9, and writes
-# docs/benchmarks-gpu.md (device name included). Everything lands in $OUT (at most
-# 8 files): summary.txt, tests.log, junit-tests.xml, junit-contract.xml, bench.log,
-# benchmarks-gpu.json, benchmarks-gpu.md. Uses only what the machine has: python3
+# suite's cuda-gpu backend, benchmarks/gpu.py --size 1e9, fastinit.jax on JAX's GPU
+# (benchmarks/jax_gpu.py: bits against the NumPy backend, the guards XLA:GPU needs,
+# speed against jax.random), and writes docs/benchmarks-gpu.md (device name included).
+# JAX_ONLY=1 runs the JAX step alone. Everything lands in $OUT (at most 8 files):
+# summary.txt, tests.log, junit-tests.xml, junit-contract.xml, bench.log (the JAX step's
+# log too), benchmarks-gpu.json, jax-gpu.json, benchmarks-gpu.md. Uses only what the machine has: python3
 # with CuPy, PyTorch, pytest...; the project goes on the path (PYTHONPATH), nothing is
 # downloaded. Each step gets a time cap and the whole script a budget ($BUDGET
 # seconds, default 450); a failing step does not stop the others. Exit status:
@@ -19,10 +21,12 @@ ROOT=$(pwd)
 MODE=gpu
 SIZE=${SIZE:-1e9}
 ORTHOGONAL=${ORTHOGONAL:-8192x8192,8192x2048}
+JAX_ARGS=(--size 2.68e8)
 if [ "${1:-}" = "--rehearse" ]; then
   MODE=rehearsal
   SIZE=${SIZE_REHEARSAL:-1e6}
   ORTHOGONAL=512x512,512x128
+  JAX_ARGS=(--bits-size 4096 --size 1e5 --rounds 2)
   export FASTINIT_REHEARSE=1
   export PYTHONPATH="$ROOT/tests/helpers/rehearsal:$ROOT/tests:$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 elif [ -n "${1:-}" ]; then
@@ -98,6 +102,24 @@ except Exception as exc:
 PY
 } >> "$SUMMARY" 2>&1
 
+# fastinit.jax on XLA (benchmarks/jax_gpu.py): every distribution and dtype on JAX's
+# default device against the NumPy backend, each guard of fastinit.backends.xla off to
+# see which this compiler needs, and the speed against jax.random.normal there.
+jax_step() {
+  step "fastinit.jax on XLA (benchmarks/jax_gpu.py)" 150 "$OUT/bench.log" \
+    "$PYTHON" benchmarks/jax_gpu.py "${JAX_ARGS[@]}" --json "$OUT/jax-gpu.json"
+  if [ -s "$OUT/jax-gpu.json" ]; then
+    "$PYTHON" benchmarks/jax_gpu.py --from-json "$OUT/jax-gpu.json" | grep -E \
+      "^(## JAX|jax |Bits:|Needed)" >> "$SUMMARY"
+  fi
+}
+if [ "${JAX_ONLY:-0}" = 1 ]; then
+  jax_step
+  note "done in $(( $(date +%s) - START ))s, status $STATUS; files: $(ls "$OUT" | tr '\n' ' ')"
+  cat "$SUMMARY"
+  exit $STATUS
+fi
+
 PYTEST=("$PYTHON" -m pytest -q -ra -p no:cacheprovider)
 # One hung test must not take the whole budget (pytest-timeout, where installed).
 "$PYTHON" -c "import pytest_timeout" 2>/dev/null && PYTEST+=(--timeout=90)
@@ -109,10 +131,13 @@ step "contract suite, cuda-gpu backend" 80 "$OUT/tests.log" \
 step "benchmarks/gpu.py --size $SIZE" 120 "$OUT/bench.log" \
   "$PYTHON" benchmarks/gpu.py --size "$SIZE" --orthogonal "$ORTHOGONAL" \
   --json "$OUT/benchmarks-gpu.json"
+jax_step
 if [ -s "$OUT/benchmarks-gpu.json" ]; then
   step "docs/benchmarks-gpu.md" 20 "$OUT/bench.log" "$PYTHON" benchmarks/gpu_report.py \
     "$OUT/benchmarks-gpu.json" "$OUT/benchmarks-gpu.md" "$OUT/junit-tests.xml" \
     "$OUT/junit-contract.xml"
+  [ -s "$OUT/jax-gpu.json" ] && "$PYTHON" benchmarks/jax_gpu.py --from-json \
+    "$OUT/jax-gpu.json" >> "$OUT/benchmarks-gpu.md"
   # On a GPU the page is the project's; a rehearsal's numbers stay in $OUT.
   [ "$MODE" = gpu ] && [ -s "$OUT/benchmarks-gpu.md" ] && cp "$OUT/benchmarks-gpu.md" docs/
 else

@@ -39,9 +39,11 @@ __all__ = ["CASES", "ALL_CASES", "FLAT_CASES", "NUMPY_REFERENCE", "SEED", "TRUNC
            "numpy_orthogonal", "model_config"]
 
 CASES = ("normal", "uniform", "truncated_normal", "variance_scaling", "orthogonal")
-#: Cases run only when asked for (``--cases model``): they need transformers.
-ALL_CASES = CASES + ("model",)
-FLAT_CASES = ("normal", "uniform", "truncated_normal")  # a flat output of --size elements
+#: Cases run only when asked for: ``--cases model`` (transformers) and ``--cases jax``
+#: (fastinit.jax on XLA against jax.random, under jit).
+JAX_CASES = ("jax_normal", "jax_truncated_normal")
+ALL_CASES = CASES + ("model",) + JAX_CASES
+FLAT_CASES = ("normal", "uniform", "truncated_normal") + JAX_CASES  # --size elements, flat
 TRUNCATION = 2.0  # truncated normal on [-TRUNCATION, TRUNCATION] std, as torch's default
 SEED = 0
 DEFAULT_SIZE = 10**8   # fastinit demo (the README's first command)
@@ -59,7 +61,8 @@ DTYPES = ("float32", "float64", "float16", "bfloat16")
 NUMPY_REFERENCE = {"normal": "numpy Generator", "uniform": "numpy Generator",
                     "truncated_normal": "numpy rejection",
                     "variance_scaling": "numpy Generator", "orthogonal": "numpy.linalg.qr",
-                    "model": "transformers"}
+                    "model": "transformers", "jax_normal": "jax.random",
+                    "jax_truncated_normal": "jax.random"}
 
 
 @dataclass
@@ -438,8 +441,37 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def _jax_xla(who):
+    """A row of the JAX cases: ``fastinit.jax`` (XLA) or ``jax.random`` (threefry), jitted."""
+    def make(case, out, ctx):
+        import jax
+        import jax.numpy as jnp
+        if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+            return "float64 needs jax_enable_x64"
+        dtype, shape = jnp.dtype(out.dtype.name), out.shape
+        normal = case == "jax_normal"
+        if who == "jax.random":
+            draw = (jax.random.normal if normal else
+                    lambda k, s, d: jax.random.truncated_normal(k, -TRUNCATION, TRUNCATION, s, d))
+            note = "default threefry, jit"
+        else:
+            import fastinit.jax as fj
+            init = fj.normal(1.0) if normal else fj.truncated_normal(1.0, lower=-TRUNCATION,
+                                                                     upper=TRUNCATION)
+            draw, note = init, "the stream in XLA, jit (bits of the numba row)"
+        fn = jax.jit(lambda k: draw(k, shape, dtype))
+        key = jax.random.key(SEED)
+        fn(key).block_until_ready()    # compiled outside the timing
+        return Runner(lambda: fn(key), allocates_output=True,
+                      finish=lambda r: r.block_until_ready(), note=note)
+    return make
+
+
 def implementations(case: str) -> list[tuple[str, Factory]]:
     """``(name, factory)`` for the rows of ``case``; optional peers only when installed."""
+    if case in JAX_CASES:
+        return [("fastinit.jax", _jax_xla("fastinit.jax")),
+                ("jax.random", _jax_xla("jax.random"))]
     if case == "model":
         return [("fastinit init_module_", _model("init_module_")),
                 ("fastinit fast_init", _model("fast_init")),

@@ -14,7 +14,7 @@ import numpy as np
 from .. import _units
 from .._system import available_memory
 from .cases import ALL_CASES, CASES, DEFAULT_BUDGET, DEFAULT_ORTHO_SIZE, DEFAULT_REPEAT, \
-    DEFAULT_SIZE, DTYPES, QUICK_ORTHO_SIZE, QUICK_SIZE, implementations
+    DEFAULT_SIZE, DTYPES, JAX_CASES, QUICK_ORTHO_SIZE, QUICK_SIZE, implementations
 from .measure import _PeakMeter, _loadavg, available_cores, machine_info, run
 from .report import PLOT_MISSING, format_table, plot_title, to_json, write_plot
 
@@ -41,6 +41,7 @@ def _parse_cases(text: str) -> list[str]:
                "glorot_uniform": "variance_scaling", "xavier": "variance_scaling",
                "xavier_uniform": "variance_scaling", "ortho": "orthogonal"}
     cases = [aliases.get(c, c) for c in cases]
+    cases = [name for c in cases for name in (JAX_CASES if c == "jax" else (c,))]
     bad = [c for c in cases if c not in ALL_CASES]
     if bad or not cases:
         raise argparse.ArgumentTypeError(
@@ -97,7 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, size_default: int = DEFAUL
     parser.add_argument("--cases", type=_parse_cases, default=list(CASES), metavar="LIST",
                         help=f"comma-separated cases (default {','.join(CASES)}; also "
                              "'model': a Llama-style transformers model of about --size "
-                             "parameters, needs transformers)")
+                             "parameters, needs transformers; 'jax': fastinit.jax on XLA "
+                             "against jax.random under jit, x NumPy then being x jax.random)")
     parser.add_argument("--skip", type=_parse_names, default=list(skip_default),
                         metavar="LIST",
                         help="comma-separated implementations to leave out, e.g. 'fastinit "

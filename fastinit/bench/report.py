@@ -24,7 +24,8 @@ MiB = float(1 << 20)
 _CASE_LABEL = {"normal": "normal", "uniform": "uniform",
                "truncated_normal": f"trunc normal +-{TRUNCATION:g}",
                "variance_scaling": "glorot uniform", "orthogonal": "orthogonal",
-               "model": "llama model"}
+               "model": "llama model", "jax_normal": "jax: normal",
+               "jax_truncated_normal": f"jax: trunc normal +-{TRUNCATION:g}"}
 
 
 def _case_label(result: Result) -> str:

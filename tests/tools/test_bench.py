@@ -392,3 +392,19 @@ def test_demo_runs_where_a_skipped_peer_is_not_installed(capsys, monkeypatch):
     assert cli.main(["demo", "--quick", "--cases", "uniform,orthogonal"]) == 0
     out = capsys.readouterr().out
     assert "numpy.linalg.qr" in out and "scipy.linalg.qr" not in out
+
+
+def test_jax_cases(capsys, tmp_path):
+    """``--cases jax``: fastinit.jax on XLA against jax.random under jit (not in the
+    default cases, nor the demo's)."""
+    pytest.importorskip("jax")
+    assert not set(cases.JAX_CASES) & set(cases.CASES)
+    path = tmp_path / "bench.json"
+    status = cli.main(["bench", "--size", "1e4", "--repeat", "1", "--cases", "jax",
+                       "--json", str(path)])
+    out = capsys.readouterr().out
+    assert status == 0 and "jax: normal" in out and "jax: trunc normal" in out
+    rows = json.loads(path.read_text())["results"]
+    assert {(r["case"], r["implementation"]) for r in rows} == {
+        (c, i) for c in cases.JAX_CASES for i in ("fastinit.jax", "jax.random")}
+    assert all(r["error"] is None and r["skipped"] is None for r in rows)
