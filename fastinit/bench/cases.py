@@ -441,12 +441,12 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def _jax_xla(who):
+def _jax_xla(who: str) -> Factory:
     """A row of the JAX cases: ``fastinit.jax`` (XLA) or ``jax.random`` (threefry), jitted."""
-    def make(case, out, ctx):
+    def make(case: str, out: npt.NDArray[Any], ctx: Context) -> Runner | str:
         import jax
         import jax.numpy as jnp
-        if out.dtype == np.float64 and not jax.config.jax_enable_x64:
+        if out.dtype == np.float64 and not getattr(jax.config, "jax_enable_x64"):  # noqa: B009
             return "float64 needs jax_enable_x64"
         dtype, shape = jnp.dtype(out.dtype.name), out.shape
         normal = case == "jax_normal"
