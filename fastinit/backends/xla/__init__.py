@@ -21,18 +21,32 @@ and their guards), ``_maps`` (words to floats), ``_elements`` (an element's
 value), ``_truncated`` (the rejection loop and its partitioning).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ... import stream
 from . import _elements, _guards
 from ._philox import derive_key, grid, positions, with_batch_axes
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import jax
+    import numpy.typing as npt
+
+    from .. import Distribution
+    from ._philox import Word
+
 __all__ = ["sample", "derive_key", "guards"]
 
 guards = _guards
 
 
-def sample(dist, key, shape, dtype, offset=0):
+def sample(dist: Distribution, key: Sequence[Word],
+           shape: Sequence[int], dtype: npt.DTypeLike, offset: int = 0) -> jax.Array:
     """Values of ``dist`` for a tensor of ``shape`` at stream position ``offset``.
 
     Parameters
@@ -65,7 +79,7 @@ def sample(dist, key, shape, dtype, offset=0):
     return jnp.broadcast_to(out, jnp.shape(key[0])[:jnp.ndim(key[0]) - len(shape)] + shape)
 
 
-def _batched_key(key, ndim):
+def _batched_key(key: Sequence[Word], ndim: int) -> tuple[jax.Array, ...]:
     """Key words shaped ``B + (1,) * ndim``, to broadcast against positions."""
     import jax.numpy as jnp
 

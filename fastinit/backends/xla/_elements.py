@@ -6,6 +6,10 @@ together: XLA fuses them into one loop over the output, with no temporary,
 and partitions them as it partitions any elementwise operation.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ... import stream
@@ -13,19 +17,26 @@ from . import _maps
 from ._guards import IEEE
 from ._philox import block_and_lane, philox
 
+if TYPE_CHECKING:
+    import jax
+
+    from .. import Distribution
+    from ._philox import Key, Position, Words
+
 __all__ = ["working_dtype", "lanes", "words", "uniform_or_normal", "candidate",
            "output_stage"]
 
 
-def working_dtype(dist):
+def working_dtype(dist: Distribution) -> np.dtype[Any]:
     return np.dtype(np.float64 if dist.wide else np.float32)
 
 
-def lanes(dist):
+def lanes(dist: Distribution) -> int:
     return stream.LANES_F64 if dist.wide else stream.LANES_F32
 
 
-def words(key, position, dist, round_):
+def words(key: Key, position: Position, dist: Distribution,
+          round_: int | jax.Array) -> tuple[Words, jax.Array, IEEE]:
     """``(words, lane, ops)`` of round ``round_`` of each element's block: the four Philox
     words, the element's lane, and its guarded arithmetic (:class:`._guards.IEEE`)."""
     hi, lo = position
@@ -34,7 +45,8 @@ def words(key, position, dist, round_):
     return block_words, lane, IEEE(zero, working_dtype(dist))
 
 
-def uniform_or_normal(dist, key, position):
+def uniform_or_normal(dist: Distribution, key: Key,
+                      position: Position) -> tuple[jax.Array, IEEE]:
     """The standardized value ``z`` (sections 7.1, 7.2) and the element's arithmetic."""
     block_words, lane, ops = words(key, position, dist, 0)
     if dist.kind == stream.UNIFORM:
@@ -42,7 +54,8 @@ def uniform_or_normal(dist, key, position):
     return _maps.normal_lane(block_words, lane, dist.wide, ops), ops
 
 
-def candidate(dist, key, position, attempt):
+def candidate(dist: Distribution, key: Key, position: Position,
+              attempt: int | jax.Array) -> tuple[jax.Array, jax.Array, IEEE]:
     """``(z, ok, ops)`` of truncated-normal attempt ``attempt`` (section 7.3); ``attempt``
     is an int or a uint32 array."""
     import jax.numpy as jnp
@@ -67,7 +80,8 @@ def candidate(dist, key, position, attempt):
     return z, (bound >= d * d) & (z <= beta), ops
 
 
-def output_stage(dist, z, ops, dtype):
+def output_stage(dist: Distribution, z: jax.Array, ops: IEEE,
+                 dtype: np.dtype[Any]) -> jax.Array:
     """``loc + scale * (sign * z)`` clamped to ``[lo, hi]``, rounded once to ``dtype``
     (section 8)."""
     import jax.numpy as jnp

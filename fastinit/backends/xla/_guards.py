@@ -25,10 +25,22 @@ difference (``docs/jax.md``). :func:`using` switches guards off, to show what
 each defends (``tests/backends/test_xla_guards.py``, ``benchmarks/jax_gpu.py``).
 """
 
+from __future__ import annotations
+
 import contextlib
 import dataclasses
+from typing import TYPE_CHECKING, Any, Union, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import jax
+    import numpy.typing as npt
+
+    #: An operand of the guarded operations: an array, or a float constant.
+    Operand = Union[jax.Array, np.floating[Any], float]
 
 __all__ = ["Guards", "current", "using", "IEEE"]
 
@@ -41,7 +53,7 @@ class Guards:
     division: str = "auto"      # "auto", "software", "opaque" or "none"
     signed_zero: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         allowed = ("auto", "software", "opaque", "none")
         if self.division not in allowed:
             raise ValueError(f"division must be one of {', '.join(map(repr, allowed))}. "
@@ -51,13 +63,13 @@ class Guards:
 _current = Guards()
 
 
-def current():
+def current() -> Guards:
     """The guards that code traced now is compiled with."""
     return _current
 
 
 @contextlib.contextmanager
-def using(**changes):
+def using(**changes: Any) -> Iterator[Guards]:
     """Trace with some guards changed (tests and the GPU check), e.g. ``contraction=False``."""
     global _current
     saved = _current
@@ -76,29 +88,30 @@ class IEEE:
     ``sqrt``: nothing can contract it there.
     """
 
-    def __init__(self, zero, dtype, guards=None):
+    def __init__(self, zero: jax.Array, dtype: npt.DTypeLike, guards: Guards | None = None,
+                 ) -> None:
         import jax.numpy as jnp
         from jax import lax
 
         self.jnp, self.lax = jnp, lax
-        self.dtype = np.dtype(dtype)
+        self.dtype: np.dtype[Any] = np.dtype(dtype)
         self.uint = np.dtype(np.uint64 if self.dtype == np.float64 else np.uint32)
         self.guards = current() if guards is None else guards
         self.zero = zero.astype(self.uint)
 
-    def hide(self, x):
+    def hide(self, x: jax.Array) -> jax.Array:
         """``x`` with its bits XORed with the opaque zero: the same value, unknown to the
         compiler."""
         lax = self.lax
         bits = lax.bitcast_convert_type(x, self.uint) ^ self.zero
         return lax.bitcast_convert_type(bits, self.dtype)
 
-    def mul(self, a, b):
+    def mul(self, a: Operand, b: Operand) -> jax.Array:
         """``a * b`` rounded on its own, for a product that feeds an addition."""
-        product = a * b
+        product = cast("jax.Array", a * b)   # an array: one operand at least is
         return self.hide(product) if self.guards.contraction else product
 
-    def div(self, x, y):
+    def div(self, x: jax.Array, y: jax.Array) -> jax.Array:
         """``x / y`` correctly rounded, for the stream's divisions (``y > 0``, finite and
         normal operands).
 
@@ -119,13 +132,13 @@ class IEEE:
             x, y, cpu=lambda x, y: x / y,
             default=lambda x, y: self.correct_quotient(x, y, x / y)))
 
-    def zero_minus(self, y):
+    def zero_minus(self, y: jax.Array) -> jax.Array:
         """``0.0 - y`` as IEEE gives it: ``+0.0`` (never ``-0.0``) when ``y`` is a zero."""
         if not self.guards.signed_zero:
             return self.dtype.type(0.0) - y
         return self.jnp.where(y == 0, self.dtype.type(0.0), -y)
 
-    def plus(self, c, y):
+    def plus(self, c: float, y: jax.Array) -> jax.Array:
         """``c + y`` for a constant ``c`` (a Python float), as IEEE gives it."""
         c = self.dtype.type(c)
         if c != 0:
@@ -138,7 +151,7 @@ class IEEE:
 
     # -- correctly rounded division from + - * -----------------------------------
 
-    def correct_quotient(self, x, y, q):
+    def correct_quotient(self, x: jax.Array, y: jax.Array, q: jax.Array) -> jax.Array:
         """The correctly rounded ``x / y`` from a ``q`` within 2 ulps of it (``y > 0``; no
         overflow or underflow on the way, as in the stream's divisions)."""
         jnp = self.jnp
@@ -154,13 +167,13 @@ class IEEE:
         better = (past_midpoint > 0) | ((past_midpoint == 0) & self._even(toward))
         return jnp.where(x == 0, x / y, jnp.where((r != 0) & better, toward, q))
 
-    def _remainder(self, x, q, y):
+    def _remainder(self, x: jax.Array, q: jax.Array, y: jax.Array) -> jax.Array:
         """``x - q * y``: exact when ``q`` is within an ulp of ``x / y``, of the right sign
         always."""
         p, e = self._two_product(q, y)
         return (x - p) - e
 
-    def _two_product(self, a, b):
+    def _two_product(self, a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(p, e)`` with ``p = fl(a * b)`` and ``a * b = p + e`` exactly (Dekker; Veltkamp's
         split), every product hidden from contraction."""
         split = self.dtype.type(4097.0 if self.dtype == np.float32 else 134217729.0)
@@ -171,11 +184,11 @@ class IEEE:
              + self.hide(a_lo * b_hi)) + self.hide(a_lo * b_lo)
         return p, e
 
-    def _split(self, a, split):
+    def _split(self, a: jax.Array, split: np.floating[Any]) -> tuple[jax.Array, jax.Array]:
         c = self.hide(split * a)
         hi = c - (c - a)
         return hi, a - hi
 
-    def _even(self, x):
+    def _even(self, x: jax.Array) -> jax.Array:
         bits = self.lax.bitcast_convert_type(x, self.uint)
         return (bits & self.uint.type(1)) == 0

@@ -12,34 +12,48 @@ block: lane ``j`` of the f32 family reads word ``j`` (Box-Muller: the pair
 ``(w[2j], w[2j + 1])`` (Box-Muller: all four).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from ... import stream as s
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
+
+    import jax
+    import numpy.typing as npt
+
+    from ._guards import IEEE
+    from ._philox import Words
 
 __all__ = ["uniform_lane", "log_lane", "normal_lane"]
 
 _U32, _U64 = np.uint32, np.uint64
 
 
-def _jax():
+def _jax() -> tuple[ModuleType, ModuleType]:
     import jax.numpy as jnp
     from jax import lax
     return jnp, lax
 
 
-def _bits(x, dtype):
+def _bits(x: jax.Array, dtype: npt.DTypeLike) -> jax.Array:
     return _jax()[1].bitcast_convert_type(x, dtype)
 
 
 # -- f32 family -----------------------------------------------------------------------
 
 
-def uniform_f32(w):
+def uniform_f32(w: jax.Array) -> jax.Array:
     jnp, _ = _jax()
     return (w >> _U32(8)).astype(jnp.float32) * s._F32_2M24
 
 
-def log_of_uniform_f32(w, ops):
+def log_of_uniform_f32(w: jax.Array, ops: IEEE) -> jax.Array:
     jnp, _ = _jax()
     bits = _bits((w | _U32(1)).astype(jnp.float32), jnp.uint32)
     mantissa = (bits & s._U32_MANT23) | s._U32_ONE_F32
@@ -58,13 +72,14 @@ def log_of_uniform_f32(w, ops):
             + ops.mul(q, s._F32_LN2_HI))
 
 
-def _flip_sign(x, flip, uint, top):
+def _flip_sign(x: jax.Array, flip: jax.Array, uint: type[np.unsignedinteger[Any]],
+               top: np.unsignedinteger[Any]) -> jax.Array:
     """``x`` with its sign bit flipped where ``flip`` (0 or 4) is 4."""
     ftype = x.dtype
     return _bits(_bits(x, uint) ^ (flip.astype(uint) << top), ftype)
 
 
-def _octant(octant, want_sin):
+def _octant(octant: jax.Array, want_sin: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Which polynomial lane ``want_sin`` needs in ``octant``, and whether to negate it:
     ``stream._octant_cos_sin_f32``'s table, for one of its two outputs."""
     jnp, _ = _jax()
@@ -74,7 +89,7 @@ def _octant(octant, want_sin):
     return use_sin, flip
 
 
-def angle_f32(w, want_sin, ops):
+def angle_f32(w: jax.Array, want_sin: jax.Array, ops: IEEE) -> jax.Array:
     """``cos t`` or (where ``want_sin``) ``sin t`` of ``stream.cos_sin_f32(w)``: the same
     operations, one polynomial per element (its coefficients selected)."""
     jnp, _ = _jax()
@@ -94,13 +109,13 @@ def angle_f32(w, want_sin, ops):
 # -- f64 family -----------------------------------------------------------------------
 
 
-def uniform_f64(hi, lo):
+def uniform_f64(hi: jax.Array, lo: jax.Array) -> jax.Array:
     jnp, _ = _jax()
     m = ((hi >> _U32(5)).astype(jnp.uint64) << _U64(26)) | (lo >> _U32(6)).astype(jnp.uint64)
     return m.astype(jnp.int64).astype(jnp.float64) * s._F64_2M53
 
 
-def log_of_uniform_f64(hi, lo, ops):
+def log_of_uniform_f64(hi: jax.Array, lo: jax.Array, ops: IEEE) -> jax.Array:
     jnp, _ = _jax()
     m = (((hi & s._U32_LOW31).astype(jnp.uint64) << _U64(32)) | lo.astype(jnp.uint64)
          | _U64(1))
@@ -122,7 +137,7 @@ def log_of_uniform_f64(hi, lo, ops):
             + ops.mul(q, s._F64_LN2_HI))
 
 
-def angle_f64(hi, lo, want_sin, ops):
+def angle_f64(hi: jax.Array, lo: jax.Array, want_sin: jax.Array, ops: IEEE) -> jax.Array:
     """:func:`angle_f32` for ``stream.cos_sin_f64(hi, lo)``."""
     jnp, _ = _jax()
     octant = hi >> _U32(29)
@@ -145,7 +160,7 @@ def angle_f64(hi, lo, want_sin, ops):
 # -- one element's value from the words of its block ----------------------------------------
 
 
-def _select(lane, options):
+def _select(lane: jax.Array, options: Sequence[jax.Array]) -> jax.Array:
     """``options[lane]`` per element."""
     jnp, _ = _jax()
     out = options[-1]
@@ -154,27 +169,27 @@ def _select(lane, options):
     return out
 
 
-def _pair(words, lane):
+def _pair(words: Words, lane: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The f64 family's ``(hi, lo)`` word pair of ``lane`` (0 or 1)."""
     w0, w1, w2, w3 = words
     return _select(lane, (w0, w2)), _select(lane, (w1, w3))
 
 
-def uniform_lane(words, lane, wide):
+def uniform_lane(words: Words, lane: jax.Array, wide: bool) -> jax.Array:
     """Uniform on ``[0, 1)`` of each element's lane (section 6.1)."""
     if wide:
         return uniform_f64(*_pair(words, lane))
     return uniform_f32(_select(lane, words))
 
 
-def log_lane(words, lane, wide, ops):
+def log_lane(words: Words, lane: jax.Array, wide: bool, ops: IEEE) -> jax.Array:
     """Log of a uniform of each element's lane (section 6.2)."""
     if wide:
         return log_of_uniform_f64(*_pair(words, lane), ops)
     return log_of_uniform_f32(_select(lane, words), ops)
 
 
-def normal_lane(words, lane, wide, ops):
+def normal_lane(words: Words, lane: jax.Array, wide: bool, ops: IEEE) -> jax.Array:
     """The Box-Muller value of each element's lane (section 6.4)."""
     jnp, _ = _jax()
     w0, w1, w2, w3 = words

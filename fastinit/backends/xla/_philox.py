@@ -23,11 +23,29 @@ Positions are 64-bit integers held as ``(hi, lo)`` uint32 pairs; a tensor whose
 positions all lie below ``2**32`` needs ``lo`` only.
 """
 
+from __future__ import annotations
+
 import math
+from typing import TYPE_CHECKING, Union, cast
 
 import numpy as np
 
 from ... import stream
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
+
+    import jax
+
+    #: A uint32 operand: an array (traced or not), a NumPy uint32, or a Python int
+    #: (a constant).
+    Word = Union[jax.Array, np.uint32, int]
+    #: The four words of a Philox block, and a key's two.
+    Words = tuple[jax.Array, jax.Array, jax.Array, jax.Array]
+    Key = tuple[jax.Array, ...]   # (k0, k1)
+    #: Stream positions ``(hi, lo)``: ``hi`` None when every position is below ``2**32``.
+    Position = tuple[Union[jax.Array, None], jax.Array]
 
 __all__ = ["mulhilo", "philox", "derive_key", "grid", "positions", "with_batch_axes",
            "block_and_lane"]
@@ -37,12 +55,12 @@ _MASK16 = _U32(0xFFFF)
 ZERO_ROUND = stream.PHILOX_ROUNDS - 1   # the round whose word c2 makes the opaque zero
 
 
-def _jnp():
+def _jnp() -> ModuleType:
     import jax.numpy as jnp
     return jnp
 
 
-def mulhilo(m, c):
+def mulhilo(m: int, c: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(hi, lo)`` words of the 64-bit product of the constant ``m`` and the words ``c``."""
     m = int(m)
     m_lo, m_hi = _U32(m & 0xFFFF), _U32(m >> 16)
@@ -54,14 +72,14 @@ def mulhilo(m, c):
     return hi, c * _U32(m)
 
 
-def _word(value):
+def _word(value: Word) -> jax.Array | np.uint32:
     """A uint32 operand: Python ints become constants, arrays are kept."""
     if isinstance(value, (int, np.integer)):
         return _U32(int(value) & 0xFFFFFFFF)
     return value
 
 
-def philox(counter, key):
+def philox(counter: Sequence[Word], key: Sequence[Word]) -> tuple[Words, jax.Array]:
     """Philox4x32-10 of ``counter = (c0, c1, c2, c3)`` under ``key = (k0, k1)``.
 
     Returns ``((w0, w1, w2, w3), zero)``: the four words and the opaque zero
@@ -70,7 +88,7 @@ def philox(counter, key):
     jnp = _jnp()
     c0, c1, c2, c3 = (jnp.asarray(_word(c), jnp.uint32) for c in counter)
     k0, k1 = (jnp.asarray(_word(k), jnp.uint32) for k in key)
-    zero = None
+    zero: jax.Array | None = None
     for r in range(stream.PHILOX_ROUNDS):
         hi0, lo0 = mulhilo(stream.PHILOX_M0, c0)
         hi1, lo1 = mulhilo(stream.PHILOX_M1, c2)
@@ -79,10 +97,11 @@ def philox(counter, key):
         round_k0 = k0 + _U32((r * stream.PHILOX_W0) & 0xFFFFFFFF)
         round_k1 = k1 + _U32((r * stream.PHILOX_W1) & 0xFFFFFFFF)
         c0, c1, c2, c3 = hi1 ^ c1 ^ round_k0, lo1, hi0 ^ c3 ^ round_k1, lo0
+    assert zero is not None   # made in round ZERO_ROUND
     return (c0, c1, c2, c3), zero
 
 
-def derive_key(seed_lo, seed_hi, stream_number):
+def derive_key(seed_lo: Word, seed_hi: Word, stream_number: int) -> Key:
     """The data key ``(k0, k1)`` of ``stream.derive_key``, for a seed given as its low and
     high words (arrays or ints) and a stream number (an int)."""
     s = int(stream_number)
@@ -93,14 +112,15 @@ def derive_key(seed_lo, seed_hi, stream_number):
 # -- positions ----------------------------------------------------------------------
 
 
-def _add64(a, b):
+def _add64(a: tuple[jax.Array, jax.Array],
+           b: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
     a_hi, a_lo = a
     b_hi, b_lo = b
     lo = a_lo + b_lo
     return a_hi + b_hi + (lo < a_lo).astype(lo.dtype), lo
 
 
-def grid(shape, starts):
+def grid(shape: tuple[int, ...], starts: Sequence[Word]) -> list[jax.Array]:
     """The global index along each axis of a ``shape`` block whose corner is ``starts``
     (ints, or uint32 scalars: a shard's corner, known on its device)."""
     jnp = _jnp()
@@ -110,7 +130,8 @@ def grid(shape, starts):
             for d, start in enumerate(starts)]
 
 
-def positions(indices, global_shape, offset):
+def positions(indices: Sequence[jax.Array], global_shape: tuple[int, ...],
+              offset: int) -> Position:
     """Stream positions ``(hi, lo)`` of the elements at ``indices`` (one uint32 array per
     axis) of the C-ordered ``global_shape`` placed at ``offset``. ``hi`` is None when
     every position of the tensor lies below ``2**32``: ``lo`` alone holds them."""
@@ -126,20 +147,22 @@ def positions(indices, global_shape, offset):
         if narrow:
             lo = lo + index * _U32(stride)
         else:
+            assert hi is not None   # not narrow: the high words are an array
             term_hi, term_lo = mulhilo(stride & 0xFFFFFFFF, index)
             term_hi = term_hi + index * _U32(stride >> 32)
             hi, lo = _add64((hi, lo), (term_hi, term_lo))
     return hi, lo
 
 
-def with_batch_axes(position, batch_ndim):
+def with_batch_axes(position: Position, batch_ndim: int) -> Position:
     """Positions with the key's batch axes in front (of size 1): equal ranks, for programs
     traced under ``jax_numpy_rank_promotion="raise"``."""
-    return tuple(None if p is None else p.reshape((1,) * batch_ndim + p.shape)
-                 for p in position)
+    return cast("Position", tuple(None if p is None else p.reshape((1,) * batch_ndim + p.shape)
+                                  for p in position))
 
 
-def block_and_lane(hi, lo, lanes):
+def block_and_lane(hi: jax.Array | None, lo: jax.Array,
+                   lanes: int) -> tuple[jax.Array, jax.Array | int, jax.Array]:
     """``(block_lo, block_hi, lane)`` of positions ``(hi, lo)``: ``block = p // lanes``."""
     shift = lanes.bit_length() - 1
     lane = lo & _U32(lanes - 1)

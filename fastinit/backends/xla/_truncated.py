@@ -25,14 +25,35 @@ sharding, the capacity and the order of rounds: each attempt reads only its
 element's counters.
 """
 
+from __future__ import annotations
+
 import functools
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ... import stream
 from . import _elements, _guards
 from ._philox import grid, positions, with_batch_axes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    import jax
+    import numpy.typing as npt
+    from jax.sharding import AbstractMesh, Mesh, NamedSharding, Sharding
+
+    from .. import Distribution
+    from ._guards import Guards
+    from ._philox import Word
+
+    #: ``(k0, k1) -> values``: the sampler of one distribution, shape and place.
+    Sampler = Callable[[jax.Array, jax.Array], jax.Array]
+    #: The loop states of :func:`_resolve`: ``(slots, count, done, values, accepted,
+    #: attempt)`` of a round, ``(slots, kept, done, values, accepted)`` of its steps.
+    RoundState = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
+    StepState = tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]
 
 __all__ = ["sample"]
 
@@ -42,24 +63,27 @@ MIN_CAPACITY = 256      # slots in the list at least (at most the block's size)
 ROUND_CHUNK = 1 << 14   # slots of one step of a round, at most
 
 
-def sample(dist, key, shape, dtype, offset):
+def sample(dist: Distribution, key: Sequence[jax.Array], shape: tuple[int, ...],
+           dtype: npt.DTypeLike, offset: int) -> jax.Array:
     """Truncated-normal values of shape ``B + shape`` (key words shaped ``B + (1,) * ndim``)."""
     k0, k1 = (k.reshape(k.shape[:k.ndim - len(shape)]) for k in key)
     return _mapped(dist, shape, np.dtype(dtype), offset, _guards.current())(k0, k1)
 
 
 @functools.lru_cache(maxsize=256)
-def _mapped(dist, shape, dtype, offset, guards):
+def _mapped(dist: Distribution, shape: tuple[int, ...], dtype: np.dtype[Any], offset: int,
+            guards: Guards) -> Sampler:
     """The sampler of keys shaped ``B`` (any ``B``), mapped over keys by batch axes."""
     from jax.custom_batching import custom_vmap
     import jax.numpy as jnp
 
     @custom_vmap
-    def draw(k0, k1):
+    def draw(k0: jax.Array, k1: jax.Array) -> jax.Array:
         return _partitioned(dist, shape, dtype, offset, guards, k0.ndim)(k0, k1)
 
     @draw.def_vmap
-    def _(axis_size, in_batched, k0, k1):
+    def _(axis_size: int, in_batched: Sequence[bool], k0: jax.Array,
+          k1: jax.Array) -> tuple[jax.Array, bool]:
         k0, k1 = (k if batched else jnp.broadcast_to(k, (axis_size,) + k.shape)
                   for k, batched in zip((k0, k1), in_batched))
         return draw(k0, k1), True
@@ -68,26 +92,30 @@ def _mapped(dist, shape, dtype, offset, guards):
 
 
 @functools.lru_cache(maxsize=256)
-def _partitioned(dist, shape, dtype, offset, guards, batch_ndim):
+def _partitioned(dist: Distribution, shape: tuple[int, ...], dtype: np.dtype[Any],
+                 offset: int, guards: Guards, batch_ndim: int) -> Sampler:
     """``(k0, k1) -> values``, partitioned per device by :func:`_local`."""
     from jax.experimental.custom_partitioning import custom_partitioning
     from jax.sharding import NamedSharding, PartitionSpec
 
-    def whole(k0, k1):
+    def whole(k0: jax.Array, k1: jax.Array) -> jax.Array:
         full = k0.shape + shape
         return _local(dist, k0, k1, full, (0,) * len(full), full, offset, dtype, guards)
 
     op = custom_partitioning(whole)
 
-    def partition(mesh, arg_shapes, result_shape):
+    def partition(mesh: Mesh | AbstractMesh, arg_shapes: Sequence[Any], result_shape: Any,
+                  ) -> tuple[Mesh | AbstractMesh, Sampler, NamedSharding,
+                             tuple[NamedSharding, NamedSharding]]:
         full = result_shape.shape
         sharding = _named(result_shape.sharding, len(full))
         mesh = sharding.mesh
         spec = tuple(sharding.spec) + (None,) * (len(full) - len(sharding.spec))
         key_sharding = NamedSharding(mesh, PartitionSpec(*spec[:batch_ndim]))
 
-        def lower(k0, k1):
-            local, starts = [], []
+        def lower(k0: jax.Array, k1: jax.Array) -> jax.Array:
+            local: list[int] = []
+            starts: list[Word] = []
             for size, names in zip(full, spec):
                 names = () if names is None else (names,) if isinstance(names, str) else names
                 parts = math.prod(mesh.shape[name] for name in names)
@@ -98,7 +126,7 @@ def _partitioned(dist, shape, dtype, offset, guards, batch_ndim):
 
         return mesh, lower, sharding, (key_sharding, key_sharding)
 
-    def infer(mesh, arg_shapes, result_shape):
+    def infer(mesh: Mesh, arg_shapes: Sequence[Any], result_shape: Any) -> NamedSharding:
         key_spec = tuple(getattr(arg_shapes[0].sharding, "spec", ()))[:batch_ndim]
         return NamedSharding(mesh, PartitionSpec(*key_spec))
 
@@ -109,7 +137,7 @@ def _partitioned(dist, shape, dtype, offset, guards, batch_ndim):
     return op
 
 
-def _named(sharding, ndim):
+def _named(sharding: Sharding, ndim: int) -> NamedSharding:
     """``sharding`` as a ``NamedSharding``: the partitioner hands a ``GSPMDSharding`` when
     the program's mesh is not known to it (``jax.set_mesh``); then a mesh of its tiles is
     made, one axis per sharded dimension (``_s0``, ``_s1``, ...), the copies last."""
@@ -118,7 +146,8 @@ def _named(sharding, ndim):
     if isinstance(sharding, NamedSharding):
         return sharding
     hlo = sharding._to_xla_hlo_sharding(ndim)
-    devices = {d.id: d for d in sharding._device_assignment}
+    # jaxlib's Device is a compiled class without stubs: mypy knows none of its attributes
+    devices = {d.id: d for d in sharding._device_assignment}  # type: ignore[attr-defined]
     if hlo.is_replicated():
         mesh = Mesh(np.array(list(devices.values())).reshape(-1), ("_copies",))
         return NamedSharding(mesh, PartitionSpec())
@@ -132,7 +161,7 @@ def _named(sharding, ndim):
                                                for n, t in zip(names[:ndim], tiles[:ndim])]))
 
 
-def _mesh_index(mesh, names):
+def _mesh_index(mesh: Mesh | AbstractMesh, names: Sequence[str]) -> jax.Array:
     """This device's index along the mesh axes ``names`` (major to minor), uint32."""
     import jax.numpy as jnp
     from jax import lax
@@ -143,7 +172,9 @@ def _mesh_index(mesh, names):
     return index
 
 
-def _local(dist, k0, k1, local_shape, starts, full_shape, offset, dtype, guards):
+def _local(dist: Distribution, k0: jax.Array, k1: jax.Array, local_shape: tuple[int, ...],
+           starts: Sequence[Word], full_shape: tuple[int, ...], offset: int,
+           dtype: np.dtype[Any], guards: Guards) -> jax.Array:
     """The values of a ``local_shape`` block at ``starts`` of the ``full_shape`` (batch axes
     first) tensor, ``k0``/``k1`` the block's keys."""
     import jax.numpy as jnp
@@ -171,13 +202,15 @@ def _local(dist, k0, k1, local_shape, starts, full_shape, offset, dtype, guards)
 class _Place:
     """Where the flat local index ``j`` of a block lies: its keys and stream position."""
 
-    def __init__(self, dist, k0, k1, shape, starts, global_shape, offset, dtype):
+    def __init__(self, dist: Distribution, k0: jax.Array, k1: jax.Array,
+                 shape: tuple[int, ...], starts: Sequence[Word],
+                 global_shape: tuple[int, ...], offset: int, dtype: np.dtype[Any]) -> None:
         self.dist, self.shape, self.starts = dist, shape, starts
         self.global_shape, self.offset, self.dtype = global_shape, offset, dtype
         self.k0, self.k1 = k0.reshape(-1), k1.reshape(-1)
         self.size = math.prod(shape)
 
-    def attempt_or_nan(self, j, attempt, once=True):
+    def attempt_or_nan(self, j: jax.Array, attempt: jax.Array, once: bool = True) -> jax.Array:
         """Attempt ``attempt`` (a uint32 scalar) at the flat local indices ``j``: the value in
         the output dtype, NaN where rejected (attempt 255 is always taken). ``once``: in
         a buffer of its own, for a result that has several users."""
@@ -204,7 +237,7 @@ class _Place:
         return lax.optimization_barrier(values) if once else values
 
 
-def _full_passes(place, n):
+def _full_passes(place: _Place, n: int) -> jax.Array:
     """Rounds over the whole block from attempt 0 on (all rejected elements are at the same
     attempt): one copy of the attempt's code, for blocks small enough that the work of
     the late rounds does not matter. Done a sixteenth of the block at a time, so that the
@@ -214,10 +247,10 @@ def _full_passes(place, n):
 
     chunk = -(-n // FULL_PASS_CHUNKS)
 
-    def one_chunk(c, flat):
+    def one_chunk(c: jax.Array, flat: jax.Array) -> jax.Array:
         start = jnp.minimum(c * chunk, n - chunk)      # the last chunk overlaps the one before
 
-        def attempt_round(state):
+        def attempt_round(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
             block, k = state
             # Indices made in the loop and made to depend on the round (k >> 31 is 0):
             # what does not depend on it XLA hoists out of the loop, into buffers.
@@ -234,7 +267,7 @@ def _full_passes(place, n):
     return lax.fori_loop(0, -(-n // chunk), one_chunk, flat)
 
 
-def _compacted(place, flat):
+def _compacted(place: _Place, flat: jax.Array) -> jax.Array:
     """Rounds over the rejected elements only, gathered into lists, batch by batch."""
     import jax.numpy as jnp
     from jax import lax
@@ -245,7 +278,7 @@ def _compacted(place, flat):
     capacity = max(1, min(_capacity(place.dist, n), room))
     length = capacity + scan + step      # room for a whole chunk past the capacity
 
-    def batch(state):
+    def batch(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         flat, first = state
         slots, count, first = _compact(flat, capacity, scan, first, length)
         done, values, count = _resolve(place, slots, count, flat.dtype, step)
@@ -255,7 +288,8 @@ def _compacted(place, flat):
     return lax.while_loop(lambda state: state[1] * scan < n, batch, (flat, jnp.int32(0)))[0]
 
 
-def _compact(flat, capacity, chunk, first, length):
+def _compact(flat: jax.Array, capacity: int, chunk: int, first: jax.Array,
+             length: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(slots, count, next)``: the local indices of the NaNs of ``flat`` in chunks
     ``first``, ``first + 1``, ... up to the one that brings their number to
     ``capacity`` or more; their number; and the next chunk."""
@@ -265,7 +299,8 @@ def _compact(flat, capacity, chunk, first, length):
     n = flat.size
     iota = jnp.arange(chunk, dtype=jnp.int32)
 
-    def body(state):
+    def body(state: tuple[jax.Array, jax.Array, jax.Array],
+             ) -> tuple[jax.Array, jax.Array, jax.Array]:
         slots, count, c = state
         start = jnp.minimum(c * chunk, n - chunk)       # the last chunk overlaps the one before
         index = start + iota
@@ -273,7 +308,7 @@ def _compact(flat, capacity, chunk, first, length):
         (slots,), count = _append((slots,), count, pending, (index,))
         return slots, count, c + 1
 
-    def more(state):
+    def more(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
         _, count, c = state
         return (count < capacity) & (c * chunk < n)
 
@@ -281,7 +316,8 @@ def _compact(flat, capacity, chunk, first, length):
     return lax.while_loop(more, body, (slots, jnp.int32(0), first))
 
 
-def _resolve(place, slots, count, dtype, chunk):
+def _resolve(place: _Place, slots: jax.Array, count: jax.Array, dtype: np.dtype[Any],
+             chunk: int) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Attempts 1, 2, ... of the elements at ``slots[:count]`` until each is accepted:
     ``(indices, values, count)`` of the accepted ones, in lists.
 
@@ -296,10 +332,10 @@ def _resolve(place, slots, count, dtype, chunk):
     length = slots.size
     iota = jnp.arange(chunk, dtype=jnp.int32)
 
-    def attempt_round(state):
+    def attempt_round(state: RoundState) -> RoundState:
         slots, count, done, values, accepted, k = state
 
-        def step(c, inner):
+        def step(c: jax.Array, inner: StepState) -> StepState:
             slots, kept, done, values, accepted = inner
             start = jnp.minimum(c * chunk, length - chunk)
             index = start + iota
@@ -329,7 +365,9 @@ def _resolve(place, slots, count, dtype, chunk):
     return state[2], state[3], state[4]
 
 
-def _append(buffers, offset, mask, items, ranks=None):
+def _append(buffers: tuple[jax.Array, ...], offset: jax.Array, mask: jax.Array,
+            items: tuple[jax.Array, ...], ranks: tuple[jax.Array, jax.Array] | None = None,
+            ) -> tuple[tuple[jax.Array, ...], jax.Array]:
     """Write ``items[k][mask]`` to ``buffers[k]`` from ``offset`` on (in place: a chunk-sized
     scatter, then a dynamic update slice); returns the buffers and the new offset.
     ``ranks``: ``_ranks(mask)`` when the caller has it."""
@@ -345,7 +383,7 @@ def _append(buffers, offset, mask, items, ranks=None):
     return tuple(out), offset + total
 
 
-def _ranks(mask):
+def _ranks(mask: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(rank, total)``: for each element of the 1-D boolean ``mask``, how many true elements
     come before it; and how many there are. From 32-bit words and popcounts (a cumulative
     sum compiles slowly and runs slowly on XLA:CPU)."""
@@ -364,7 +402,7 @@ def _ranks(mask):
     return rank, offsets[-1] + counts[-1]
 
 
-def _exclusive_sums(counts):
+def _exclusive_sums(counts: jax.Array) -> jax.Array:
     """Exclusive prefix sums of a short int32 vector, 32 at a time."""
     import jax.numpy as jnp
     from jax import lax
@@ -380,18 +418,18 @@ def _exclusive_sums(counts):
     return (_exclusive_sums(jnp.sum(c, axis=1))[:, None] + within).reshape(-1)[:length]
 
 
-def _chunks(n):
+def _chunks(n: int) -> tuple[int, int]:
     """``(step, scan)``: slots of one step of a round, elements of one compaction chunk."""
     return int(min(ROUND_CHUNK, max(256, n // 256))), int(min(n, max(1024, n // 64)))
 
 
-def _capacity(dist, n):
+def _capacity(dist: Distribution, n: int) -> int:
     """Elements of a batch: the expected rejections of attempt 0 and a margin (more
     rejections take more batches)."""
     return max(1, min(n, int(1.25 * _rejection_rate(dist) * n) + MIN_CAPACITY))
 
 
-def _list_room(n, itemsize, step, scan):
+def _list_room(n: int, itemsize: int, step: int, scan: int) -> int:
     """Entries the lists may hold: their buffers (the slots, twice, and the accepted
     indices and values: 12 + itemsize bytes an entry) within a quarter of the block's
     bytes, less the other temporaries of a round's step (under 64 bytes a slot) and of a
@@ -399,11 +437,11 @@ def _list_room(n, itemsize, step, scan):
     return (n * itemsize // 4 - 64 * step - 16 * scan) // (12 + itemsize)
 
 
-def _rejection_rate(dist):
+def _rejection_rate(dist: Distribution) -> float:
     """Probability that an attempt is rejected (section 7.3's proposals), from the bounds."""
     alpha, beta, rate = dist.alpha, dist.beta, dist.rate
 
-    def mass(a, b):   # P(a <= Z <= b), from whichever tail is accurate
+    def mass(a: float, b: float) -> float:   # P(a <= Z <= b), from whichever tail is accurate
         if a >= 0:
             return 0.5 * (math.erfc(a / math.sqrt(2)) - math.erfc(b / math.sqrt(2)))
         if b <= 0:
