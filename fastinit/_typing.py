@@ -19,6 +19,9 @@ fastinit`` still loads NumPy only. Frameworks appear here for checkers only.
   an initializer), :data:`StrPath`, the type variables :data:`TensorT` / :data:`ModuleT`
   (a ``torch.nn.init``-style call returns the tensor it was given, a ``Parameter`` as a
   ``Parameter``), and ``init_module_``'s :data:`Rules` and :data:`Regions`.
+- JAX: :data:`JaxKey` (a PRNG key or an int seed), :class:`JaxInitializer` (what a
+  ``fastinit.jax`` builder returns) and :class:`WrappedJaxInitializer` (one with its
+  fastinit ``initializer``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,10 @@ from typing import (
 import numpy as np
 import numpy.typing as npt
 
-if TYPE_CHECKING:   # not imported at run time: neither is needed to import this module
+if TYPE_CHECKING:   # not imported at run time: none is needed to import this module
+    import jax
+    import jax.sharding
+    import jax.typing
     import torch
     from typing_extensions import Self   # typing.Self is Python 3.11+
 
@@ -40,7 +46,8 @@ __all__ = ["Array", "GpuArray", "FloatArray", "Output", "CudaArrayLike", "ShapeL
            "Index", "Seed", "InitializerSeed", "SeedGeneratorLike", "BackendName", "Backend",
            "DeviceLike", "Allocator", "Mode", "DistributionName", "OrthogonalMethod",
            "DTypeKind", "Config", "InitializerLike", "StrPath", "TensorT", "ModuleT", "Layout",
-           "FanMode", "Nonlinearity", "RuleValue", "Rules", "Regions", "OutputT"]
+           "FanMode", "Nonlinearity", "RuleValue", "Rules", "Regions", "OutputT", "JaxKey",
+           "JaxInitializer", "WrappedJaxInitializer"]
 
 #: A call's result: a NumPy array, or a CuPy array for GPU outputs (typed as NumPy's).
 Array: TypeAlias = npt.NDArray[Any]
@@ -129,3 +136,27 @@ RuleValue: TypeAlias = Union[InitializerLike, tuple[str, dict[str, Any]]]
 Rules: TypeAlias = Union[Mapping[Any, RuleValue], Iterable[tuple[Any, RuleValue]]]
 #: ``name -> (global shape, region)`` of plain tensors that hold a region of a larger one.
 Regions: TypeAlias = Mapping[str, tuple[Sequence[SupportsIndex], Any]]
+
+#: A JAX PRNG key (typed, or raw key data: a JAX or NumPy integer array; concrete or
+#: traced) or an int seed (``fastinit.jax.key_to_seed``).
+JaxKey: TypeAlias = Union["jax.Array", npt.NDArray[np.integer[Any]], int, np.integer[Any]]
+
+
+class JaxInitializer(Protocol):
+    """``jax.nn.initializers``' protocol as ``fastinit.jax`` implements it (its
+    ``out_sharding`` a ``jax.sharding.Sharding``: a ``PartitionSpec`` is refused)."""
+
+    def __call__(self, key: JaxKey, shape: ShapeLike,
+                 dtype: jax.typing.DTypeLike | None = None,
+                 out_sharding: jax.sharding.Sharding | None = None) -> jax.Array: ...
+
+
+_Initializer_co = TypeVar("_Initializer_co", covariant=True)
+
+
+class WrappedJaxInitializer(JaxInitializer, Protocol[_Initializer_co]):
+    """A :class:`JaxInitializer` made by ``fastinit.jax.wrap`` from a fastinit initializer."""
+
+    @property
+    def initializer(self) -> _Initializer_co:
+        """The fastinit initializer it calls (with the key's seed)."""

@@ -36,6 +36,10 @@ True
 True
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, SupportsFloat
+
 import numpy as np
 
 from ..initializers.base import Initializer
@@ -46,6 +50,20 @@ from ..initializers.random_initializers import (
 from ..initializers.structured import DeltaOrthogonal, Orthogonal
 from ._keys import key_to_seed
 from ._wrap import canonical_dtype, wrap
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import jax
+    import jax.sharding
+    import jax.typing
+    from jax.typing import DTypeLike
+
+    from .._typing import (
+        DistributionName, JaxInitializer, Mode, ShapeLike, WrappedJaxInitializer,
+    )
+
+    Axes = int | Sequence[int]
 
 __all__ = [
     "Initializer", "key_to_seed", "wrap", "zeros", "ones", "constant", "uniform", "normal",
@@ -58,7 +76,8 @@ __all__ = [
 # -- the builders (jax.nn.initializers names) ---------------------------------------------
 
 
-def zeros(key, shape, dtype=None, out_sharding=None):
+def zeros(key: object, shape: ShapeLike, dtype: DTypeLike | None = None,
+          out_sharding: jax.sharding.Sharding | None = None) -> jax.Array:
     """An array of zeros (``jax.nn.initializers.zeros``); ``key`` is ignored.
 
     Examples
@@ -70,12 +89,13 @@ def zeros(key, shape, dtype=None, out_sharding=None):
     return wrap(Zeros())(0, shape, dtype, out_sharding)
 
 
-def ones(key, shape, dtype=None, out_sharding=None):
+def ones(key: object, shape: ShapeLike, dtype: DTypeLike | None = None,
+         out_sharding: jax.sharding.Sharding | None = None) -> jax.Array:
     """An array of ones (``jax.nn.initializers.ones``); ``key`` is ignored."""
     return wrap(Ones())(0, shape, dtype, out_sharding)
 
 
-def constant(value, dtype=None):
+def constant(value: jax.typing.ArrayLike, dtype: DTypeLike | None = None) -> JaxInitializer:
     """An initializer of arrays full of ``value`` (``jax.nn.initializers.constant``).
 
     Examples
@@ -89,13 +109,15 @@ def constant(value, dtype=None):
         return lambda key, shape, dtype=dtype, out_sharding=None: inner(
             0, shape, dtype, out_sharding)
 
-    def init(key, shape, dtype=dtype, out_sharding=None):
+    def init(key: object, shape: ShapeLike, dtype: DTypeLike | None = dtype,
+             out_sharding: jax.sharding.Sharding | None = None) -> jax.Array:
         import jax.numpy as jnp
         return jnp.full(shape, value, dtype=canonical_dtype(dtype))
     return init
 
 
-def uniform(scale=1e-2, dtype=None):
+def uniform(scale: SupportsFloat = 1e-2,
+            dtype: DTypeLike | None = None) -> WrappedJaxInitializer[RandomUniform]:
     """Uniform values on ``[0, scale)`` (``jax.nn.initializers.uniform``).
 
     Examples
@@ -107,12 +129,14 @@ def uniform(scale=1e-2, dtype=None):
     return wrap(RandomUniform(0.0, float(scale)), dtype)
 
 
-def normal(stddev=1e-2, dtype=None):
+def normal(stddev: SupportsFloat = 1e-2,
+           dtype: DTypeLike | None = None) -> WrappedJaxInitializer[RandomNormal]:
     """Normal values with mean 0 and std ``stddev`` (``jax.nn.initializers.normal``)."""
     return wrap(RandomNormal(0.0, float(stddev)), dtype)
 
 
-def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
+def truncated_normal(stddev: SupportsFloat = 1e-2, dtype: DTypeLike | None = None,
+                     lower: float = -2.0, upper: float = 2.0) -> WrappedJaxInitializer[TruncatedNormal]:
     """``stddev`` times a standard normal truncated to ``[lower, upper]`` (``jax.nn.initializers.truncated_normal``).
 
     No variance correction is applied (as in JAX).
@@ -126,8 +150,9 @@ def truncated_normal(stddev=1e-2, dtype=None, lower=-2.0, upper=2.0):
     return wrap(TruncatedNormal(0.0, float(stddev), lower=lower, upper=upper), dtype)
 
 
-def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_axis=(),
-                     dtype=None):
+def variance_scaling(scale: float, mode: Mode, distribution: DistributionName,
+                     in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                     dtype: DTypeLike | None = None) -> WrappedJaxInitializer[VarianceScaling]:
     """JAX's ``variance_scaling``: variance ``scale / n`` with fans from ``in_axis``/``out_axis``/``batch_axis``.
 
     ``distribution`` is ``"truncated_normal"``, ``"normal"`` (untruncated, JAX's
@@ -147,34 +172,40 @@ def variance_scaling(scale, mode, distribution, in_axis=-2, out_axis=-1, batch_a
                                 batch_axis=batch_axis), dtype)
 
 
-def glorot_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None):
+def glorot_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                   dtype: DTypeLike | None = None) -> WrappedJaxInitializer[VarianceScaling]:
     """``variance_scaling(1.0, "fan_avg", "uniform")``."""
     return variance_scaling(1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
-def glorot_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None):
+def glorot_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                  dtype: DTypeLike | None = None) -> WrappedJaxInitializer[VarianceScaling]:
     """``variance_scaling(1.0, "fan_avg", "truncated_normal")``."""
     return variance_scaling(1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis,
                             dtype)
 
 
-def lecun_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None):
+def lecun_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                  dtype: DTypeLike | None = None) -> WrappedJaxInitializer[VarianceScaling]:
     """``variance_scaling(1.0, "fan_in", "uniform")``."""
     return variance_scaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
-def lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None):
+def lecun_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+                 dtype: DTypeLike | None = None) -> WrappedJaxInitializer[VarianceScaling]:
     """``variance_scaling(1.0, "fan_in", "truncated_normal")``."""
     return variance_scaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis,
                             dtype)
 
 
-def he_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None):
+def he_uniform(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+               dtype: DTypeLike | None = None) -> WrappedJaxInitializer[VarianceScaling]:
     """``variance_scaling(2.0, "fan_in", "uniform")``."""
     return variance_scaling(2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
-def he_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None):
+def he_normal(in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = (),
+              dtype: DTypeLike | None = None) -> WrappedJaxInitializer[VarianceScaling]:
     """``variance_scaling(2.0, "fan_in", "truncated_normal")``."""
     return variance_scaling(2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis,
                             dtype)
@@ -186,7 +217,8 @@ kaiming_uniform = he_uniform
 kaiming_normal = he_normal
 
 
-def orthogonal(scale=1.0, column_axis=-1, dtype=None):
+def orthogonal(scale: SupportsFloat = 1.0, column_axis: int = -1,
+               dtype: DTypeLike | None = None) -> WrappedJaxInitializer[Orthogonal]:
     """A (semi-)orthogonal matrix times ``scale``, columns along ``column_axis`` (``jax.nn.initializers.orthogonal``).
 
     Householder QR of the stream's Gaussian matrix with the sign fix, in the graph
@@ -203,7 +235,8 @@ def orthogonal(scale=1.0, column_axis=-1, dtype=None):
     return wrap(Orthogonal(float(scale), column_axis=column_axis, method="qr"), dtype)
 
 
-def delta_orthogonal(scale=1.0, column_axis=-1, dtype=None):
+def delta_orthogonal(scale: SupportsFloat = 1.0, column_axis: int = -1,
+                     dtype: DTypeLike | None = None) -> WrappedJaxInitializer[DeltaOrthogonal]:
     """A delta-orthogonal convolution kernel (``jax.nn.initializers.delta_orthogonal``): its
     centre tap an :func:`orthogonal` ``(in, out)`` matrix, in the graph."""
     return wrap(DeltaOrthogonal(float(scale), column_axis=column_axis, method="qr"), dtype)

@@ -8,12 +8,21 @@ or constant, in the graph (:mod:`fastinit.backends.xla`): the parameters, fans a
 validation stay the initializers' own, written once.
 """
 
+from __future__ import annotations
+
 import dataclasses
+import operator
+from typing import TYPE_CHECKING, Any, NoReturn, SupportsIndex
 
 import numpy as np
 
 from ..backends import Distribution
 from ..initializers.base import Initializer, Request
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .._typing import ShapeLike
 
 __all__ = ["Draw", "Fill", "plan"]
 
@@ -35,27 +44,29 @@ class Fill:
 
 
 class _Recorded(Exception):
-    def __init__(self, result):
+    def __init__(self, result: Draw | Fill | None) -> None:
         super().__init__()
         self.result = result
 
 
 class _RecordingRequest(Request):
-    def draw(self, dist, seed, stream=None):
-        raise _Recorded(Draw(dist, self.stream if stream is None else stream, self.offset))
+    def draw(self, dist: Distribution, seed: SupportsIndex,
+             stream: SupportsIndex | None = None) -> NoReturn:
+        raise _Recorded(Draw(dist, self.stream if stream is None else operator.index(stream),
+                             self.offset))
 
-    def write(self, values):
+    def write(self, values: Any) -> NoReturn:
         values = np.asarray(values)
         raise _Recorded(Fill(values.item()) if values.ndim == 0 else None)
 
-    def write_whole(self, values):
+    def write_whole(self, values: Any) -> NoReturn:
         raise _Recorded(None)
 
-    def work_array(self, dtype):
+    def work_array(self, dtype: npt.DTypeLike) -> NoReturn:
         raise _Recorded(None)
 
 
-def plan(initializer, shape, dtype):
+def plan(initializer: object, shape: ShapeLike, dtype: npt.DTypeLike) -> Draw | Fill | None:
     """A :class:`Draw` or :class:`Fill` for ``initializer(shape, dtype)``, or None when it
     does something else (a factorisation, complex values, a custom initializer).
 

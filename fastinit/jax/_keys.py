@@ -13,24 +13,35 @@ key, concrete or traced (inside ``jit``, after ``fold_in`` / ``split``), as
 uint32 ``(lo, hi)`` words of the seed, in the graph.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import random as fr
 from ..initializers.base import resolve_seed
 
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    import jax
+
+    from .._typing import JaxKey
+
 __all__ = ["key_to_seed", "seed_words"]
 
 
-def _jax():
+def _jax() -> ModuleType:
     import jax
     return jax
 
 
-def _is_int(key):
+def _is_int(key: object) -> bool:
     return isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_))
 
 
-def key_to_seed(key):
+def key_to_seed(key: JaxKey) -> int:
     """The fastinit seed of a JAX key (or an int seed, returned as it is).
 
     Examples
@@ -55,7 +66,7 @@ def key_to_seed(key):
     return (int(words[0]) << 32) | int(words[1])
 
 
-def seed_words(key):
+def seed_words(key: JaxKey) -> tuple[jax.Array | np.uint32, jax.Array | np.uint32]:
     """``(lo, hi)``: the low and high 32-bit words of the seed of ``key`` (uint32 scalars:
     arrays in the graph, or NumPy values for an int seed)."""
     if _is_int(key):
@@ -77,7 +88,7 @@ def seed_words(key):
     return words[1], words[0]
 
 
-def _key_data(key):
+def _key_data(key: object) -> Any:
     """The key data of a typed key, or ``key`` itself (raw key data); one key only."""
     jax = _jax()
     if isinstance(key, jax.Array) and jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -93,7 +104,7 @@ def _key_data(key):
     return key
 
 
-def _check_words(dtype, shape):
+def _check_words(dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
     if np.dtype(dtype).kind not in "ui" or int(np.prod(shape)) < 2:
         raise TypeError("key must be a JAX PRNG key or an int seed. "
                         f"Received: key with dtype {dtype} and shape {tuple(shape)}")

@@ -12,19 +12,32 @@ where the program runs (no host callback), for the whole matrix: a
 factorisation is not shard-local, and under a sharding XLA places it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import random as fr
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import jax
+
+    from .._typing import Shape
+    from ..initializers.structured import DeltaOrthogonal, Orthogonal
+
 __all__ = ["orthogonal", "delta_orthogonal"]
 
 
-def _sample():
+def _sample() -> Callable[..., jax.Array]:
     from ..backends import xla
     return xla.sample
 
 
-def orthogonal(init, key, shape, dtype, stream, offset):
+def orthogonal(init: Orthogonal, key: tuple[jax.Array, jax.Array], shape: Shape,
+               dtype: np.dtype[Any], stream: int, offset: int) -> jax.Array:
     """``init`` (an :class:`~fastinit.initializers.Orthogonal`) for ``shape`` in the graph;
     ``key`` the data key words."""
     import jax.numpy as jnp
@@ -45,7 +58,7 @@ def orthogonal(init, key, shape, dtype, stream, offset):
     return jnp.moveaxis(matrix.reshape(moved), -1, axis).astype(dtype)
 
 
-def _square_is_q(shape, axis):
+def _square_is_q(shape: Shape, axis: int) -> bool:
     """Whether the host fills a square matrix with ``Q`` (not ``Q.T``): it reads the matrix
     view of a C-ordered tensor as ``Q`` when that view is Fortran-ordered
     (``fastinit._orthogonal.frame``). Decided on a tiny tensor of the same pattern
@@ -55,7 +68,8 @@ def _square_is_q(shape, axis):
     return bool(np.shares_memory(view, proxy) and view.flags.f_contiguous)
 
 
-def delta_orthogonal(init, key, shape, dtype, stream, offset):
+def delta_orthogonal(init: DeltaOrthogonal, key: tuple[jax.Array, jax.Array], shape: Shape,
+                     dtype: np.dtype[Any], stream: int, offset: int) -> jax.Array:
     """``init`` (a :class:`~fastinit.initializers.DeltaOrthogonal`) in the graph: zeros but
     the centre tap, an orthogonal ``(in, out)`` matrix."""
     import jax.numpy as jnp

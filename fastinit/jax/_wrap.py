@@ -16,7 +16,10 @@ Where the values are made:
   ``backend="host"``.
 """
 
+from __future__ import annotations
+
 import functools
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, cast, overload
 
 import numpy as np
 
@@ -26,23 +29,41 @@ from ..initializers.structured import DeltaOrthogonal, Orthogonal
 from . import _capture, _orthogonal
 from ._keys import key_to_seed, seed_words
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+
+    import jax.typing
+    from jax import Array as JaxArray   # named so: functions here hold the module as "jax"
+    from jax.sharding import Sharding
+
+    from .._typing import JaxKey, Shape, ShapeLike, WrappedJaxInitializer
+    from ..backends.xla._guards import Guards
+    from ..initializers.base import Request
+
+    InitializerT = TypeVar("InitializerT", bound=Initializer)
+    #: What the XLA backend computes for a call: a draw, a fill, or an orthogonal matrix
+    #: ``("orthogonal", class, gain, column_axis)``.
+    Call = Union[_capture.Draw, _capture.Fill,
+                 tuple[str, type[Union[Orthogonal, DeltaOrthogonal]], float, int]]
+
 __all__ = ["wrap", "canonical_dtype", "check_sharding"]
 
 BACKENDS = ("xla", "host")
 
 
-def _jax():
+def _jax() -> ModuleType:
     import jax
     return jax
 
 
-def canonical_dtype(dtype):
+def canonical_dtype(dtype: jax.typing.DTypeLike | None) -> np.dtype[Any]:
     """``dtype`` as JAX makes it (float32 for float64 without ``jax_enable_x64``)."""
     jax = _jax()
     return np.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
 
 
-def check_sharding(out_sharding):
+def check_sharding(out_sharding: object) -> Sharding | None:
     """``out_sharding`` if it is None or a ``jax.sharding.Sharding``."""
     jax = _jax()
     if out_sharding is None or isinstance(out_sharding, jax.sharding.Sharding):
@@ -51,7 +72,20 @@ def check_sharding(out_sharding):
                     f"NamedSharding for a PartitionSpec). Received: out_sharding={out_sharding!r}")
 
 
-def wrap(initializer, dtype=None, backend="xla"):
+@overload
+def wrap(initializer: InitializerT, dtype: jax.typing.DTypeLike | None = None,
+         backend: Literal["xla", "host"] = "xla") -> WrappedJaxInitializer[InitializerT]: ...
+
+
+@overload
+def wrap(initializer: object, dtype: jax.typing.DTypeLike | None = None,
+         backend: Literal["xla", "host"] = "xla",
+         ) -> WrappedJaxInitializer[Callable[..., Any]]: ...
+
+
+def wrap(initializer: object, dtype: jax.typing.DTypeLike | None = None,
+         backend: Literal["xla", "host"] = "xla",
+         ) -> WrappedJaxInitializer[Callable[..., Any]]:
     """A JAX-protocol ``init(key, shape, dtype=None, out_sharding=None)`` from a fastinit initializer.
 
     Parameters
@@ -81,24 +115,26 @@ def wrap(initializer, dtype=None, backend="xla"):
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}. "
                          f"Received: backend={backend!r}")
-    initializer = get(initializer)
+    made = get(initializer)
     default_dtype = dtype
 
-    def init(key, shape, dtype=default_dtype, out_sharding=None):
-        shape = check_shape(shape)
-        dtype = canonical_dtype(dtype)
-        out_sharding = check_sharding(out_sharding)
-        call = _xla_call(initializer, shape, dtype) if backend == "xla" else None
+    def init(key: JaxKey, shape: ShapeLike,
+             dtype: jax.typing.DTypeLike | None = default_dtype,
+             out_sharding: Sharding | None = None) -> JaxArray:
+        checked_shape = check_shape(shape)
+        checked_dtype = canonical_dtype(dtype)
+        sharding = check_sharding(out_sharding)
+        call = _xla_call(made, checked_shape, checked_dtype) if backend == "xla" else None
         if call is None:
-            return _host(initializer, key, shape, dtype, out_sharding)
+            return _host(made, key, checked_shape, checked_dtype, sharding)
         lo, hi = seed_words(key)
-        return _compiled(call, shape, dtype, out_sharding, _guards())(lo, hi)
+        return _compiled(call, checked_shape, checked_dtype, sharding, _guards())(lo, hi)
 
-    init.initializer = initializer
-    return init
+    init.initializer = made  # type: ignore[attr-defined]  # the protocol's attribute
+    return cast("WrappedJaxInitializer[Callable[..., Any]]", init)
 
 
-def _guards():
+def _guards() -> Guards:
     from ..backends.xla import guards
     return guards.current()
 
@@ -106,7 +142,8 @@ def _guards():
 # -- in the graph --------------------------------------------------------------------
 
 
-def _xla_call(initializer, shape, dtype):
+def _xla_call(initializer: Callable[..., Any], shape: Shape,
+              dtype: np.dtype[Any]) -> Call | None:
     """What the XLA backend computes for ``initializer(shape, dtype)`` (a hashable plan),
     or None: a :class:`._capture.Draw` or ``Fill``, or an orthogonal initializer."""
     if isinstance(initializer, (Orthogonal, DeltaOrthogonal)):
@@ -118,17 +155,19 @@ def _xla_call(initializer, shape, dtype):
     return _capture.plan(initializer.with_seed(0), shape, dtype)
 
 
-def _request(initializer, shape, dtype):
+def _request(initializer: Initializer, shape: Shape, dtype: np.dtype[Any]) -> Request:
     from ..initializers.base import Request
     return Request(shape, dtype, kind=initializer.dtype_kind)
 
 
 @functools.lru_cache(maxsize=512)
-def _compiled(call, shape, dtype, out_sharding, guards):
+def _compiled(call: Call, shape: Shape, dtype: np.dtype[Any],
+              out_sharding: Sharding | None,
+              guards: Guards) -> Callable[[Any, Any], JaxArray]:
     """The jitted ``(seed_lo, seed_hi) -> values`` of one plan (compiled once per call kind)."""
     jax = _jax()
 
-    def values(lo, hi):
+    def values(lo: JaxArray, hi: JaxArray) -> JaxArray:
         from ..backends import xla
         with xla.guards.using(**vars(guards)):
             return _values(call, lo, hi, shape, dtype)
@@ -136,7 +175,8 @@ def _compiled(call, shape, dtype, out_sharding, guards):
     return jax.jit(values, out_shardings=out_sharding)
 
 
-def _values(call, lo, hi, shape, dtype):
+def _values(call: Call, lo: JaxArray, hi: JaxArray, shape: Shape,
+            dtype: np.dtype[Any]) -> JaxArray:
     import jax.numpy as jnp
     from ..backends import xla
 
@@ -146,7 +186,8 @@ def _values(call, lo, hi, shape, dtype):
         key = xla.derive_key(lo, hi, call.stream)
         return xla.sample(call.dist, key, shape, dtype, call.offset)
     _, kind, gain, column_axis = call
-    make = _orthogonal.delta_orthogonal if kind is DeltaOrthogonal else _orthogonal.orthogonal
+    make: Callable[..., JaxArray] = (
+        _orthogonal.delta_orthogonal if kind is DeltaOrthogonal else _orthogonal.orthogonal)
     key = xla.derive_key(lo, hi, 0)
     return make(kind(gain, seed=0, column_axis=column_axis), key, shape, dtype, 0, 0)
 
@@ -154,11 +195,12 @@ def _values(call, lo, hi, shape, dtype):
 # -- on the host -----------------------------------------------------------------------
 
 
-def _host(initializer, key, shape, dtype, out_sharding):
+def _host(initializer: Callable[..., Any], key: JaxKey, shape: Shape, dtype: np.dtype[Any],
+          out_sharding: Sharding | None) -> JaxArray:
     """Values made by NumPy/Numba: transferred, or through a host callback for a traced key."""
     jax = _jax()
 
-    def host(seed, index=None):
+    def host(seed: int, index: tuple[slice, ...] | None = None) -> np.ndarray[Any, Any]:
         init = initializer.with_seed(seed) if isinstance(initializer, Initializer) else (
             initializer)
         if isinstance(init, Initializer):
@@ -179,12 +221,13 @@ def _host(initializer, key, shape, dtype, out_sharding):
     return jax.numpy.asarray(host(seed))
 
 
-def _callback(jax, host, key, shape, dtype):
+def _callback(jax: ModuleType, host: Callable[[int], np.ndarray[Any, Any]], key: JaxArray,
+              shape: Shape, dtype: np.dtype[Any]) -> JaxArray:
     """Values for a traced key: a host callback (works under ``jit`` and ``vmap``)."""
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
 
-    def callback(words):
+    def callback(words: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         return np.asarray(host(key_to_seed(np.asarray(words))))
 
     result = jax.ShapeDtypeStruct(shape, dtype)
