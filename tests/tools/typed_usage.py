@@ -6,6 +6,7 @@ report an ignore that is not needed, so each one fails if the error goes away)."
 from typing import Any, Callable
 
 import dask.array
+import jax
 import numpy as np
 import numpy.typing as npt
 import torch
@@ -14,6 +15,7 @@ from typing_extensions import assert_type
 import fastinit
 import fastinit.dask
 import fastinit.initializers as fi
+import fastinit.jax as fj
 import fastinit.random as fr
 import fastinit.torch as ft
 from fastinit import gpu, sharding
@@ -98,3 +100,23 @@ ft.normal_([0.0, 1.0])                          # type: ignore[type-var]
 ft.fast_init(backend="cupy")                    # type: ignore[arg-type]
 ft.init_module_(linear, seed=0, missing="skip")  # type: ignore[arg-type]
 materialize_module(linear, "out", mode="lazy")  # type: ignore[call-overload]
+
+# fastinit.jax: a builder returns jax.nn.initializers' protocol; a call returns a jax.Array.
+key = jax.random.key(0)
+assert_type(fj.glorot_uniform()(key, (3, 4)), jax.Array)
+assert_type(fj.normal(0.02, dtype="bfloat16")(jax.random.PRNGKey(1), (3, 4)), jax.Array)
+assert_type(fj.truncated_normal(lower=-1.0)(7, 5, jax.numpy.float16), jax.Array)
+assert_type(fj.orthogonal(column_axis=0)(key, [4, 4], out_sharding=None), jax.Array)
+assert_type(fj.constant(np.ones(3))(key, (2, 3)), jax.Array)
+assert_type(fj.zeros(None, (2, 3)), jax.Array)
+assert_type(fj.he_uniform(in_axis=0, out_axis=(1, 2)).initializer, fi.VarianceScaling)
+assert_type(fj.delta_orthogonal().initializer, fi.DeltaOrthogonal)
+assert_type(fj.wrap(fi.HeNormal(), backend="host").initializer, fi.HeNormal)
+assert_type(fj.wrap("he_normal").initializer, Callable[..., Any])
+assert_type(fj.key_to_seed(key), int)
+kernel_init: Callable[..., jax.Array] = fj.lecun_normal()   # where flax takes an init
+
+fj.variance_scaling(1.0, "fan_sideways", "uniform")   # type: ignore[arg-type]
+fj.wrap(fi.Zeros(), backend="numba")                # type: ignore[call-overload]
+fj.normal()(key, (3, 4), out_sharding=jax.sharding.PartitionSpec())  # type: ignore[arg-type]
+fj.uniform()(1.5, (3, 4))                           # type: ignore[arg-type]
