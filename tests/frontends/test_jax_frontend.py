@@ -9,6 +9,7 @@ jnp = pytest.importorskip("jax.numpy")
 
 import fastinit.initializers as fi  # noqa: E402
 import fastinit.jax as fj  # noqa: E402
+import fastinit.random as fr  # noqa: E402
 from helpers import assert_bits_equal  # noqa: E402
 
 BUILDERS = {
@@ -177,6 +178,38 @@ def test_host_path_for_what_xla_does_not_express():
     assert jnp.array_equal(jitted, fj.wrap(fi.Sparse(0.5))(jax.random.key(0), (6, 4)))
     assert "callback" in jax.jit(lambda k: fj.wrap(fi.Sparse(0.5))(k, (6, 4))).lower(
         jax.random.key(0)).as_text()
+
+
+class _IndexLike:
+    """An integer only through ``__index__`` (``SupportsIndex``), like a framework's scalar."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __index__(self):
+        return self.value
+
+
+class _StreamThree(fi.RandomNormal):
+    """A custom initializer that draws from stream 3, given as an index-like integer."""
+
+    def generate(self, request):
+        return request.draw(fr.normal_distribution(0.0, 1.0, request.dtype), self._call_seed,
+                            stream=_IndexLike(3))
+
+
+def test_a_custom_stream_is_compiled_once():
+    """A draw's stream is recorded as an int: an index-like one (as ``Request.draw``'s
+    annotation allows) once made a new plan, and a new compilation, at every call."""
+    from fastinit.jax import _wrap
+
+    init = fj.wrap(_StreamThree())
+    first = init(0, (7, 3))
+    before = _wrap._compiled.cache_info()
+    assert jnp.array_equal(init(0, (7, 3)), first)
+    after = _wrap._compiled.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (1, 0)
+    assert_bits_equal(np.asarray(first), fi.RandomNormal(0.0, 1.0, seed=0)((7, 3), stream=3))
 
 
 def test_empty_shapes():
