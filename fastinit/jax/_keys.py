@@ -96,8 +96,15 @@ def _key_data(key: object) -> Any:
             raise ValueError("fastinit.jax takes one key (map over a batch of keys with "
                              f"jax.vmap). Received: a key array of shape {key.shape}")
         return jax.random.key_data(key)
+    given = key
     if not hasattr(key, "shape") or not hasattr(key, "dtype"):
         key = np.asarray(key)
+    if np.dtype(key.dtype).kind not in "ui" or len(key.shape) == 0:
+        # a float, a string, None, a bool or a 0-d array: no key, and no batch of keys
+        shown = (f"key={given!r:.80}" if len(key.shape) == 0 else
+                 f"key with dtype {key.dtype} and shape {tuple(key.shape)}")
+        raise TypeError("key must be a JAX PRNG key (jax.random.key or PRNGKey) or an int "
+                        f"seed. Received: {shown}")
     if len(key.shape) != 1:
         raise ValueError("fastinit.jax takes one key (map over a batch of keys with "
                          f"jax.vmap). Received: key data of shape {tuple(key.shape)}")

@@ -1,6 +1,8 @@
 """fastinit.jax: JAX's initializer protocol, keys or int seeds, jax.Array out, computed by
 XLA in the graph (jit, vmap, traced keys) with the host's bits."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -267,6 +269,11 @@ def test_hostile_inputs_are_refused_before_any_work():
         init(0, (2, 2), out_sharding=PartitionSpec("x"))
     with pytest.raises(ValueError, match="one key"):
         init(jnp.zeros((2, 2), jnp.uint32), (2, 2))
+    # what is no key at all is a TypeError naming it (not a batch of keys)
+    for key, shown in ((1.5, "1.5"), ("abc", "'abc'"), (None, "None"), (True, "True"),
+                       (jnp.array(1.5), "Array(1.5"), (np.float64(3), "np.float64(3.0)")):
+        with pytest.raises(TypeError, match=r"Received: key=" + re.escape(shown)):
+            init(key, (2, 2))
     with pytest.raises(ValueError, match="Received: backend"):
         fj.wrap(fi.HeNormal(), backend="gpu")
     with pytest.raises(ValueError, match="Received"):
