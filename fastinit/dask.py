@@ -155,7 +155,6 @@ def store_npy(x: dask.array.Array, path: StrPath, *, lock_timeout: float | None 
     import dask.array as da
 
     from .materialize import _npy
-    from .materialize._signals import held
     from .materialize._staging import Transaction, check_name
 
     path = os.fspath(path)
@@ -165,10 +164,9 @@ def store_npy(x: dask.array.Array, path: StrPath, *, lock_timeout: float | None 
     except ValueError:
         raise ValueError(f"store_npy needs a file path whose name is a plain file name "
                          f"(not hidden, not a directory). Received: path={path!r}") from None
-    staging = None
+    staging = Transaction(directory, [name], lock_timeout=lock_timeout)
     try:
-        with held():  # a signal cannot fall between the lock being taken and ``staging``
-            staging = Transaction(directory, [name], lock_timeout=lock_timeout)
+        staging.open()  # waiting for the lock, a signal is delivered at once
         tmp = staging.path(name)
         offset = _npy.create(tmp, x.shape, x.dtype)
         da.store(x, _npy.NpyBlocks(tmp, x.shape, x.dtype, offset), lock=False)
@@ -176,6 +174,5 @@ def store_npy(x: dask.array.Array, path: StrPath, *, lock_timeout: float | None 
             os.fsync(f.fileno())
         staging.commit()
     finally:
-        if staging is not None:
-            staging.close()
+        staging.close()
     return path

@@ -18,7 +18,6 @@ from .._system import available_memory
 from ._lock import check_timeout
 from ._plan import Plan, free_space
 from ._safetensors import INDEX_SUFFIX, header, index, plan_files, shard_pattern
-from ._signals import held
 from ._spec import check_file_names
 from ._staging import Transaction
 from ._writer import ALIGN, N_BUFFERS, Engine
@@ -93,11 +92,10 @@ def run(out_dir: StrPath, tensors: Sequence[TensorSpec], files: Sequence[tuple[s
     if check_space:
         check_resources(out_dir, tensors, total, chunk_bytes)
     enabled = _progress.enabled_by_default() if progress is None else bool(progress)
+    staging = Transaction(out_dir, [name for name, _ in files], retired, lock_timeout)
     bar = _progress.Progress(total, enabled=enabled, desc="fastinit materialize", unit="B")
-    staging = None
     try:
-        with held():  # a signal cannot fall between the lock being taken and ``staging``
-            staging = Transaction(out_dir, [name for name, _ in files], retired, lock_timeout)
+        staging.open()  # waiting for the lock, a signal is delivered at once
         engine = Engine(chunk_bytes, backend, bar)
         try:
             write(staging, engine)
@@ -107,8 +105,7 @@ def run(out_dir: StrPath, tensors: Sequence[TensorSpec], files: Sequence[tuple[s
             raise
         return staging.commit()
     finally:
-        if staging is not None:
-            staging.close()
+        staging.close()
         bar.close()
 
 

@@ -129,8 +129,20 @@ class Transaction:
     ``names``: the files of the new set, the commit file (index or single file) last.
     ``retired(listing)``: the files of the directory listing that belong to the old set
     without being replaced (an older checkpoint's other shards), its commit file first.
-    Holds the directory's lock from construction to :meth:`close`; write each file at
-    :meth:`path`, then :meth:`commit`.
+    The constructor only checks its arguments; :meth:`open` takes the directory's lock
+    (held until :meth:`close`). Write each file at :meth:`path`, then :meth:`commit`::
+
+        staging = Transaction(out_dir, names)
+        try:
+            staging.open()
+            ...
+            staging.commit()
+        finally:
+            staging.close()
+
+    (``staging`` exists before the lock is taken, so no signal can leave the lock held.)
+    Only the process that opened it settles or commits it: a forked child's
+    :meth:`close` does nothing and its :meth:`commit` raises.
     """
 
     def __init__(self, out_dir: StrPath, names: Sequence[str], retired: Retired | None = None,
@@ -139,13 +151,19 @@ class Transaction:
         if not self.names or len(set(self.names)) != len(self.names):
             raise ValueError(f"A commit needs distinct file names. Received: {self.names!r}")
         self.retired: Retired = retired or (lambda listing: [])
-        self.out_dir = out_dir = os.fspath(out_dir)
+        self.out_dir = os.fspath(out_dir)
+        self.lock = DirectoryLock(self.out_dir, lock_timeout)
+        self.run: str | None = None
+        self.committed = False
+        self.pid = os.getpid()
+
+    def open(self) -> Transaction:
+        """Create the directory, wait for its lock (signals are delivered while waiting),
+        settle what killed runs left and create the run folder (signals held)."""
+        out_dir = self.out_dir
         if os.path.exists(out_dir) and not os.path.isdir(out_dir):
             raise NotADirectoryError(f"The output path exists and is not a directory: "
                                      f"{out_dir!r}")
-        self.lock = DirectoryLock(out_dir, lock_timeout)
-        self.run: str | None = None
-        self.committed = False
         try:
             os.makedirs(out_dir, exist_ok=True)
         except PermissionError as exc:
@@ -168,6 +186,7 @@ class Transaction:
         except BaseException:
             self.close()
             raise
+        return self
 
     def _retire(self) -> list[str]:
         return [n for n in self.retired(os.listdir(self.out_dir)) if n not in self.names]
@@ -207,6 +226,10 @@ class Transaction:
 
     def commit(self) -> list[str]:
         """Move the staged files into place at once; the paths of the new files."""
+        if os.getpid() != self.pid:
+            raise RuntimeError("A forked child cannot commit its parent's files: the parent "
+                               f"commits them. Received: a commit of {self.out_dir!r} opened "
+                               f"by pid {self.pid}, in pid {os.getpid()}")
         out, run = self.out_dir, os.path.join(self.out_dir, self._run_folder())
         with held():
             retire = self._retire()
@@ -232,7 +255,10 @@ class Transaction:
         return [os.path.join(out, n) for n in self.names]
 
     def close(self) -> None:
-        """Settle an uncommitted run (staged files removed) and release the lock."""
+        """Settle an uncommitted run (staged files removed) and release the lock; in a
+        forked child, nothing (the parent's run and lock are the parent's)."""
+        if os.getpid() != self.pid:
+            return
         with held():
             try:
                 if self.run is not None and not self.committed:

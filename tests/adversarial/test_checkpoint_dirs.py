@@ -23,7 +23,7 @@ from fastinit import materialize as m
 from fastinit.materialize import _staging
 from fastinit.sharding import name_stream
 
-from helpers import checkout_env, start_materialize_command, wait_mid_write
+from helpers import checkout_env, run_python, start_materialize_command, wait_mid_write
 
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
@@ -91,7 +91,7 @@ def test_crafted_leftovers_never_reach_outside_the_directory(tmp_path):
 
 
 def test_a_closed_commit_refuses_to_stage_or_commit(tmp_path):
-    staging = _staging.Transaction(tmp_path, ["w.npy"])
+    staging = _staging.Transaction(tmp_path, ["w.npy"]).open()
     staging.close()
     for call in (lambda: staging.path("w.npy"), staging.commit):
         with pytest.raises(ValueError, match="This commit is closed"):
@@ -369,3 +369,106 @@ def test_sigint_to_a_command_leaves_the_old_checkpoint(tmp_path):
     assert proc.stderr.read().strip() == "fastinit materialize: interrupted"
     assert os.listdir(out) == ["model.safetensors"]
     assert (out / "model.safetensors").read_bytes() == before
+
+
+# -- a signal while waiting for another run's lock ---------------------------------------------
+
+_LOCK_HOLDER = """
+import sys
+from fastinit.materialize._lock import DirectoryLock
+with DirectoryLock(sys.argv[1]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+_NPY_WAITER = """
+import sys
+import dask.array as da
+import fastinit.dask
+try:
+    fastinit.dask.store_npy(da.ones(8, chunks=4), sys.argv[1], lock_timeout=300)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("writer", ["command", "store_npy"])
+def test_ctrl_c_while_waiting_for_the_lock_ends_the_run_at_once(tmp_path, writer):
+    """SIGINT to a run that waits (lock timeout 300 s) for another process's lock: it
+    ends within seconds, status 130, and leaves nothing. Before, signals were held for
+    the whole wait: the run went on waiting until the timeout."""
+    if writer == "store_npy":
+        pytest.importorskip("dask.array")
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(out)], env=checkout_env(),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        if writer == "command":
+            spec = tmp_path / "small.json"
+            spec.write_text(json.dumps(SMALL))
+            cmd = [sys.executable, "-m", "fastinit", "materialize", str(spec), str(out),
+                   "--seed", "1", "--no-progress", "--lock-timeout", "300"]
+        else:
+            cmd = [sys.executable, "-c", _NPY_WAITER, str(out / "w.npy")]
+        waiter = subprocess.Popen(cmd, env=checkout_env(), stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(4)  # started (imports) and waiting for the lock
+            assert waiter.poll() is None, waiter.stderr.read()
+            waiter.send_signal(signal.SIGINT)
+            start = time.monotonic()
+            assert waiter.wait(timeout=60) == 130, waiter.stderr.read()
+            assert time.monotonic() - start < 10
+        finally:
+            waiter.kill()
+            waiter.wait()
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    assert os.listdir(out) == []
+
+
+# -- a child forked in the middle of a run -----------------------------------------------------
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_leaves_its_parents_run_alone(tmp_path):
+    """A child forked by an initializer mid-run unwinds through the run's clean-up (an
+    exception) and exits; the parent's run commits every file. Before, the child's
+    clean-up deleted the parent's staged files and the parent's commit failed."""
+    out = run_python("""
+        import os, sys
+        import numpy as np
+        import fastinit.initializers as fi
+        from fastinit import materialize as m
+
+        parent = os.getpid()
+
+        class Forks(fi.Initializer):
+            def generate(self, request):
+                if os.getpid() == parent:
+                    pid = os.fork()
+                    if pid == 0:
+                        raise RuntimeError("the child unwinds")
+                    os.waitpid(pid, 0)
+                return request.write(np.ones(request.region.shape, request.dtype))
+
+        fi.register(Forks, name="forks")
+        spec = {"tensors": {"a": {"shape": [64, 8], "initializer": "random_normal"},
+                            "b": {"shape": [4], "initializer": "forks"},
+                            "c": {"shape": [300, 300], "initializer": "random_normal"}}}
+        try:
+            files = m.materialize(spec, sys.argv[1], seed=1, progress=False,
+                                  max_shard_size=2000)
+        except RuntimeError:
+            os._exit(0 if os.getpid() != parent else 3)
+        print(len(files), sorted(os.listdir(sys.argv[1])))
+    """, tmp_path / "out", timeout=300)
+    listing = sorted(os.listdir(tmp_path / "out"))
+    assert out.strip() == f"{len(listing)} {listing}"
+    assert m.INDEX_NAME in listing and len(listing) > 2
+    loaded = {}
+    for name in listing:
+        if name.endswith(".safetensors"):
+            loaded.update(safetensors_numpy.load_file(tmp_path / "out" / name))
+    assert sorted(loaded) == ["a", "b", "c"] and (loaded["b"] == 1).all()
