@@ -25,7 +25,9 @@ from ..initializers.constant import Zeros
 from ..torch import _hf, _module, _names, _tensor
 from ..torch._plan import Planned, as_numpy
 from ..torch._recording import RecordingSession
-from ._commit import write_safetensors
+from ._commit import chunk_size, write_safetensors
+from ._lock import check_timeout
+from ._staging import check_out_dir
 
 if TYPE_CHECKING:
     import torch
@@ -187,12 +189,18 @@ def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: Supports
         The paths written, the commit file (index or single file) last (a ``Plan``
         for ``dry_run``).
     """
+    from .. import backends
     from .._checks import check_uint64
     from .._units import parse_bytes
     import torch
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"Expected a torch.nn.Module. Received: {type(module).__name__}")
     seed = check_uint64(seed, "seed", TypeError)
+    # every argument before the model is initialised or anything is written
+    check_out_dir(out_dir)
+    chunk_bytes = chunk_size(chunk_bytes)
+    check_timeout(lock_timeout)
+    backends.check_name(backend)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")
     shard_bytes = None if max_shard_size is None else parse_bytes(max_shard_size,

@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     #: The files of a directory listing that an earlier set retires (``Transaction``).
     Retired = Callable[[list[str]], list[str]]
 
-__all__ = ["Transaction", "recover", "recover_run", "check_name", "fsync_dir", "RUN_PREFIX"]
+__all__ = ["Transaction", "recover", "recover_run", "check_name", "check_out_dir", "fsync_dir",
+           "RUN_PREFIX"]
 
 RUN_PREFIX = ".fastinit-run-"
 _RUN_NAME = re.compile(re.escape(RUN_PREFIX) + "[0-9a-f]{16}")
@@ -75,6 +76,14 @@ def check_name(name: object) -> str:
             or any(c in name for c in "/\\\0") or len(name.encode("utf-8", "replace")) > 255:
         raise ValueError(f"Not a plain file name for the output directory. Received: {name!r}")
     return name
+
+
+def check_out_dir(out_dir: StrPath) -> str:
+    """An output directory: a path that does not exist yet or is a directory."""
+    path = os.fspath(out_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(f"The output path exists and is not a directory: {path!r}")
+    return path
 
 
 def _identity(path: StrPath) -> list[int] | None:
@@ -160,10 +169,7 @@ class Transaction:
     def open(self) -> Transaction:
         """Create the directory, wait for its lock (signals are delivered while waiting),
         settle what killed runs left and create the run folder (signals held)."""
-        out_dir = self.out_dir
-        if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-            raise NotADirectoryError(f"The output path exists and is not a directory: "
-                                     f"{out_dir!r}")
+        out_dir = check_out_dir(self.out_dir)
         try:
             os.makedirs(out_dir, exist_ok=True)
         except PermissionError as exc:

@@ -29,6 +29,27 @@ def load_dir(out_dir):
     return out
 
 
+@pytest.mark.parametrize("bad", [{"chunk_bytes": 1}, {"chunk_bytes": "big"},
+                                 {"lock_timeout": -1}, {"lock_timeout": float("nan")},
+                                 {"backend": "bogus"}, {"backend": 3}, {"out_dir": "a file"},
+                                 {"max_shard_size": "zz"}])
+def test_bad_arguments_fail_before_the_model_is_initialised(tmp_path, bad):
+    """A live model (real weights) with one bad argument: a clear error, its weights as
+    they were, nothing on disk. Before, chunk_bytes and lock_timeout were checked only
+    after init_module_ had re-initialised the weights."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    (tmp_path / "a file").write_text("x")
+    kwargs = dict(bad)
+    out_dir = tmp_path / kwargs.pop("out_dir", "out")
+    with pytest.raises((ValueError, TypeError, NotADirectoryError), match="Received|directory"):
+        materialize_module(model, out_dir, SEED, progress=False, **kwargs)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert sorted(os.listdir(tmp_path)) == ["a file"]
+    assert (tmp_path / "a file").read_text() == "x"
+
+
 @pytest.mark.parametrize("key", list(hm.MODELS))
 def test_from_pretrained_loads_init_module_values(tmp_path, key):
     cls, _ = hm.MODELS[key]
