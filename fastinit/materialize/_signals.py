@@ -5,8 +5,9 @@ otherwise stop a commit between two renames and, worse, stop the code that undoe
 it. Inside :func:`held`, both signals are recorded instead of handled; when the block
 ends the previous handlers are back and each recorded signal is raised again, so it
 acts as it would have (an exception, the default action that ends the process, or
-nothing when ignored), only later. Python calls a signal's handler in the main
-thread, through whatever handler is installed *when it runs*, so a signal that
+nothing when ignored), only later; ``SIGTERM`` first, so that when both came, a
+termination is not turned into a ``KeyboardInterrupt``. Python calls a signal's
+handler in the main thread, through whatever handler is installed *when it runs*, so a signal that
 arrived just before the block is held too. Outside the main thread handlers cannot be
 changed: there a signal does not interrupt the block anyway, except a default
 ``SIGTERM``, which ends the process like ``SIGKILL`` (the next run recovers).
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["held"]
 
+_SIGTERM = getattr(signal, "SIGTERM", None)
 _SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
@@ -51,5 +53,7 @@ def held() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for sig in dict.fromkeys(received):
+        # SIGTERM first: the first that raises ends the delivery, and a KeyboardInterrupt
+        # must not take the place of a termination (exit status 143, not 130)
+        for sig in sorted(set(received), key=lambda s: s != _SIGTERM):
             signal.raise_signal(sig)

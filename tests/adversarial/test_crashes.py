@@ -235,3 +235,25 @@ def test_a_full_disk_leaves_nothing_under_final_names(tmp_path, monkeypatch):
         m.materialize_npy_files(m.parse_spec({"tensors": TENSORS}, 2)[0], tmp_path,
                                 progress=False)
     assert {f: (tmp_path / f).read_bytes() for f in os.listdir(tmp_path)} == before
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="no SIGTERM on this platform")
+def test_sigterm_and_sigint_held_together_end_as_a_termination():
+    """Ctrl-C then SIGTERM during a held section: the termination (the command's
+    handler: exit status 143) is what comes out, not the KeyboardInterrupt (130) that
+    used to be raised first and lose the SIGTERM."""
+    from fastinit.materialize._signals import held
+
+    def terminate(signum, frame):  # what `fastinit materialize` installs
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        for first, second in ((signal.SIGINT, signal.SIGTERM), (signal.SIGTERM, signal.SIGINT)):
+            with pytest.raises(SystemExit) as caught:
+                with held():
+                    signal.raise_signal(first)
+                    signal.raise_signal(second)
+            assert caught.value.code == 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)
