@@ -245,9 +245,11 @@ def activated(session: _H) -> Iterator[_H]:
             yield session
         finally:
             sessions.pop()
-            session.close()
-            if mode is not None:
-                mode.__exit__(None, None, None)
+            try:
+                session.close()
+            finally:  # the mode leaves the thread's stack even if closing failed
+                if mode is not None:
+                    mode.__exit__(None, None, None)
     finally:
         _swap(False)
 

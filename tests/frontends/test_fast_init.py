@@ -135,6 +135,29 @@ def test_nothing_replaced_and_torch_code_back_on_exit_and_on_error():
             pass
 
 
+def test_a_session_whose_close_fails_still_leaves_torchs_mode_stack(monkeypatch):
+    """Closing the session raises: the error comes out, and fastinit's mode is off the
+    thread's stack and torch's code back. Before, the mode stayed on the stack."""
+    from fastinit.torch import _session
+
+    def close(self):
+        raise RuntimeError("close failed")
+
+    monkeypatch.setattr(_session.Session, "close", close)
+    before = _torch_functions()
+    codes = {n: f.__code__ for n, f in before.items()}
+    assert torch._C._len_torch_function_stack() == 0
+    with pytest.raises(RuntimeError, match="close failed"):
+        with ft.fast_init(seed=0):
+            pass
+    assert torch._C._len_torch_function_stack() == 0
+    assert {n: f.__code__ for n, f in before.items()} == codes and _intercept.patched() == []
+    monkeypatch.undo()
+    with ft.fast_init(seed=0):  # a block opens and closes as usual afterwards
+        w = nn.init.normal_(torch.empty(3, 4), std=0.02)
+    assert torch._C._len_torch_function_stack() == 0 and w.std() > 0
+
+
 def test_other_threads_keep_torch():
     started, release, out = threading.Event(), threading.Event(), {}
 
