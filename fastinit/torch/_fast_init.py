@@ -54,6 +54,8 @@ def fast_init(seed: Seed = None, *, module: torch.nn.Module | None = None, prefi
     torch_rng : bool
         Seed torch's own generator from (seed, module name) while a transformers
         ``_init_weights`` runs, for code that draws with ``torch.rand`` directly.
+        That generator is the process's: pass False when other threads draw from it
+        meanwhile (``docs/guarantees.md``).
 
     Notes
     -----

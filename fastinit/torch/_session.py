@@ -21,6 +21,7 @@ builds a model again and keeps what its construction did.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import sharding
@@ -473,12 +474,20 @@ def _torch_cannot(fn: str, target: Target | None) -> bool:
     return structured or view_of_dtensor
 
 
+# torch's default generators are the process's: two threads' blocks must not interleave
+# their save / seed / restore (each would draw from, and then undo, the other's state).
+# Re-entrant: an ``_init_weights`` may run another's in the same thread.
+_TORCH_RNG_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def _torch_rng(seed: int, name: str, module: torch.nn.Module) -> Iterator[None]:
+    """torch's generators seeded from (seed, module name) for the block, then restored;
+    one thread at a time (``_TORCH_RNG_LOCK``)."""
     import torch
     devices = sorted({t.device.index or 0 for t in module.parameters(recurse=False)
                       if t.device.type == "cuda"})
-    with torch.random.fork_rng(devices=devices):
+    with _TORCH_RNG_LOCK, torch.random.fork_rng(devices=devices):
         value = sharding.name_stream(TORCH_RNG.format(seed, name)) >> 1
         torch.default_generator.manual_seed(value)
         for d in devices:  # pragma: no cover - needs a GPU

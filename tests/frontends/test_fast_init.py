@@ -401,3 +401,54 @@ def test_import_fastinit_torch_does_not_import_transformers_or_keras():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def _rng_model_class():
+    """A transformers model whose ``_init_weights`` draws from torch's generator directly
+    (as Mamba2's does), slowly: the draws of two threads would interleave."""
+    import time
+
+    transformers = pytest.importorskip("transformers")
+
+    class RngConfig(transformers.PretrainedConfig):
+        model_type = "fastinit-test-torch-rng"
+
+    class RngModel(transformers.PreTrainedModel):
+        config_class = RngConfig
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.inner = nn.Linear(4, 8)
+            self.post_init()
+
+        def _init_weights(self, module):
+            if isinstance(module, nn.Linear):
+                parts = []
+                for _ in range(4):
+                    parts.append(torch.rand(2))
+                    time.sleep(0.002)
+                with torch.no_grad():
+                    module.bias.copy_(torch.cat(parts))
+
+    return RngConfig, RngModel
+
+
+def test_torch_rng_blocks_in_two_threads_draw_what_they_draw_alone():
+    """Two threads build, with torch_rng, models whose _init_weights calls torch.rand:
+    each gets the values it gets alone, every time. Before, both seeded and restored
+    torch's process-wide generator at the same time and drew from each other's state."""
+    config_cls, model_cls = _rng_model_class()
+
+    def build(seed):
+        with ft.fast_init(seed=seed):
+            model = model_cls(config_cls())
+        return model.inner.bias.detach().clone(), model.inner.weight.detach().clone()
+
+    alone = {seed: build(seed) for seed in (1, 2)}
+    assert not torch.equal(alone[1][0], alone[2][0])
+    results = {1: [], 2: []}
+    run_in_threads(2, lambda t: results[t + 1].extend(build(t + 1) for _ in range(10)))
+    for seed, got in results.items():
+        assert len(got) == 10
+        for bias, weight in got:
+            assert torch.equal(bias, alone[seed][0]) and torch.equal(weight, alone[seed][1])
