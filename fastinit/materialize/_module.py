@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 from typing import TYPE_CHECKING, Literal, SupportsIndex, overload
 
 import numpy as np
@@ -103,6 +104,11 @@ class _FromTensor(Initializer):
         return request.write(as_numpy(self.tensor)[request.index or ()])
 
 
+# torch.__future__'s swap flag is process-wide; threads materialising models at once
+# take turns at setting it, converting and restoring it.
+_SWAP_LOCK = threading.Lock()
+
+
 def _live(module: torch.nn.Module, seed: int, rules: Rules | None, layout: Layout,
           backend: Backend) -> torch.nn.Module:
     """The model, materialised on the CPU and initialised by ``init_module_``."""
@@ -111,12 +117,13 @@ def _live(module: torch.nn.Module, seed: int, rules: Rules | None, layout: Layou
     meta = any(t.is_meta for t in list(module.parameters()) + list(module.buffers()))
     if meta:
         module = copy.deepcopy(module)
-        swap = torch.__future__.get_swap_module_params_on_conversion()
-        torch.__future__.set_swap_module_params_on_conversion(True)  # keeps tied weights tied
-        try:
-            module.to_empty(device="cpu")
-        finally:
-            torch.__future__.set_swap_module_params_on_conversion(swap)
+        with _SWAP_LOCK:  # the flag is the process's: one thread's set / to_empty / restore
+            swap = torch.__future__.get_swap_module_params_on_conversion()
+            torch.__future__.set_swap_module_params_on_conversion(True)  # keeps tied weights tied
+            try:
+                module.to_empty(device="cpu")
+            finally:
+                torch.__future__.set_swap_module_params_on_conversion(swap)
     init_module_(module, seed, rules, layout=layout, backend=backend)
     return module
 

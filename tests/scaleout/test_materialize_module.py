@@ -16,7 +16,7 @@ import fastinit.torch as ft  # noqa: E402
 from fastinit import cli  # noqa: E402
 from fastinit.materialize import INDEX_NAME, materialize_module  # noqa: E402
 from fastinit.torch._plan import Copy, Fill, Planned  # noqa: E402
-from helpers import hf_models as hm, run_python  # noqa: E402
+from helpers import hf_models as hm, run_in_threads, run_python  # noqa: E402
 
 SEED = 7
 
@@ -199,3 +199,53 @@ def test_peak_rss_of_a_1gib_checkpoint(tmp_path):
     size = os.path.getsize(tmp_path / "out" / "model.safetensors")
     assert size > 1 << 30
     assert (peak - before) / 1024 < 256, (before, peak)
+
+
+def test_live_materialisation_in_two_threads_keeps_tied_weights_tied(monkeypatch):
+    """Two threads materialise tied meta models live at once. Each to_empty is held so
+    that, without a lock, the first thread restores torch's process-wide swap flag
+    (False) while the second converts: the second's tied weights came out untied,
+    and the flag was left True. With the lock the two conversions take turns."""
+    import threading
+    import time
+
+    from fastinit.materialize import _module as mm
+
+    real = torch.nn.Module.to_empty
+    swap = torch.__future__.get_swap_module_params_on_conversion
+    both_in = threading.Barrier(2)
+    entered = []
+
+    def to_empty(self, *args, **kwargs):
+        entered.append(threading.current_thread())
+        second = len(entered) == 2
+        try:
+            both_in.wait(timeout=2)  # with the lock, the other thread cannot be here
+        except threading.BrokenBarrierError:
+            pass
+        if second:  # wait until the first has restored the flag (never, with the lock)
+            deadline = time.monotonic() + 2
+            while swap() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "to_empty", to_empty)
+
+    def tied_meta():
+        with torch.device("meta"):
+            model = torch.nn.Sequential(torch.nn.Linear(4, 4, bias=False),
+                                        torch.nn.Linear(4, 4, bias=False))
+        model[1].weight = model[0].weight
+        return model
+
+    assert swap() is False
+    results = [None, None]
+
+    def body(t):
+        results[t] = mm._live(tied_meta(), SEED, None, "keras", "numpy")
+
+    run_in_threads(2, body)
+    assert len(entered) == 2
+    for model in results:
+        assert model[0].weight is model[1].weight and not model[0].weight.is_meta
+    assert swap() is False
