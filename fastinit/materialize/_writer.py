@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, Protocol, Union
 
 import numpy as np
 
+from ._signals import held
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
 
@@ -119,7 +121,11 @@ class _File:
         self.path, self.size = path, size
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL
                           | getattr(os, "O_CLOEXEC", 0), 0o644)
-        self.direct = direct and _enable_direct(self.fd)
+        try:
+            self.direct = direct and _enable_direct(self.fd)
+        except BaseException:
+            os.close(self.fd)
+            raise
         self.pending = 1  # writes queued and not done, plus one until the last is queued
         self.lock = threading.Lock()
         self.buffered = threading.Lock()  # buffered writes to one file go one at a time
@@ -264,8 +270,13 @@ class Engine:
         for t in tensors:
             segments.append((size, t))
             size += t.nbytes
-        f = _File(path, size, self.direct)
+        # Signals are held where a Ctrl-C would leave a descriptor that nothing closes: from
+        # the open to the assignment, between counting a write and queueing it, and while
+        # queueing the close.
+        f = None
         try:
+            with held():
+                f = _File(path, size, self.direct)
             for start in range(0, size, self.chunk):
                 n = min(self.chunk, size - start)
                 buf = self._buffer()
@@ -274,13 +285,16 @@ class Engine:
                 except BaseException:
                     self.free.put(buf)
                     raise
-                with f.lock:
-                    f.pending += 1
-                self.todo.put((f, start, buf, n))
+                with held():
+                    with f.lock:
+                        f.pending += 1
+                    self.todo.put((f, start, buf, n))
                 if self.progress is not None:
                     self.progress.update(n)
         finally:  # the writer threads close it after its last queued write
-            self.todo.put((f, 0, None, 0))
+            if f is not None:
+                with held():
+                    self.todo.put((f, 0, None, 0))
 
     def _fill(self, buf: Bytes, start: int, n: int,
               segments: list[tuple[int, bytes | TensorLike]]) -> None:

@@ -4,6 +4,7 @@ anywhere in a tensor, files every loader reads."""
 
 import json
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -253,3 +254,35 @@ def test_the_dry_run_command_plans_a_transformers_config(tmp_path):
     assert "model.safetensors.index.json" in result.stdout and "config.json" in result.stdout
     assert "memory: about" in result.stdout
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("where", ["opening the file", "queueing a chunk"])
+def test_ctrl_c_in_the_engine_leaks_no_descriptor(tmp_path, monkeypatch, where):
+    """A KeyboardInterrupt while a file is opened or a chunk queued: after the abort every
+    descriptor is closed. Before, the file's descriptor (and its unlinked file's space)
+    stayed open until the process ended."""
+    engine = _writer.Engine(4096)
+    if where == "opening the file":
+        real = _writer._enable_direct
+
+        def enable_direct(fd):
+            signal.raise_signal(signal.SIGINT)
+            return real(fd)
+        monkeypatch.setattr(_writer, "_enable_direct", enable_direct)
+    else:  # a Ctrl-C that lands as the first chunk is queued
+        put, fired = engine.todo.put, []
+
+        def interrupting_put(item, *args, **kwargs):
+            if item is not None and item[2] is not None and not fired:
+                fired.append(True)
+                signal.raise_signal(signal.SIGINT)
+            put(item, *args, **kwargs)
+        monkeypatch.setattr(engine.todo, "put", interrupting_put)
+    before = set(os.listdir("/proc/self/fd"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            engine.write_file(str(tmp_path / "f.bin"), b"x" * 10000, [])
+    finally:
+        engine.abort()
+    assert set(os.listdir("/proc/self/fd")) == before
