@@ -106,7 +106,7 @@ def materialize(spec: Mapping[str, Any] | StrPath, out_dir: StrPath, seed: Seed 
         Bytes of tensor data per file (else the spec's ``max_shard_size``;
         else one file).
     chunk_bytes : int
-        Size of each of the (three) buffers data are produced into.
+        Size of each of the four buffers data are produced into.
     backend : {"auto", "numba", "numpy"}
     progress : bool, optional
         A progress bar on stderr (tqdm when installed); default: when stderr is a terminal.
