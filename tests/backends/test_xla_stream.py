@@ -268,8 +268,7 @@ def compacted(monkeypatch):
     """The list-based truncated normal (large blocks) on small ones, with tiny lists,
     chunks and steps (several batches, chunks and steps per round)."""
     monkeypatch.setattr(_truncated, "FULL_PASS_WORK", 0)
-    monkeypatch.setattr(_truncated, "_chunks", lambda n: (32, 64))
-    monkeypatch.setattr(_truncated, "_capacity", lambda dist, n: 100)
+    monkeypatch.setattr(_truncated, "_sizes", lambda dist, n, itemsize, budget=None: (32, 64, 100))
     _truncated._mapped.cache_clear()
     _truncated._partitioned.cache_clear()
     yield
@@ -308,6 +307,17 @@ def test_truncated_normal_tensors_in_other_dtypes(dtype, request):
         dist = fr.truncated_normal_distribution(0.0, 1.0, alpha, beta, dt)
         got = jax.jit(lambda: _sample(dist, dt, (41, 13), 6))()
         assert_bits_equal(got, _host("truncated_normal", dt, (41, 13), 6,
+                                     (0.0, 1.0, alpha, beta)))
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_truncated_normal_lists_of_2_byte_items(dtype, compacted):
+    """2-byte items take the list path a sixteenth of the block at a time, in float32."""
+    dt = _dtypes.resolve(dtype)
+    for _, alpha, beta in (TRUNC_BOUNDS[0], TRUNC_BOUNDS[3]):
+        dist = fr.truncated_normal_distribution(0.0, 1.0, alpha, beta, dt)
+        got = jax.jit(lambda: _sample(dist, dt, (67, 75), 6))()
+        assert_bits_equal(got, _host("truncated_normal", dt, (67, 75), 6,
                                      (0.0, 1.0, alpha, beta)))
 
 
