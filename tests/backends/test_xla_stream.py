@@ -348,3 +348,25 @@ def test_batched_keys_add_leading_axes():
 def _sample_traced(dist, seed_lo):
     key = xla.derive_key(seed_lo, U32(0), 0)
     return xla.sample(dist, key, (4, 5), np.dtype(np.float32), 0)
+
+
+def test_sample_refuses_a_dtype_its_distribution_is_not_for():
+    wide = fr.normal_distribution(0.0, 1.0, np.dtype(np.float64))
+    narrow = fr.normal_distribution(0.0, 1.0, np.dtype(np.float32))
+    key = (U32(1), U32(2))
+    with pytest.raises(ValueError, match="jax_enable_x64.*Received: dtype"):
+        xla.sample(wide, key, (4,), np.float64)        # x64 off: uint64 steps as uint32
+    with pytest.raises(ValueError, match="Received: dtype"):
+        xla.sample(narrow, key, (4,), np.float64)      # would be float32 values
+    with pytest.raises(ValueError, match="Received: dtype"):
+        xla.sample(wide, key, (4,), np.float32)
+    with pytest.raises(TypeError, match="Received: dtype"):
+        xla.sample(narrow, key, (4,), np.int32)
+
+
+def test_sample_of_a_wide_distribution_with_x64(x64):
+    wide = fr.normal_distribution(0.0, 1.0, np.dtype(np.float64))
+    got = jax.jit(lambda: xla.sample(wide, xla.derive_key(U32(3), U32(0), 0), (5,),
+                                     np.float64))()
+    assert got.dtype == np.float64
+    assert_bits_equal(got, _host("normal", np.float64, (5,), 0, (0.0, 1.0), 3))
