@@ -93,7 +93,7 @@ def _check_dtype(dist: Distribution, dtype: npt.DTypeLike) -> np.dtype[Any]:
         raise ValueError(f"The distribution is computed for {'float64' if dist.wide else 'float32'}"
                          f" and narrower (dist.wide={dist.wide}); it cannot give {checked}. "
                          f"Received: dtype={dtype!r}")
-    if dist.wide and not jax.config.jax_enable_x64:
+    if dist.wide and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:   # x64 off
         raise ValueError("float64 values need jax_enable_x64 (jax.config.update("
                          f"'jax_enable_x64', True)). Received: dtype={dtype!r}")
     return checked
