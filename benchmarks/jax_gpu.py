@@ -14,8 +14,13 @@ threefry) under ``jit``, interleaved rounds, best round; temporaries of each pro
     python benchmarks/jax_gpu.py --json out.json --markdown out.md
     python benchmarks/jax_gpu.py --bits-size 1e4 --size 1e5   # a quick run (CPU too)
     python benchmarks/jax_gpu.py --from-json out.json          # the Markdown again
+    python benchmarks/jax_gpu.py --require-gpu --json out.json # the GPU check's call
 
-Exit status 1 when any default-guard case differs from the NumPy backend.
+The JSON is rewritten after each phase (bits, guards, division_flag, speed), and a
+phase that raises is recorded as ``{"failed": ...}`` while the others go on: a
+timeout or a crash keeps what was measured. ``--require-gpu`` exits at once (status
+2) when JAX's default backend is not a GPU; without JAX the script says SKIP (status 0).
+Exit status 1 when any default-guard case differs from the NumPy backend or a phase failed.
 """
 
 import argparse
@@ -44,6 +49,7 @@ NARROW = ("uniform_m3_5.5", "normal", "trunc_sym_2sigma", "trunc_below_mean")
 GUARDED = {"contraction": ("uniform_m3_5.5", "normal"),
            "division": ("normal", "trunc_below_mean", "trunc_tail_8_9")}
 ZERO_RADIUS = 4 * 26109600 + 2   # seed 0: ln u = +0.0 there (signed-zero witness)
+DIVISION_FLAG_TIMEOUT = 60      # seconds of the child: well inside the GPU check's step cap
 
 
 def _dist(kind, args, dtype):
@@ -128,8 +134,11 @@ def division_flag(n):
                                       " --xla_backend_extra_options=-nvptx-prec-divf32=2"))
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.abspath(__file__)), ROOT,
                                          env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=300)
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              text=True, timeout=DIVISION_FLAG_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {DIVISION_FLAG_TIMEOUT}s"}
     if proc.returncode:
         return {"error": proc.stderr.strip().splitlines()[-1][:200] if proc.stderr else "?"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -172,12 +181,24 @@ GUARD_OF = {"contraction off": "contraction",
 
 def needed(guard_report):
     """The guards whose removal changed bits on this device."""
+    if not isinstance(guard_report, dict) or "failed" in guard_report:
+        return []
     return sorted({GUARD_OF[label] for label, cases in guard_report.items()
                    if label in GUARD_OF and any(
                        isinstance(v, int) and v > 0 for v in cases.values())})
 
 
+def _failed(report):
+    """The phases that raised (or were not reached): ``{phase: error}``."""
+    return {name: report[name]["failed"] if name in report else "not reached"
+            for name in PHASES if name not in report or (
+                isinstance(report[name], dict) and "failed" in report[name])}
+
+
 def markdown(report):
+    failed = _failed(report)
+    report = {**report, **{name: {} for name in failed}, "speed": (
+        [] if "speed" in failed else report["speed"])}
     lines = [f"## JAX: fastinit.jax on {report['device']}", "",
              f"jax {report['jax']}, platform `{report['platform']}`"
              + (" (no GPU for JAX here: jax[cuda] missing?)" if report["platform"] == "cpu"
@@ -188,6 +209,8 @@ def markdown(report):
     total = sum(len(cases) for cases in report["bits"].values())
     lines.append(f"Bits: {total - len(bad)} of {total} cases identical"
                  + (f"; differing: {bad}" if bad else "") + ".")
+    if failed:
+        lines.append(f"Phases that failed: {failed}.")
     lines += ["", "Guards off (mismatching elements; any = the guard is needed here):", ""]
     for label, cases in report["guards"].items():
         lines.append(f"- {label}: {cases}")
@@ -203,6 +226,17 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
+PHASES = ("bits", "guards", "division_flag", "speed")
+
+
+def _save(report, path):
+    """``report`` to ``path`` whole or not at all (a kill mid-write keeps the last one)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(tmp, path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bits-size", type=float, default=2**20)
@@ -211,31 +245,47 @@ def main(argv=None):
     parser.add_argument("--json")
     parser.add_argument("--markdown")
     parser.add_argument("--from-json", help="only print the Markdown of a report written before")
+    parser.add_argument("--require-gpu", action="store_true",
+                        help="exit at once (status 2) unless JAX's default backend is a GPU")
     args = parser.parse_args(argv)
     if args.from_json:
         with open(args.from_json) as f:
             print(markdown(json.load(f)), end="")
         return 0
-    import jax
+    try:
+        import jax
+    except ImportError as exc:
+        print(f"SKIP: JAX is not installed ({exc})", flush=True)
+        return 0
+    if args.require_gpu and jax.default_backend() != "gpu":
+        print(f"JAX sees no GPU: its default backend is {jax.default_backend()!r} "
+              f"(devices {jax.devices()}); is jax[cuda] installed? Nothing was run.",
+              file=sys.stderr, flush=True)
+        return 2
     n = int(args.bits_size)
     report = {"device": str(jax.devices()[0].device_kind), "platform": jax.default_backend(),
               "jax": jax.__version__, "bits_size": n}
-    for name, fn in (("bits", lambda: bits(n)), ("guards", lambda: guards(n)),
-                     ("division_flag", lambda: division_flag(n)),
-                     ("speed", lambda: speed(int(args.size), args.rounds))):
+    phases = {"bits": lambda: bits(n), "guards": lambda: guards(n),
+              "division_flag": lambda: division_flag(n),
+              "speed": lambda: speed(int(args.size), args.rounds)}
+    for name in PHASES:
         t = time.perf_counter()
-        report[name] = fn()
+        try:
+            report[name] = phases[name]()
+        except Exception as exc:  # noqa: BLE001 - recorded, the next phases still run
+            report[name] = {"failed": f"{type(exc).__name__}: {exc}"[:300]}
         print(f"{name}: {time.perf_counter() - t:.1f}s", flush=True)
-    report["needed"] = needed(report["guards"])
+        report["needed"] = needed(report.get("guards"))
+        if args.json:
+            _save(report, args.json)
     text = markdown(report)
     print(text if not args.json else f"guards needed: {', '.join(report['needed'])}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text)
-    return 0 if all(v == 0 for cases in report["bits"].values() for v in cases.values()) else 1
+    bits_ok = "failed" not in report["bits"] and all(
+        v == 0 for cases in report["bits"].values() for v in cases.values())
+    return 0 if bits_ok and not _failed(report) else 1
 
 
 if __name__ == "__main__":

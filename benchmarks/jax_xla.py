@@ -12,8 +12,9 @@ threefry that shards without communication), temporaries per device.
     python benchmarks/jax_xla.py --size 5e7 --json out.json --markdown
 
 Rows: normal, uniform, truncated normal on [-2, 2] (the variance-scaling
-default), and on [-3, -1] and [0, 2] (exponential proposal; the stream's worst
-rejection rate, 52%). The machine's CPU is printed with the table.
+default), on [-3, -1] (the exponential proposal) and on [0, 2] (the normal
+proposal rejecting 52% of its attempts, the stream's worst rate). The machine's
+CPU is printed with the table.
 """
 
 import argparse

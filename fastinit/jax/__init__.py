@@ -49,7 +49,8 @@ from ..initializers.random_initializers import (
 )
 from ..initializers.structured import DeltaOrthogonal, Orthogonal
 from ._keys import key_to_seed
-from ._wrap import canonical_dtype, wrap
+from .._checks import check_shape
+from ._wrap import canonical_dtype, check_sharding, wrap
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -111,8 +112,19 @@ def constant(value: jax.typing.ArrayLike, dtype: DTypeLike | None = None) -> Jax
 
     def init(key: object, shape: ShapeLike, dtype: DTypeLike | None = dtype,
              out_sharding: jax.sharding.Sharding | None = None) -> jax.Array:
+        import jax
         import jax.numpy as jnp
-        return jnp.full(shape, value, dtype=canonical_dtype(dtype))
+
+        checked_shape = check_shape(shape)
+        checked_dtype = canonical_dtype(dtype)
+        sharding = check_sharding(out_sharding)
+        try:
+            np.broadcast_shapes(np.shape(value), checked_shape)
+        except ValueError:
+            raise ValueError(f"constant's value of shape {np.shape(value)} does not broadcast "
+                             f"to the shape {checked_shape}. Received: shape={shape!r}") from None
+        return jax.jit(lambda v: jnp.full(checked_shape, v, checked_dtype),
+                       out_shardings=sharding)(value)
     return init
 
 

@@ -37,9 +37,9 @@ def _sample() -> Callable[..., jax.Array]:
 
 
 def orthogonal(init: Orthogonal, key: tuple[jax.Array, jax.Array], shape: Shape,
-               dtype: np.dtype[Any], stream: int, offset: int) -> jax.Array:
+               dtype: np.dtype[Any], offset: int) -> jax.Array:
     """``init`` (an :class:`~fastinit.initializers.Orthogonal`) for ``shape`` in the graph;
-    ``key`` the data key words."""
+    ``key`` the data key words (of the stream the seed rule chose: the stream is in them)."""
     import jax.numpy as jnp
 
     init.check_shape(shape)
@@ -69,7 +69,7 @@ def _square_is_q(shape: Shape, axis: int) -> bool:
 
 
 def delta_orthogonal(init: DeltaOrthogonal, key: tuple[jax.Array, jax.Array], shape: Shape,
-                     dtype: np.dtype[Any], stream: int, offset: int) -> jax.Array:
+                     dtype: np.dtype[Any], offset: int) -> jax.Array:
     """``init`` (a :class:`~fastinit.initializers.DeltaOrthogonal`) in the graph: zeros but
     the centre tap, an orthogonal ``(in, out)`` matrix."""
     import jax.numpy as jnp
@@ -77,5 +77,5 @@ def delta_orthogonal(init: DeltaOrthogonal, key: tuple[jax.Array, jax.Array], sh
 
     init.validate(Request(shape, dtype, kind=init.dtype_kind))
     centre = tuple((k - 1) // 2 for k in shape[:-2])
-    tap = orthogonal(init, key, tuple(shape[-2:]), dtype, stream, offset)
+    tap = orthogonal(init, key, tuple(shape[-2:]), dtype, offset)
     return jnp.zeros(shape, dtype).at[centre].set(tap)

@@ -100,7 +100,10 @@ def wrap(initializer: object, dtype: jax.typing.DTypeLike | None = None,
         ``"xla"``: computed by XLA where the array lives (initializers it cannot
         express go to the host anyway); ``"host"``: by NumPy/Numba, transferred
         (a host callback under ``jit``). Both give the same values, orthogonal
-        matrices aside (equal in distribution, see :mod:`fastinit.jax`).
+        matrices aside (equal in distribution, see :mod:`fastinit.jax`). The XLA
+        path factorises orthogonal matrices by QR: an ``Orthogonal`` or
+        ``DeltaOrthogonal`` with another ``method`` (``"auto"``, ``"stewart"``,
+        ``"cholqr2"``) is computed on the host, its own method's matrix.
 
     Examples
     --------
@@ -147,6 +150,8 @@ def _xla_call(initializer: Callable[..., Any], shape: Shape,
     """What the XLA backend computes for ``initializer(shape, dtype)`` (a hashable plan),
     or None: a :class:`._capture.Draw` or ``Fill``, or an orthogonal initializer."""
     if isinstance(initializer, (Orthogonal, DeltaOrthogonal)):
+        if initializer.method != "qr":   # Stewart's and CholeskyQR2's matrices: the host's
+            return None
         probe = initializer.with_seed(0)
         probe.validate(_request(probe, shape, dtype))
         return ("orthogonal", type(initializer), initializer.gain, initializer.column_axis)
@@ -189,7 +194,7 @@ def _values(call: Call, lo: JaxArray, hi: JaxArray, shape: Shape,
     make: Callable[..., JaxArray] = (
         _orthogonal.delta_orthogonal if kind is DeltaOrthogonal else _orthogonal.orthogonal)
     key = xla.derive_key(lo, hi, 0)
-    return make(kind(gain, seed=0, column_axis=column_axis), key, shape, dtype, 0, 0)
+    return make(kind(gain, seed=0, column_axis=column_axis, method="qr"), key, shape, dtype, 0)
 
 
 # -- on the host -----------------------------------------------------------------------

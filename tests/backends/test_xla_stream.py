@@ -268,8 +268,7 @@ def compacted(monkeypatch):
     """The list-based truncated normal (large blocks) on small ones, with tiny lists,
     chunks and steps (several batches, chunks and steps per round)."""
     monkeypatch.setattr(_truncated, "FULL_PASS_WORK", 0)
-    monkeypatch.setattr(_truncated, "_chunks", lambda n: (32, 64))
-    monkeypatch.setattr(_truncated, "_capacity", lambda dist, n: 100)
+    monkeypatch.setattr(_truncated, "_sizes", lambda dist, n, itemsize, budget=None: (32, 64, 100))
     _truncated._mapped.cache_clear()
     _truncated._partitioned.cache_clear()
     yield
@@ -311,6 +310,17 @@ def test_truncated_normal_tensors_in_other_dtypes(dtype, request):
                                      (0.0, 1.0, alpha, beta)))
 
 
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_truncated_normal_lists_of_2_byte_items(dtype, compacted):
+    """2-byte items take the list path a sixteenth of the block at a time, in float32."""
+    dt = _dtypes.resolve(dtype)
+    for _, alpha, beta in (TRUNC_BOUNDS[0], TRUNC_BOUNDS[3]):
+        dist = fr.truncated_normal_distribution(0.0, 1.0, alpha, beta, dt)
+        got = jax.jit(lambda: _sample(dist, dt, (67, 75), 6))()
+        assert_bits_equal(got, _host("truncated_normal", dt, (67, 75), 6,
+                                     (0.0, 1.0, alpha, beta)))
+
+
 def test_a_large_truncated_normal_takes_the_list_path():
     """The default choice: a block of 2**20 elements uses lists (and equals NumPy)."""
     n = 1 << 20
@@ -338,3 +348,25 @@ def test_batched_keys_add_leading_axes():
 def _sample_traced(dist, seed_lo):
     key = xla.derive_key(seed_lo, U32(0), 0)
     return xla.sample(dist, key, (4, 5), np.dtype(np.float32), 0)
+
+
+def test_sample_refuses_a_dtype_its_distribution_is_not_for():
+    wide = fr.normal_distribution(0.0, 1.0, np.dtype(np.float64))
+    narrow = fr.normal_distribution(0.0, 1.0, np.dtype(np.float32))
+    key = (U32(1), U32(2))
+    with pytest.raises(ValueError, match="jax_enable_x64.*Received: dtype"):
+        xla.sample(wide, key, (4,), np.float64)        # x64 off: uint64 steps as uint32
+    with pytest.raises(ValueError, match="Received: dtype"):
+        xla.sample(narrow, key, (4,), np.float64)      # would be float32 values
+    with pytest.raises(ValueError, match="Received: dtype"):
+        xla.sample(wide, key, (4,), np.float32)
+    with pytest.raises(TypeError, match="Received: dtype"):
+        xla.sample(narrow, key, (4,), np.int32)
+
+
+def test_sample_of_a_wide_distribution_with_x64(x64):
+    wide = fr.normal_distribution(0.0, 1.0, np.dtype(np.float64))
+    got = jax.jit(lambda: xla.sample(wide, xla.derive_key(U32(3), U32(0), 0), (5,),
+                                     np.float64))()
+    assert got.dtype == np.float64
+    assert_bits_equal(got, _host("normal", np.float64, (5,), 0, (0.0, 1.0), 3))

@@ -291,3 +291,30 @@ def test_strict_rank_promotion():
             assert init(jax.random.key(0), (3, 2)).shape == (3, 2)
         keys = jax.random.split(jax.random.key(0), 2)
         assert jax.vmap(lambda k: fj.truncated_normal()(k, (3, 2)))(keys).shape == (2, 3, 2)
+
+
+def test_constant_array_checks_its_arguments_and_honours_out_sharding():
+    from jax.sharding import NamedSharding, PartitionSpec
+
+    init = fj.constant(np.arange(4.0))
+    np.testing.assert_array_equal(np.asarray(init(None, (3, 4))), np.tile(np.arange(4.0), (3, 1)))
+    sharding = NamedSharding(jax.make_mesh((1,), ("x",)), PartitionSpec("x"))
+    x = init(None, (2, 4), out_sharding=sharding)
+    assert x.sharding == sharding
+    with pytest.raises(TypeError, match="Received: out_sharding='bogus'"):
+        init(None, (2, 4), out_sharding="bogus")
+    with pytest.raises(ValueError, match=r"does not broadcast.*Received: shape=\(2, 3\)"):
+        init(None, (2, 3))
+    with pytest.raises(ValueError, match="Received"):
+        init(None, (2, -4))
+
+
+@pytest.mark.parametrize("method", ["auto", "stewart", "cholqr2"])
+def test_wrapped_orthogonal_keeps_its_method(method):
+    """Methods other than QR are not QR's matrix in the graph: they run on the host."""
+    for made in (fi.Orthogonal(2.0, method=method), fi.DeltaOrthogonal(method=method)):
+        shape = (3, 3, 4, 6) if isinstance(made, fi.DeltaOrthogonal) else (6, 4)
+        host = made.with_seed(5)(shape)
+        np.testing.assert_array_equal(np.asarray(fj.wrap(made)(5, shape)), host)
+    qr = np.asarray(fj.wrap(fi.Orthogonal(2.0, method="qr"))(5, (6, 4)), np.float64)
+    np.testing.assert_allclose(qr, fi.Orthogonal(2.0, seed=5, method="qr")((6, 4)), atol=1e-5)

@@ -84,6 +84,34 @@ got = np.asarray(got)
 report["vmap"] = {"collectives": [c for c in COLLECTIVES if c in text],
                   "equal": all(np.array_equal(got[i], np.asarray(
                       INITS["truncated_normal"](keys[i], (8, 5)))) for i in range(4))}
+# The list path (large shards) on small ones: thresholds forced down, tiny lists and
+# chunks; sharded by rows, by columns, bfloat16 (a float32 copy a sixteenth of a shard
+# at a time) and a vmapped batch sharded along it.
+from fastinit.backends.xla import _truncated
+_truncated.FULL_PASS_WORK = 0
+_truncated._sizes = lambda dist, n, itemsize, budget=None: (32, 64, 100)
+_truncated._mapped.cache_clear()
+_truncated._partitioned.cache_clear()
+listed = {}
+for shape, spec, dtype in (((64, 100), P("x", None), jnp.float32),
+                           ((40, 96), P(None, "x"), jnp.float32),
+                           ((64, 100), P("x", None), jnp.bfloat16)):
+    for bounds in ((-2.0, 2.0), (2.0, 3.0)):
+        init = fj.truncated_normal(1.0, lower=bounds[0], upper=bounds[1])
+        want = np.asarray(init(key, shape, dtype))
+        got = jax.jit(lambda k: init(k, shape, dtype),
+                      out_shardings=NamedSharding(rows, spec))(key)
+        listed[f"{shape}/{spec}/{np.dtype(dtype)}/{bounds}"] = bool(
+            np.array_equal(np.asarray(got).view(np.uint16 if dtype == jnp.bfloat16 else
+                                                np.uint32),
+                           want.view(np.uint16 if dtype == jnp.bfloat16 else np.uint32)))
+init = fj.truncated_normal(1.0)
+for shape, spec in (((40, 50), P("x", None, None)), ((40, 52), P(None, "x", None))):
+    got = np.asarray(jax.jit(jax.vmap(lambda k: init(k, shape)),
+                             out_shardings=NamedSharding(rows, spec))(keys))
+    listed[f"vmap/{shape}/{spec}"] = all(
+        np.array_equal(got[i], np.asarray(init(keys[i], shape))) for i in range(4))
+report["listed"] = listed
 print(json.dumps(report))
 """
 
@@ -120,3 +148,7 @@ def test_sharding_constraint_under_set_mesh(report):
 
 def test_keys_mapped_and_sharded(report):
     assert report["vmap"] == {"collectives": [], "equal": True}
+
+
+def test_the_list_path_sharded_equals_the_unsharded_array(report):
+    assert report["listed"] and all(report["listed"].values()), report["listed"]

@@ -23,11 +23,11 @@ value), ``_truncated`` (the rejection loop and its partitioning).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ... import stream
+from ... import _dtypes, stream
 from . import _elements, _guards
 from ._philox import derive_key, grid, positions, with_batch_axes
 
@@ -67,16 +67,36 @@ def sample(dist: Distribution, key: Sequence[Word],
     """
     import jax.numpy as jnp
 
+    dtype = _check_dtype(dist, dtype)
     shape = tuple(int(n) for n in shape)
     key = _batched_key(key, len(shape))
     if dist.kind == stream.TRUNCATED_NORMAL:
         from . import _truncated
-        return _truncated.sample(dist, key, shape, np.dtype(dtype), offset)
+        return _truncated.sample(dist, key, shape, dtype, offset)
     position = with_batch_axes(positions(grid(shape, (0,) * len(shape)), shape, offset),
                                key[0].ndim - len(shape))
     z, ops = _elements.uniform_or_normal(dist, key, position)
-    out = _elements.output_stage(dist, z, ops, np.dtype(dtype))
+    out = _elements.output_stage(dist, z, ops, dtype)
     return jnp.broadcast_to(out, jnp.shape(key[0])[:jnp.ndim(key[0]) - len(shape)] + shape)
+
+
+def _check_dtype(dist: Distribution, dtype: npt.DTypeLike) -> np.dtype[Any]:
+    """``dtype`` if ``dist`` is computed for it: a wide (float64) distribution for float64
+    only, with ``jax_enable_x64`` (without it JAX makes its 64-bit steps 32-bit)."""
+    import jax
+
+    checked = _dtypes.resolve(dtype)
+    if checked.name not in _dtypes.SUPPORTED:
+        raise TypeError("fastinit.backends.xla samples float16, bfloat16, float32 or "
+                        f"float64. Received: dtype={dtype!r}")
+    if dist.wide != (checked == np.float64):
+        raise ValueError(f"The distribution is computed for {'float64' if dist.wide else 'float32'}"
+                         f" and narrower (dist.wide={dist.wide}); it cannot give {checked}. "
+                         f"Received: dtype={dtype!r}")
+    if dist.wide and jax.dtypes.canonicalize_dtype(np.float64) != np.float64:   # x64 off
+        raise ValueError("float64 values need jax_enable_x64 (jax.config.update("
+                         f"'jax_enable_x64', True)). Received: dtype={dtype!r}")
+    return checked
 
 
 def _batched_key(key: Sequence[Word], ndim: int) -> tuple[jax.Array, ...]:

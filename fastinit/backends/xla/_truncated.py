@@ -10,11 +10,14 @@ tensor (the whole tensor when it is not partitioned):
    a NaN marking each rejected element (no accepted value is NaN);
 2. the NaN positions compacted, chunk by chunk (temporaries of a chunk), into
    a list of at most ``capacity`` slots, sized from the proposal's rejection
-   rate (:func:`_capacity`);
+   rate (:func:`_sizes`);
 3. attempts 1, 2, ... on the list's pending slots, a chunk at a time (the
    work of a round is that of its pending slots), accepted values scattered
    into the output, the pending slots moved to the front after each round;
-   repeated from 2 while more than ``capacity`` elements were rejected.
+   repeated from 2 while more than ``capacity`` elements were rejected
+   (bfloat16 and float16: steps 2 and 3 a sixteenth of the block at a time, in a
+   float32 copy, see :func:`_compacted`). Blocks have at most ``MAX_LISTED``
+   elements (int32 indices); loops compare chunk indices with counts made here.
 
 A ``custom_partitioning`` rule runs this on each device's shard, under
 ``jit(..., out_shardings=...)`` as under the front end's ``out_sharding=``: the
@@ -61,6 +64,7 @@ FULL_PASS_WORK = 1 << 21  # element-attempts below which rounds run over the who
 FULL_PASS_CHUNKS = 16     # ... a sixteenth of it at a time
 MIN_CAPACITY = 256      # slots in the list at least (at most the block's size)
 ROUND_CHUNK = 1 << 14   # slots of one step of a round, at most
+MAX_LISTED = 2**31 - 1  # elements of a block, at most (the lists' int32 indices)
 
 
 def sample(dist: Distribution, key: Sequence[jax.Array], shape: tuple[int, ...],
@@ -189,6 +193,13 @@ def _local(dist: Distribution, k0: jax.Array, k1: jax.Array, local_shape: tuple[
         rounds = math.log(max(n, 2)) / -math.log(max(_rejection_rate(dist), 1e-3)) + 1
         if n * rounds <= FULL_PASS_WORK:
             return _full_passes(place, n).reshape(local_shape)
+        if n > MAX_LISTED:
+            raise ValueError(
+                f"fastinit.jax's truncated normal resolves the rejected elements of a "
+                f"device's block of at most {MAX_LISTED} elements (int32 indices); the "
+                f"block of shape {local_shape} (of the array {full_shape}) has {n}. Shard "
+                f"the array over more devices or make it in parts. Received: shape="
+                f"{full_shape[nb:]}")
         # Attempt 0 of every element in one fused loop, then the rejected ones in lists.
         key = tuple(k.reshape(k.shape + (1,) * len(shape)) for k in (k0, k1))
         position = with_batch_axes(positions(grid(shape, starts[nb:]), global_shape, offset),
@@ -268,24 +279,50 @@ def _full_passes(place: _Place, n: int) -> jax.Array:
 
 
 def _compacted(place: _Place, flat: jax.Array) -> jax.Array:
-    """Rounds over the rejected elements only, gathered into lists, batch by batch."""
+    """Rounds over the rejected elements only, gathered into lists, batch by batch.
+
+    2-byte items are resolved a sixteenth of the block at a time, in a float32 copy of
+    it (the values rounded to the dtype, then widened exactly): XLA:CPU has no bfloat16
+    scatter and widens the whole block to float32 around it (2.2 times the block in
+    temporaries), and the lists' work in bytes per item leaves float16 little room."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    if flat.dtype.itemsize != 2:
+        return _listed(place, flat, jnp.int32(0))
+    n = flat.size
+    chunk = -(-n // FULL_PASS_CHUNKS)
+
+    def one_chunk(c: jax.Array, flat: jax.Array) -> jax.Array:
+        start = jnp.minimum(c * chunk, n - chunk)      # the last chunk overlaps the one before
+        wide = lax.dynamic_slice(flat, (start,), (chunk,)).astype(jnp.float32)
+        wide = _listed(place, wide, start, 2 * chunk)   # with the copy, 3/16 of the block
+        return lax.dynamic_update_slice(flat, wide.astype(flat.dtype), (start,))
+
+    return lax.fori_loop(0, -(-n // chunk), one_chunk, flat)
+
+
+def _listed(place: _Place, flat: jax.Array, base: jax.Array,
+            budget: int | None = None) -> jax.Array:
+    """:func:`_compacted` on ``flat``, the block's elements from ``base`` on, the lists
+    within ``budget`` bytes (:func:`_sizes`)."""
     import jax.numpy as jnp
     from jax import lax
 
     n = flat.size
-    step, scan = _chunks(n)
-    room = _list_room(n, flat.dtype.itemsize, step, scan) - scan - step
-    capacity = max(1, min(_capacity(place.dist, n), room))
+    step, scan, capacity = _sizes(place.dist, n, flat.dtype.itemsize, budget)
     length = capacity + scan + step      # room for a whole chunk past the capacity
+    chunks = -(-n // scan)               # compaction chunks, counted here: no index overflows
 
     def batch(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
         flat, first = state
         slots, count, first = _compact(flat, capacity, scan, first, length)
-        done, values, count = _resolve(place, slots, count, flat.dtype, step)
+        done, values, count = _resolve(place, slots, count, base, step)
         index = jnp.where(jnp.arange(length) < count, done, n)
+        values = values.astype(flat.dtype)             # exact: float32 holds every 2-byte value
         return flat.at[index].set(values, mode="drop"), first   # once a batch: O(n)
 
-    return lax.while_loop(lambda state: state[1] * scan < n, batch, (flat, jnp.int32(0)))[0]
+    return lax.while_loop(lambda state: state[1] < chunks, batch, (flat, jnp.int32(0)))[0]
 
 
 def _compact(flat: jax.Array, capacity: int, chunk: int, first: jax.Array,
@@ -297,12 +334,14 @@ def _compact(flat: jax.Array, capacity: int, chunk: int, first: jax.Array,
     from jax import lax
 
     n = flat.size
+    chunks = -(-n // chunk)
     iota = jnp.arange(chunk, dtype=jnp.int32)
 
     def body(state: tuple[jax.Array, jax.Array, jax.Array],
              ) -> tuple[jax.Array, jax.Array, jax.Array]:
         slots, count, c = state
-        start = jnp.minimum(c * chunk, n - chunk)       # the last chunk overlaps the one before
+        # The last chunk overlaps the one before; c < chunks keeps c * chunk below n.
+        start = jnp.minimum(c * chunk, n - chunk)
         index = start + iota
         pending = jnp.isnan(lax.dynamic_slice(flat, (start,), (chunk,))) & (index >= c * chunk)
         (slots,), count = _append((slots,), count, pending, (index,))
@@ -310,15 +349,15 @@ def _compact(flat: jax.Array, capacity: int, chunk: int, first: jax.Array,
 
     def more(state: tuple[jax.Array, jax.Array, jax.Array]) -> jax.Array:
         _, count, c = state
-        return (count < capacity) & (c * chunk < n)
+        return (count < capacity) & (c < chunks)
 
     slots = jnp.zeros((length,), jnp.int32)
     return lax.while_loop(more, body, (slots, jnp.int32(0), first))
 
 
-def _resolve(place: _Place, slots: jax.Array, count: jax.Array, dtype: np.dtype[Any],
+def _resolve(place: _Place, slots: jax.Array, count: jax.Array, base: jax.Array,
              chunk: int) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Attempts 1, 2, ... of the elements at ``slots[:count]`` until each is accepted:
+    """Attempts 1, 2, ... of the elements at ``base + slots[:count]`` until each is accepted:
     ``(indices, values, count)`` of the accepted ones, in lists.
 
     A round runs over the pending slots only, ``chunk`` at a time (one copy of the
@@ -341,7 +380,7 @@ def _resolve(place: _Place, slots: jax.Array, count: jax.Array, dtype: np.dtype[
             index = start + iota
             live = (index >= c * chunk) & (index < count)
             j = lax.dynamic_slice(slots, (start,), (chunk,))
-            value = place.attempt_or_nan(j, k)
+            value = place.attempt_or_nan(base + j, k)
             rejected = live & jnp.isnan(value)
             rank, total = _ranks(rejected)
             # The live slots are a run from c * chunk: the accepted ones before slot i are
@@ -359,7 +398,7 @@ def _resolve(place: _Place, slots: jax.Array, count: jax.Array, dtype: np.dtype[
             0, (count + chunk - 1) // chunk, step, inner)
         return slots, kept, done, values, accepted, k + np.uint32(1)
 
-    state = (slots, count, jnp.zeros((length,), jnp.int32), jnp.zeros((length,), dtype),
+    state = (slots, count, jnp.zeros((length,), jnp.int32), jnp.zeros((length,), place.dtype),
              jnp.int32(0), jnp.uint32(1))
     state = lax.while_loop(lambda state: state[1] > 0, attempt_round, state)
     return state[2], state[3], state[4]
@@ -418,23 +457,28 @@ def _exclusive_sums(counts: jax.Array) -> jax.Array:
     return (_exclusive_sums(jnp.sum(c, axis=1))[:, None] + within).reshape(-1)[:length]
 
 
-def _chunks(n: int) -> tuple[int, int]:
-    """``(step, scan)``: slots of one step of a round, elements of one compaction chunk."""
-    return int(min(ROUND_CHUNK, max(256, n // 256))), int(min(n, max(1024, n // 64)))
+def _sizes(dist: Distribution, n: int, itemsize: int, budget: int | None = None,
+           ) -> tuple[int, int, int]:
+    """``(step, scan, capacity)`` of ``n`` items of ``itemsize`` bytes: slots of one step
+    of a round, elements of one compaction chunk, and entries of a batch's lists.
+
+    The lists' buffers (the slots, twice, and the accepted indices and values: 12 +
+    itemsize bytes an entry) and the other temporaries of a round's step (under 64 bytes
+    a slot) and of a compaction chunk (under 16 bytes an element) stay within ``budget``
+    bytes (a quarter of the items' bytes unless given), the chunks sized by it; the
+    capacity is never below :func:`_capacity_floor`."""
+    budget = n * itemsize // 4 if budget is None else budget
+    step = int(min(ROUND_CHUNK, max(256, budget // 256)))
+    scan = int(min(n, max(1024, budget // 64)))
+    room = (budget - 64 * step - 16 * scan) // (12 + itemsize) - scan - step
+    wanted = max(1, min(n, int(1.25 * _rejection_rate(dist) * n) + MIN_CAPACITY))
+    return step, scan, min(wanted, max(room, _capacity_floor(n)))
 
 
-def _capacity(dist: Distribution, n: int) -> int:
-    """Elements of a batch: the expected rejections of attempt 0 and a margin (more
-    rejections take more batches)."""
-    return max(1, min(n, int(1.25 * _rejection_rate(dist) * n) + MIN_CAPACITY))
-
-
-def _list_room(n: int, itemsize: int, step: int, scan: int) -> int:
-    """Entries the lists may hold: their buffers (the slots, twice, and the accepted
-    indices and values: 12 + itemsize bytes an entry) within a quarter of the block's
-    bytes, less the other temporaries of a round's step (under 64 bytes a slot) and of a
-    compaction chunk (under 16 bytes an element)."""
-    return (n * itemsize // 4 - 64 * step - 16 * scan) // (12 + itemsize)
+def _capacity_floor(n: int) -> int:
+    """The fewest entries a batch's lists have room for: at most 256 batches (each an
+    O(n) scatter) per 256 rejected elements in 256."""
+    return max(MIN_CAPACITY, n // 256)
 
 
 def _rejection_rate(dist: Distribution) -> float:
