@@ -387,6 +387,10 @@ How to read it:
 - The write phase runs from the first chunk filled (kernels loaded) to the end of the
   commit: generation on fastinit's thread pool, `O_DIRECT` writes by two writer threads,
   each file's fsync while the next is produced, and the commit's renames.
+- The write phase can beat `dd oflag=direct`: `dd` keeps one 32 MiB request in flight,
+  the engine's two writer threads keep two, which a virtual disk may serve faster. Both
+  targets depend on free cores: generating bfloat16 normals keeps up with the disk only
+  when every core generates.
 - The start-up is mostly other libraries' imports: torch; transformers; then, for a Llama
   config and model, transformers' lazy imports (its configuration module pulls in
   `torch.distributed.tensor` and sympy, about 2 s of the "config and meta model" phase,
