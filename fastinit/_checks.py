@@ -38,6 +38,15 @@ def _is_bool(value: object) -> bool:
     return isinstance(value, (bool, np.bool_))
 
 
+def check_flag(value: object, name: str, *, allow_none: bool = False) -> bool | None:
+    """A yes/no option: a bool (NumPy's too), or None where ``allow_none`` ("the
+    default"). A string such as ``"no"`` is truthy: refused, not guessed."""
+    if _is_bool(value) or (allow_none and value is None):
+        return None if value is None else bool(value)
+    expected = "True, False or None" if allow_none else "True or False"
+    raise TypeError(f"{name} must be {expected}. Received: {name}={shown(value)}")
+
+
 def check_integer(value: object, name: str, error: type[Exception] = TypeError) -> int:
     """``value`` as a Python int (``operator.index``); bools are refused."""
     if not _is_bool(value):

@@ -14,6 +14,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from .. import _progress
+from .._checks import check_flag
 from .._system import available_memory
 from ._lock import check_timeout
 from ._plan import Plan, free_space
@@ -76,6 +77,13 @@ def _retired(prefix: str) -> Retired:
     return retired
 
 
+def check_flags(progress: object, check_space: object, dry_run: object) -> None:
+    """The yes/no options of every writer, checked before anything is written."""
+    check_flag(progress, "progress", allow_none=True)
+    check_flag(check_space, "check_space")
+    check_flag(dry_run, "dry_run")
+
+
 def run(out_dir: StrPath, tensors: Sequence[TensorSpec], files: Sequence[tuple[str, int]],
         write: Callable[[Transaction, Engine], None], *, chunk_bytes: int, backend: Backend,
         progress: bool | None, check_space: bool, retired: Retired | None = None,
@@ -85,6 +93,7 @@ def run(out_dir: StrPath, tensors: Sequence[TensorSpec], files: Sequence[tuple[s
     waiting for another run, None: no limit). ``dry_run``: the
     :class:`~fastinit.materialize._plan.Plan`, nothing written."""
     check_timeout(lock_timeout)
+    check_flags(progress, check_space, dry_run)
     total = sum(n for _, n in files)
     if dry_run:
         return Plan(os.fspath(out_dir), tuple(files), tuple(tensors), chunk_bytes, N_BUFFERS,

@@ -26,7 +26,7 @@ from ..initializers.constant import Zeros
 from ..torch import _hf, _module, _names, _tensor
 from ..torch._plan import Planned, as_numpy
 from ..torch._recording import RecordingSession
-from ._commit import chunk_size, write_safetensors
+from ._commit import check_flags, chunk_size, write_safetensors
 from ._lock import check_timeout
 from ._staging import check_out_dir
 
@@ -197,7 +197,7 @@ def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: Supports
         for ``dry_run``).
     """
     from .. import backends
-    from .._checks import check_uint64
+    from .._checks import check_flag, check_uint64
     from .._units import parse_bytes
     import torch
     if not isinstance(module, torch.nn.Module):
@@ -207,6 +207,8 @@ def materialize_module(module: torch.nn.Module, out_dir: StrPath, seed: Supports
     check_out_dir(out_dir)
     chunk_bytes = chunk_size(chunk_bytes)
     check_timeout(lock_timeout)
+    check_flags(progress, check_space, dry_run)
+    check_flag(write_config, "write_config")
     backends.check_name(backend)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}. Received: mode={mode!r}")

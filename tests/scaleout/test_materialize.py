@@ -127,6 +127,20 @@ def test_npy_bad_stream_is_refused_before_the_directory_is_made(tmp_path, stream
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("flag, value", [("progress", "no"), ("progress", 1),
+                                         ("check_space", "yes"), ("check_space", None),
+                                         ("dry_run", "False")])
+def test_a_yes_no_option_that_is_not_a_bool_writes_nothing(tmp_path, flag, value):
+    """A string such as "no" is truthy: refused by name, not taken as yes."""
+    for write in (lambda **kw: m.materialize(SPEC, tmp_path / "new", seed=1, **kw),
+                  lambda **kw: m.materialize_npy("zeros", (3,), tmp_path / "new" / "w.npy",
+                                                 **kw) if flag != "dry_run" else
+                  m.materialize_npy_files([], tmp_path / "new", **kw)):
+        with pytest.raises(TypeError, match=f"Received: {flag}="):
+            write(**{flag: value})
+    assert os.listdir(tmp_path) == []
+
+
 @pytest.mark.parametrize("tensors, match", [
     ({"a": {"shape": [3], "initializer": "no_such_init"}}, r"tensor 'a'.*Unknown initializer"),
     ({"a": {"shape": [3, -1], "initializer": "zeros"}}, r"tensor 'a'.*negative"),

@@ -32,7 +32,9 @@ def load_dir(out_dir):
 @pytest.mark.parametrize("bad", [{"chunk_bytes": 1}, {"chunk_bytes": "big"},
                                  {"lock_timeout": -1}, {"lock_timeout": float("nan")},
                                  {"backend": "bogus"}, {"backend": 3}, {"out_dir": "a file"},
-                                 {"max_shard_size": "zz"}])
+                                 {"max_shard_size": "zz"}, {"progress": "no"},
+                                 {"check_space": "yes"}, {"write_config": 1},
+                                 {"dry_run": "False"}])
 def test_bad_arguments_fail_before_the_model_is_initialised(tmp_path, bad):
     """A live model (real weights) with one bad argument: a clear error, its weights as
     they were, nothing on disk. Before, chunk_bytes and lock_timeout were checked only
@@ -40,10 +42,10 @@ def test_bad_arguments_fail_before_the_model_is_initialised(tmp_path, bad):
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     (tmp_path / "a file").write_text("x")
-    kwargs = dict(bad)
+    kwargs = {"progress": False, **bad}
     out_dir = tmp_path / kwargs.pop("out_dir", "out")
     with pytest.raises((ValueError, TypeError, NotADirectoryError), match="Received|directory"):
-        materialize_module(model, out_dir, SEED, progress=False, **kwargs)
+        materialize_module(model, out_dir, SEED, **kwargs)
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert sorted(os.listdir(tmp_path)) == ["a file"]
