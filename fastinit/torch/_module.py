@@ -128,6 +128,16 @@ def check_rules_used(module: torch.nn.Module, rule_list: RuleList, prefix: str =
                          f"{shown}. Received: rules with {len(rule_list)} entries")
 
 
+def check_regions_used(module: torch.nn.Module, regions: HeldRegions, prefix: str = "") -> None:
+    """ValueError naming the regions whose name is no tensor of ``module`` (a typo would
+    otherwise fill that tensor whole, as if it were not sharded)."""
+    unknown = set(regions) - {fq for fq, *_ in entries(module, prefix)}
+    if unknown:
+        raise ValueError(f"These regions name no parameter or buffer of the module (names are "
+                         f"fully qualified, with the prefix): {sorted(unknown)}. Received: "
+                         f"regions with {len(regions)} entries")
+
+
 def _match(rules: RuleList, fq_name: str, module: torch.nn.Module,
            local_name: str) -> RuleValue | None:
     for key, value in rules:
@@ -320,6 +330,7 @@ def init_module_(module: ModuleT, seed: SupportsIndex, rules: Rules | None = Non
                              "(module.to_empty(device='cpu' or 'cuda')), then call "
                              "init_module_.")
     check_rules_used(module, rules, prefix)
+    check_regions_used(module, regions, prefix)
     if rebuild is not None and not callable(rebuild):
         raise TypeError(f"rebuild must be a callable building the module again. "
                         f"Received: rebuild={rebuild!r}")

@@ -252,6 +252,8 @@ def test_a_region_of_none_is_the_whole_tensor():
     ({"weight": ((9, 7), (slice(0, 3), slice(None), slice(None)))}, ValueError,
      r"weight: the region has 3 items for a global shape of 2 dimensions"),
     ([("weight", ((9, 7), None))], TypeError, r"regions is a mapping.*Received: regions=\["),
+    # a misspelt name would fill the tensor whole, as if it were not sharded
+    ({"weigth": ((9, 7), None)}, ValueError, r"name no parameter or buffer.*\['weigth'\]"),
 ])
 def test_bad_regions_are_refused_before_anything_is_written(regions, error, match):
     part = nn.Linear(7, 3, bias=False)
