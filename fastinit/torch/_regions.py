@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .._typing import Backend, Shape, TensorT
 
 __all__ = ["dtensor_type", "is_dtensor", "dtensor_region", "view_region", "fill_tensor",
-           "fill_region", "zero_row"]
+           "fill_region"]
 
 
 def dtensor_type() -> type[DTensor] | None:
@@ -162,15 +162,3 @@ def fill_region(base: TensorT, init: Callable[..., Any], index: tuple[Any, ...],
     _tensor.fill(local[tuple(select)], init, global_shape=global_shape, index=tuple(sub),
                  stream=stream, backend=backend)
     return base
-
-
-def zero_row(tensor: torch.Tensor, row: int, global_shape: Sequence[int],
-             index: tuple[Any, ...] | None) -> None:
-    """Zero row ``row`` of the global tensor in ``tensor`` (which holds region ``index``)."""
-    import torch
-    row %= global_shape[0]
-    first = index[0] if index is not None else slice(0, global_shape[0])
-    start, stop = (first.start, first.stop) if isinstance(first, slice) else (0, global_shape[0])
-    if start <= row < stop:
-        with torch.no_grad():
-            tensor[row - start].fill_(0)
