@@ -10,7 +10,7 @@ through the request. Concrete classes know nothing about kernels or devices.
 from __future__ import annotations
 
 import inspect
-import os
+import random
 from typing import TYPE_CHECKING, Any, ClassVar, SupportsIndex, cast
 
 import numpy as np
@@ -45,16 +45,23 @@ def resolve_seed(seed: Seed) -> int:
 
     - An ``int`` seed (in ``[0, 2**64)``) is used as it is: the initializer
       gives the same values on every call, in every process.
-    - ``None`` draws a seed **once**, when the initializer is built, from the
-      operating system (``os.urandom``). The initializer then also gives the
-      same values on every call; a new initializer (or ``clone()``, or
+    - ``None`` draws a seed **once**, when the initializer is built, from Python's
+      global ``random`` generator (``random.getrandbits(64)``), as Keras draws
+      the default seeds of its own initializers: Python seeds that generator from
+      the operating system, so by default every process differs, while
+      ``random.seed(n)`` or ``keras.utils.set_random_seed(n)`` make unseeded
+      initializers reproducible (and a forked child is reseeded by Python, so
+      children do not repeat their parent's seeds). The initializer then gives
+      the same values on every call; a new initializer (or ``clone()``, or
       ``from_config`` of its config, which keeps ``seed=None``) draws a new seed.
     - The ``stream=`` keyword of a call selects one of ``2**64`` independent
       sequences under the seed: use a different stream per tensor to get
       different values from one seeded initializer.
-    - The functional front ends (``fastinit.torch``, ``fastinit.jax``) have no
-      construction step: there ``seed=None`` draws a new seed at each call,
-      like a framework's global generator.
+    - The functional front ends have no construction step: ``fastinit.torch``'s
+      functions with ``seed=None`` draw a new seed at each call from torch's
+      default generator (``generator=`` from that one), so ``torch.manual_seed``
+      makes them reproducible, as it does torch's own; ``fastinit.jax`` takes
+      its seed from the key.
     - An initializer (not this function) also takes a Keras
       ``keras.random.SeedGenerator`` as its seed, as Keras' initializers do: then
       each call draws a new seed from the generator (advancing its state), so
@@ -79,7 +86,7 @@ def resolve_seed(seed: Seed) -> int:
     True
     """
     if seed is None:
-        return int.from_bytes(os.urandom(8), "little")
+        return random.getrandbits(64)
     return check_uint64(seed, "seed", ValueError)
 
 

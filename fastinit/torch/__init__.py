@@ -1,9 +1,10 @@
 """PyTorch front end: ``torch.nn.init``'s functions, filled by fastinit, in place.
 
 Same names and signatures as :mod:`torch.nn.init`, with PyTorch's fans
-``(out, in, *kernel)`` and ``seed=`` / ``stream=`` in place of
-``generator=`` (``seed=None`` draws a new seed at each call; the seed rule is
-:func:`fastinit.initializers.base.resolve_seed`). Tensors are filled in
+``(out, in, *kernel)``, and ``seed=`` / ``stream=`` besides ``generator=``:
+without ``seed=`` a call draws its seed from ``generator``, else from torch's
+default generator, so ``torch.manual_seed`` makes it reproducible (the seed rule
+is :func:`fastinit.initializers.base.resolve_seed`). Tensors are filled in
 place without a copy, on the CPU or on their GPU, with the same bits as
 ``fastinit.random`` gives for the same shape, parameters and seed; see
 ``docs/getting-started.md``. :func:`init_module_` initialises whole models;
@@ -46,6 +47,7 @@ from . import _tensor
 from ._fast_init import fast_init
 from ._module import init_module_
 from ._rules import calculate_gain, parameters, torch_rule
+from ._streams import seed_from
 from .._checks import check_real
 from ..initializers.base import resolve_seed
 
@@ -65,9 +67,17 @@ __all__ = [
 
 
 def _seed(seed: Seed, generator: torch.Generator | None) -> int:
-    if generator is not None:
-        raise TypeError("fastinit.torch takes seed= and stream= instead of a torch.Generator. "
-                        f"Received: generator={generator!r}")
+    """The seed of a call: ``seed``; else one draw from ``generator``, else from torch's
+    default generator (so ``torch.manual_seed`` makes the call reproducible, as it
+    does torch's own functions)."""
+    import torch
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator. Received: generator={generator!r}")
+    if generator is not None and seed is not None:
+        raise TypeError("Give seed= or generator=, not both. "
+                        f"Received: seed={seed!r}, generator={generator!r}")
+    if seed is None:
+        return seed_from(generator)
     return resolve_seed(seed)
 
 

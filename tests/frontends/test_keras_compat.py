@@ -78,6 +78,17 @@ def test_seed_generator_draws_a_new_seed_per_call(keras, make):
     np.testing.assert_array_equal(clone((8, 8)), first)
 
 
+def test_set_random_seed_makes_unseeded_initializers_reproducible(keras):
+    """As with Keras' own initializers: keras.utils.set_random_seed fixes the seed an
+    unseeded initializer draws at construction."""
+    keras.utils.set_random_seed(21)
+    a = [fi.GlorotUniform()((5, 3)), keras.initializers.GlorotUniform()((5, 3))]
+    keras.utils.set_random_seed(21)
+    b = [fi.GlorotUniform()((5, 3)), keras.initializers.GlorotUniform()((5, 3))]
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(np.asarray(a[1]), np.asarray(b[1]))
+
+
 def test_seed_generator_config_is_keras_serializable(keras):
     import json
     init = fi.RandomUniform(seed=keras.random.SeedGenerator(7))

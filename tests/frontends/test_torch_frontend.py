@@ -119,9 +119,28 @@ def test_sparse():
     assert torch.equal(ft.sparse_(torch.empty(20, 7), sparsity=0.25, std=0.5, seed=0), w)
 
 
+def test_without_a_seed_calls_follow_torchs_generators():
+    """As torch.nn.init's functions: torch.manual_seed (or generator=) makes a call
+    without seed= reproducible; the seed is one draw, so the generator advances."""
+    torch.manual_seed(4)
+    a = [ft.normal_(torch.empty(6)), ft.kaiming_uniform_(torch.empty(3, 4))]
+    torch.manual_seed(4)
+    b = [ft.normal_(torch.empty(6)), ft.kaiming_uniform_(torch.empty(3, 4))]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], ft.normal_(torch.empty(6)))
+    from fastinit.torch._streams import seed_from
+    g = torch.Generator().manual_seed(9)
+    c = ft.trunc_normal_(torch.empty(5), generator=g)
+    assert torch.equal(c, ft.trunc_normal_(torch.empty(5),
+                                           seed=seed_from(torch.Generator().manual_seed(9))))
+    assert not torch.equal(c, ft.trunc_normal_(torch.empty(5), generator=g))  # advanced
+
+
 def test_errors():
-    with pytest.raises(TypeError, match="seed= and stream="):
-        ft.normal_(torch.empty(3), generator=torch.Generator())
+    with pytest.raises(TypeError, match="not both. Received: seed=1"):
+        ft.normal_(torch.empty(3), seed=1, generator=torch.Generator())
+    with pytest.raises(TypeError, match="Received: generator=3"):
+        ft.normal_(torch.empty(3), generator=3)
     with pytest.raises(TypeError, match="Received: tensor with dtype torch.int32"):
         ft.normal_(torch.empty(3, dtype=torch.int32))
     with pytest.raises(ValueError, match="Received: shape="):

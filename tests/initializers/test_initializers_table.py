@@ -205,6 +205,43 @@ def test_seed_rule(cls):
     assert not np.array_equal(seeded(shape, stream=1), seeded(shape))
 
 
+def test_unseeded_initializers_follow_pythons_random_seed():
+    """seed=None draws from Python's ``random`` (as Keras' own initializers do), so
+    ``random.seed`` - which ``keras.utils.set_random_seed`` calls - makes them
+    reproducible; without it, two initializers differ."""
+    import random
+    random.seed(11)
+    first = [fi.HeNormal()((4, 4)), fi.Orthogonal()((4, 4))]
+    random.seed(11)
+    again = [fi.HeNormal()((4, 4)), fi.Orthogonal()((4, 4))]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(fi.HeNormal()((4, 4)), fi.HeNormal()((4, 4)))
+
+
+def test_forked_children_do_not_repeat_their_parents_unseeded_seeds():
+    """Python reseeds ``random`` in a forked child: two children (and the parent) draw
+    different seeds even after ``random.seed`` in the parent."""
+    import os
+    import random
+    if not hasattr(os, "fork"):
+        pytest.skip("needs os.fork")
+    random.seed(3)
+    seeds = []
+    for _ in range(2):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its unseeded initializer's seed, then exit at once
+            os.write(write, str(fi.RandomNormal().seed).encode())
+            os._exit(0)
+        os.close(write)
+        seeds.append(int(os.read(read, 64)))
+        os.close(read)
+        os.waitpid(pid, 0)
+    seeds.append(fi.RandomNormal().seed)
+    assert len(set(seeds)) == 3
+
+
 def test_streams_are_independent():
     init = fi.RandomNormal(stddev=1.0, seed=0)
     a = init((200_000,), stream=0).astype(np.float64)
