@@ -75,7 +75,25 @@ def _craft_leftovers(out, victim):
     os.symlink(victim.parent, out / ".fastinit-run-fedcba9876543210")
 
 
-def test_crafted_leftovers_never_reach_outside_the_directory(tmp_path):
+def _write_materialize(out):
+    m.materialize(SMALL, out, seed=0, progress=False)
+    return "model.safetensors"
+
+
+def _write_store_npy(out):
+    pytest.importorskip("dask")
+    import fastinit.dask as fd
+    fd.store_npy(fd.array("ones", (10, 3), chunks=(4, 3)), out / "w.npy")
+    assert np.array_equal(np.load(out / "w.npy"), np.ones((10, 3), np.float32))
+    return "w.npy"
+
+
+@pytest.mark.parametrize("write", [_write_materialize, _write_store_npy],
+                         ids=["materialize", "store_npy"])
+def test_crafted_leftovers_never_reach_outside_the_directory(tmp_path, write):
+    """Leftovers naming files outside the directory (``../x``, links): the run writes
+    only its own file and warns; nothing else changes (``dask.store_npy`` too, which
+    once ran recovery on its target's parent directory)."""
     victim = tmp_path / "victim.txt"
     victim.write_text("victim")
     out = tmp_path / "out"
@@ -83,9 +101,9 @@ def test_crafted_leftovers_never_reach_outside_the_directory(tmp_path):
     before = _snapshot(tmp_path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m.materialize(SMALL, out, seed=0, progress=False)
+        name = write(out)
     after = _snapshot(tmp_path)
-    assert _new_files(before, after) == [os.path.join("out", "model.safetensors")]
+    assert _new_files(before, after) == [os.path.join("out", name)]
     assert {k: v for k, v in after.items() if k in before} == before  # nothing else changed
     assert any("not a folder fastinit wrote" in str(w.message) for w in caught)
 
@@ -97,24 +115,6 @@ def test_a_closed_commit_refuses_to_stage_or_commit(tmp_path):
         with pytest.raises(ValueError, match="This commit is closed"):
             call()
     assert os.listdir(tmp_path) == []
-
-
-def test_store_npy_touches_only_its_own_names(tmp_path):
-    pytest.importorskip("dask")
-    import fastinit.dask as fd
-    victim = tmp_path / "victim.txt"
-    victim.write_text("victim")
-    out = tmp_path / "out"
-    _craft_leftovers(out, victim)
-    before = _snapshot(tmp_path)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fd.store_npy(fd.array("ones", (10, 3), chunks=(4, 3)), out / "w.npy")
-    after = _snapshot(tmp_path)
-    assert _new_files(before, after) == [os.path.join("out", "w.npy")]
-    assert {k: v for k, v in after.items() if k in before} == before
-    assert any("not a folder fastinit wrote" in str(w.message) for w in caught)
-    assert np.array_equal(np.load(out / "w.npy"), np.ones((10, 3), np.float32))
 
 
 # -- directories and links under a checkpoint file's name --------------------------------------
