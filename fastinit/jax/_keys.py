@@ -55,7 +55,6 @@ def key_to_seed(key: JaxKey) -> int:
     if _is_int(key):
         return resolve_seed(int(key))
     words = np.asarray(_key_data(key))
-    _check_words(words.dtype, words.shape)
     words = words.astype(np.uint32)
     if words.size != 2:
         acc = np.zeros(2, dtype=np.uint32)
@@ -76,7 +75,6 @@ def seed_words(key: JaxKey) -> tuple[jax.Array | np.uint32, jax.Array | np.uint3
     from ..backends.xla import _philox
 
     words = _key_data(key)
-    _check_words(np.dtype(words.dtype), tuple(words.shape))
     words = jnp.asarray(words).astype(jnp.uint32)
     if words.shape[0] != 2:
         acc = (np.uint32(0), np.uint32(0))
@@ -99,19 +97,19 @@ def _key_data(key: object) -> Any:
     given = key
     if not hasattr(key, "shape") or not hasattr(key, "dtype"):
         key = np.asarray(key)
-    if np.dtype(key.dtype).kind not in "ui" or len(key.shape) == 0:
-        # a float, a string, None, a bool or a 0-d array: no key, and no batch of keys
-        shown = (f"key={given!r:.80}" if len(key.shape) == 0 else
-                 f"key with dtype {key.dtype} and shape {tuple(key.shape)}")
-        raise TypeError("key must be a JAX PRNG key (jax.random.key or PRNGKey) or an int "
-                        f"seed. Received: {shown}")
+    _check_words(np.dtype(key.dtype), tuple(key.shape), given)
     if len(key.shape) != 1:
         raise ValueError("fastinit.jax takes one key (map over a batch of keys with "
                          f"jax.vmap). Received: key data of shape {tuple(key.shape)}")
     return key
 
 
-def _check_words(dtype: np.dtype[Any], shape: tuple[int, ...]) -> None:
-    if np.dtype(dtype).kind not in "ui" or int(np.prod(shape)) < 2:
-        raise TypeError("key must be a JAX PRNG key or an int seed. "
-                        f"Received: key with dtype {dtype} and shape {tuple(shape)}")
+def _check_words(dtype: np.dtype[Any], shape: tuple[int, ...], given: object) -> None:
+    """TypeError unless the raw key data ``given`` (of ``dtype`` and ``shape``) holds
+    integer words, two at least: a float, a string, None, a bool or a 0-d array is no
+    key (a batch of keys, empty or not, passes: the caller refuses it)."""
+    if np.dtype(dtype).kind not in "ui" or (len(shape) <= 1 and int(np.prod(shape)) < 2):
+        shown = (f"key={given!r:.80}" if len(shape) == 0 else
+                 f"key with dtype {dtype} and shape {tuple(shape)}")
+        raise TypeError("key must be a JAX PRNG key (jax.random.key or PRNGKey) or an int "
+                        f"seed. Received: {shown}")
